@@ -1,0 +1,36 @@
+// Shim socket addresses: derived exactly as containerd's shim library derives them, so a group's
+// address is stable across `start` invocations and a live daemon can be found and reused.
+import { createHash } from 'node:crypto';
+import net from 'node:net';
+import path from 'node:path';
+
+export const DEFAULT_SOCKET_DIR = '/run/containerd/s';
+
+export function socketAddress(grpcAddress: string, namespace: string, groupId: string, socketDir = DEFAULT_SOCKET_DIR): string {
+  const digest = createHash('sha256').update(path.join(grpcAddress, namespace, groupId)).digest('hex');
+  return `unix://${path.join(socketDir, digest)}`;
+}
+
+export function socketPath(address: string): string {
+  return address.startsWith('unix://') ? address.slice('unix://'.length) : address;
+}
+
+/** True when something accepts connections on the socket. */
+export function canConnect(address: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.createConnection({ path: socketPath(address) });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve(false);
+    }, timeoutMs);
+    sock.once('connect', () => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+}

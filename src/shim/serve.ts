@@ -1,0 +1,49 @@
+// The long-lived daemon of one shim group: subreaper, ttrpc server on the listener `start`
+// handed over (fd 3), task service, event publisher. Exits after Shutdown once no task is left.
+import fs from 'node:fs';
+import { setChildSubreaper } from '../sys/libc.js';
+import { Reaper } from '../task/reaper.js';
+import { TaskService } from '../task/service.js';
+import { socketPath } from './address.js';
+import type { ShimFlags } from './flags.js';
+import { createDaemonLogger } from './logger.js';
+import { Publisher } from './publisher.js';
+import { taskHandlers } from './task-rpc.js';
+import { TtrpcServer } from './ttrpc/server.js';
+
+export async function runServe(f: ShimFlags): Promise<void> {
+  const bundle = process.cwd();
+  const log = createDaemonLogger(bundle, { namespace: f.namespace, id: f.id }, f.debug);
+  process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'));
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+  process.on('SIGPIPE', () => undefined);
+  setChildSubreaper();
+
+  const reaper = new Reaper();
+  reaper.install();
+  const ttrpcAddress = process.env.TTRPC_ADDRESS || `${f.address}.ttrpc`;
+  const publisher = new Publisher(ttrpcAddress, log);
+  const service = new TaskService(log, reaper, publisher);
+  const server = new TtrpcServer(log);
+  const address = process.env.URUNC_SHIM_ADDRESS ?? '';
+
+  let exiting = false;
+  const shutdown = (): void => {
+    if (exiting) return;
+    exiting = true;
+    // Answer the Shutdown call first, then flush events and leave.
+    setImmediate(async () => {
+      await publisher.drain(3000);
+      publisher.close();
+      server.close();
+      if (address) fs.rmSync(socketPath(address), { force: true });
+      log.info('shim exiting');
+      process.exit(0);
+    });
+  };
+  const handlers = taskHandlers(service, { defaultNamespace: f.namespace, onShutdown: shutdown });
+  server.register('containerd.task.v2.Task', handlers);
+  server.register('containerd.task.v3.Task', handlers);
+  await server.listen({ fd: 3 });
+  log.info({ address, ttrpcAddress }, 'shim serving');
+}

@@ -1,0 +1,198 @@
+// The one place that calls libc directly (through koffi), for what Node has no API for:
+// subreaping, targeted waitpid, real pipes, mount/umount, ioctl on terminals and SCM_RIGHTS.
+// Loaded lazily so `start` and `-info` never pay for koffi.
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+type Fn = (...args: unknown[]) => number;
+interface Koffi {
+  load(path: string): { func(decl: string): Fn };
+  errno(): number;
+  struct(name: string, def: Record<string, unknown>): unknown;
+  pointer(t: unknown): unknown;
+  array(t: unknown, n: number): unknown;
+  alloc(t: unknown, n: number): unknown;
+  decode(p: unknown, t: unknown): unknown;
+  sizeof(t: unknown): number;
+}
+
+interface Libc {
+  k: Koffi;
+  prctl: Fn;
+  waitpid: Fn;
+  pipe2: Fn;
+  mount: Fn;
+  umount2: Fn;
+  ioctlWinsize: Fn;
+  dup: Fn;
+  close: Fn;
+  recvmsg: Fn;
+  msghdr: unknown;
+  iovec: unknown;
+}
+
+let libc: Libc | undefined;
+
+function load(): Libc {
+  if (libc) return libc;
+  const k = require('koffi') as Koffi;
+  const lib = k.load('libc.so.6');
+  const iovec = k.struct('iovec', { iov_base: 'void *', iov_len: 'size_t' });
+  const msghdr = k.struct('msghdr', {
+    msg_name: 'void *',
+    msg_namelen: 'uint32_t',
+    msg_iov: 'void *',
+    msg_iovlen: 'size_t',
+    msg_control: 'void *',
+    msg_controllen: 'size_t',
+    msg_flags: 'int',
+  });
+  k.struct('winsize', { ws_row: 'uint16_t', ws_col: 'uint16_t', ws_xpixel: 'uint16_t', ws_ypixel: 'uint16_t' });
+  libc = {
+    k,
+    prctl: lib.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)'),
+    waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)'),
+    pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)'),
+    mount: lib.func('int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+    umount2: lib.func('int umount2(const char *target, int flags)'),
+    ioctlWinsize: lib.func('int ioctl(int fd, unsigned long req, const winsize *ws)'),
+    dup: lib.func('int dup(int fd)'),
+    close: lib.func('int close(int fd)'),
+    recvmsg: lib.func('long recvmsg(int fd, msghdr *msg, int flags)'),
+    msghdr,
+    iovec,
+  };
+  return libc;
+}
+
+export class Errno extends Error {
+  constructor(
+    readonly call: string,
+    readonly errno: number,
+  ) {
+    super(`${call}: errno ${errno}`);
+    this.name = 'Errno';
+  }
+}
+
+export const EINTR = 4;
+export const ECHILD = 10;
+export const EAGAIN = 11;
+export const EINVAL = 22;
+export const ENOENT = 2;
+export const EBUSY = 16;
+
+function check(call: string, rc: number): number {
+  if (rc < 0) throw new Errno(call, load().k.errno());
+  return rc;
+}
+
+const PR_SET_CHILD_SUBREAPER = 36;
+export function setChildSubreaper(): void {
+  const l = load();
+  check('prctl(PR_SET_CHILD_SUBREAPER)', l.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0));
+}
+
+export type WaitResult = { pid: number; status: number } | undefined;
+const WNOHANG = 1;
+/** Non-blocking waitpid on one pid: the decoded exit status, or undefined while it runs. */
+export function reapPid(pid: number): WaitResult {
+  const l = load();
+  const st = [0];
+  for (;;) {
+    const rc = l.waitpid(pid, st, WNOHANG);
+    if (rc === 0) return undefined;
+    if (rc < 0) {
+      const e = l.k.errno();
+      if (e === EINTR) continue;
+      throw new Errno('waitpid', e);
+    }
+    return { pid: rc, status: decodeWaitStatus(st[0] ?? 0) };
+  }
+}
+
+/** Shell convention: exit code, or 128 + signal for a signalled process. */
+export function decodeWaitStatus(raw: number): number {
+  const sig = raw & 0x7f;
+  if (sig === 0) return (raw >> 8) & 0xff;
+  return 128 + sig;
+}
+
+const O_CLOEXEC = 0o2000000;
+/** A real pipe (not a socketpair): [readFd, writeFd], both close-on-exec. */
+export function makePipe(): [number, number] {
+  const fds = [0, 0];
+  check('pipe2', load().pipe2(fds, O_CLOEXEC));
+  return [fds[0] ?? -1, fds[1] ?? -1];
+}
+
+export function mount(source: string, target: string, fstype: string, flags: number, data: string): void {
+  check(`mount ${target}`, load().mount(source, target, fstype, flags, data || null));
+}
+
+export const MNT_DETACH = 2;
+/** umount2; returns the errno instead of throwing so callers can loop until EINVAL. */
+export function umount(target: string, flags = 0): number {
+  const l = load();
+  return l.umount2(target, flags) < 0 ? l.k.errno() : 0;
+}
+
+const TIOCSWINSZ = 0x5414;
+export function setWinsize(fd: number, cols: number, rows: number): void {
+  check('ioctl(TIOCSWINSZ)', load().ioctlWinsize(fd, TIOCSWINSZ, { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 }));
+}
+
+export function dupFd(fd: number): number {
+  return check('dup', load().dup(fd));
+}
+
+export function closeFd(fd: number): void {
+  load().close(fd);
+}
+
+const MSG_DONTWAIT = 0x40;
+const MSG_CMSG_CLOEXEC = 0x40000000;
+/**
+ * Receives one file descriptor sent with SCM_RIGHTS on a connected unix socket (non-blocking).
+ * Returns undefined when nothing has arrived yet (EAGAIN); throws when the peer closed without one.
+ */
+export function recvFd(sock: number): number | undefined {
+  const l = load();
+  const data = Buffer.alloc(256);
+  const control = Buffer.alloc(64);
+  const iov = { iov_base: data, iov_len: data.length };
+  const iovArr = l.k.alloc(l.iovec, 1);
+  // koffi encodes a plain object into the allocated struct when passed through the typed pointer below.
+  const msg = {
+    msg_name: null,
+    msg_namelen: 0,
+    msg_iov: iovArr,
+    msg_iovlen: 1,
+    msg_control: control,
+    msg_controllen: control.length,
+    msg_flags: 0,
+  };
+  encodeInto(l, iovArr, l.iovec, iov);
+  const rc = l.recvmsg(sock, msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (rc < 0) {
+    const e = l.k.errno();
+    if (e === EAGAIN || e === EINTR) return undefined;
+    throw new Errno('recvmsg', e);
+  }
+  // struct cmsghdr { size_t cmsg_len; int cmsg_level; int cmsg_type; } then the fds.
+  const len = Number(control.readBigUInt64LE(0));
+  const level = control.readInt32LE(8);
+  const type = control.readInt32LE(12);
+  const SOL_SOCKET = 1;
+  const SCM_RIGHTS = 1;
+  if (len < 20 || level !== SOL_SOCKET || type !== SCM_RIGHTS) {
+    if (rc === 0) throw new Error('console socket closed without a file descriptor');
+    throw new Error('console socket message carried no file descriptor');
+  }
+  return control.readInt32LE(16);
+}
+
+function encodeInto(l: Libc, ptr: unknown, type: unknown, value: unknown): void {
+  (l.k as unknown as { encode(p: unknown, t: unknown, v: unknown): void }).encode(ptr, type, value);
+}

@@ -1,0 +1,73 @@
+// Exit collection. The daemon is a child subreaper, so container inits and exec'd processes are
+// re-parented to it; each is reaped with a targeted waitpid (never waitpid(-1), which would steal
+// the statuses libuv waits for). A sweep also reaps stray zombies that nobody watches.
+import fs from 'node:fs';
+import { reapPid, Errno, ECHILD } from '../sys/libc.js';
+import { isOwnedChild } from './spawn.js';
+
+export type ExitHandler = (status: number, exitedAt: Date) => void;
+
+export class Reaper {
+  private readonly watched = new Map<number, ExitHandler>();
+  private installed = false;
+
+  install(): void {
+    if (this.installed) return;
+    this.installed = true;
+    process.on('SIGCHLD', () => this.poll());
+  }
+
+  /** Calls onExit once when pid exits. Polls at once: the exit may already have happened. */
+  watch(pid: number, onExit: ExitHandler): void {
+    this.watched.set(pid, onExit);
+    this.poll();
+  }
+
+  unwatch(pid: number): void {
+    this.watched.delete(pid);
+  }
+
+  poll(): void {
+    for (const [pid, onExit] of [...this.watched]) {
+      let res;
+      try {
+        res = reapPid(pid);
+      } catch (err: unknown) {
+        // ECHILD: not our child (never re-parented, or reaped elsewhere). Report it as gone.
+        if (err instanceof Errno && err.errno === ECHILD && !fs.existsSync(`/proc/${pid}`)) {
+          this.watched.delete(pid);
+          onExit(255, new Date());
+        }
+        continue;
+      }
+      if (res) {
+        this.watched.delete(pid);
+        onExit(res.status, new Date());
+      }
+    }
+    this.sweep();
+  }
+
+  /** Reaps zombie children that are neither watched nor spawned through spawnOwned. */
+  private sweep(): void {
+    let children: number[] = [];
+    try {
+      for (const tid of fs.readdirSync('/proc/self/task')) {
+        const list = fs.readFileSync(`/proc/self/task/${tid}/children`, 'utf8').trim();
+        if (list) children = children.concat(list.split(/\s+/).map(Number));
+      }
+    } catch {
+      return;
+    }
+    for (const pid of children) {
+      if (this.watched.has(pid) || isOwnedChild(pid)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+        if (state === 'Z') reapPid(pid);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}

@@ -1,0 +1,333 @@
+// The task service: registry of containers, each an init process plus execs, driven through runc.
+// Owns every container's runc state, rootfs mount and IO from Create until Delete.
+// Invariants: TaskCreate -> TaskStart -> TaskExit -> TaskDelete per init; ExecAdded -> ExecStarted
+// -> TaskExit per exec; an init's TaskExit is published only after all its execs have exited.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { Code, ShimError, alreadyExists, failedPrecondition, invalidArgument, notFound, unimplemented } from '../errors.js';
+import { mountAll, unmountAll } from './mounts.js';
+import { Proc } from './process.js';
+import type { Reaper } from './reaper.js';
+import { Runc } from './runc.js';
+import { ProcessIO } from './stdio.js';
+import type { CreateRequest, EventSink, ExecRequest, ExitInfo, ProcessState } from './types.js';
+import { readSpec } from './spec.js';
+
+interface Container {
+  id: string;
+  namespace: string;
+  bundle: string;
+  runc: Runc;
+  init: Proc;
+  execs: Map<string, Proc>;
+  rootfsMounted: boolean;
+  /** The init's exit, held until the last exec has exited. */
+  initExitHeld: boolean;
+}
+
+/** How long Delete waits for output still held open by the container's orphans. */
+const IO_DRAIN_MS = 2000;
+
+export class TaskService {
+  private readonly containers = new Map<string, Container>();
+
+  constructor(
+    private readonly log: Logger,
+    private readonly reaper: Reaper,
+    private readonly events: EventSink,
+  ) {}
+
+  get size(): number {
+    return this.containers.size;
+  }
+
+  async create(namespace: string, req: CreateRequest): Promise<number> {
+    if (this.containers.has(req.id)) throw alreadyExists(`task ${req.id}`);
+    if (req.checkpoint) throw unimplemented('restore from checkpoint');
+    if (!path.isAbsolute(req.bundle)) throw invalidArgument(`bundle ${req.bundle} is not absolute`);
+    readSpec(req.bundle);
+    const runc = new Runc(Runc.rootFor(req.bundle, namespace));
+    const rootfs = path.join(req.bundle, 'rootfs');
+    const init = new Proc(req.id, '', req.bundle, { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal });
+    const undo: Array<() => Promise<void> | void> = [];
+    try {
+      if (req.rootfs.length > 0) {
+        mountAll(req.rootfs, rootfs);
+        undo.push(() => unmountAll(rootfs));
+      }
+      const io = await ProcessIO.open(init.stdio, { containerId: req.id, namespace });
+      init.io = io;
+      undo.push(() => io.destroy());
+      const pidCreate = runc.create(req.id, req.bundle, {
+        pidFile: path.join(req.bundle, 'init.pid'),
+        consoleSocket: io.consoleSocket,
+        stdio: io.stdio,
+      });
+      undo.push(() => runc.delete(req.id, req.bundle, true).catch(() => undefined));
+      init.pid = await pidCreate;
+      await io.receiveConsole();
+      io.releaseChildFds();
+    } catch (err: unknown) {
+      for (const u of undo.reverse()) await u();
+      throw err;
+    }
+    const c: Container = { id: req.id, namespace, bundle: req.bundle, runc, init, execs: new Map(), rootfsMounted: req.rootfs.length > 0, initExitHeld: false };
+    this.containers.set(req.id, c);
+    this.events.publish(namespace, {
+      topic: '/tasks/create', containerId: req.id, bundle: req.bundle, rootfs: req.rootfs,
+      io: { ...init.stdio }, checkpoint: req.checkpoint, pid: init.pid,
+    });
+    this.reaper.watch(init.pid, (status, at) => this.onExit(c, init, status, at));
+    return init.pid;
+  }
+
+  async start(id: string, execId: string): Promise<number> {
+    const c = this.get(id);
+    const p = this.proc(c, execId);
+    p.requireStatus(['created'], 'start');
+    if (p.starting) throw failedPrecondition(`${p.label} is already starting`);
+    p.starting = true;
+    try {
+      if (p.isInit) {
+        await c.runc.start(id, c.bundle);
+        p.status = 'running';
+        this.events.publish(c.namespace, { topic: '/tasks/start', containerId: id, pid: p.pid });
+      } else {
+        if (!c.init.alive) throw failedPrecondition(`cannot start exec ${execId}: task ${id} is ${c.init.status}`);
+        await this.startExec(c, p);
+        this.events.publish(c.namespace, { topic: '/tasks/exec-started', containerId: id, execId, pid: p.pid });
+      }
+    } finally {
+      p.starting = false;
+    }
+    const held = p.heldExit;
+    if (held) {
+      p.heldExit = undefined;
+      this.onExit(c, p, held.status, held.at);
+    }
+    return p.pid;
+  }
+
+  private async startExec(c: Container, p: Proc): Promise<void> {
+    const dir = path.join(c.bundle, 'execs');
+    fs.mkdirSync(dir, { recursive: true });
+    const processFile = path.join(dir, `${p.execId}.json`);
+    fs.writeFileSync(processFile, p.spec ?? new Uint8Array());
+    const io = await ProcessIO.open(p.stdio, { containerId: c.id, namespace: c.namespace });
+    p.io = io;
+    try {
+      p.pid = await c.runc.exec(c.id, c.bundle, {
+        processFile,
+        pidFile: path.join(dir, `${p.execId}.pid`),
+        consoleSocket: io.consoleSocket,
+        stdio: io.stdio,
+      });
+      await io.receiveConsole();
+      io.releaseChildFds();
+    } catch (err: unknown) {
+      io.destroy();
+      p.io = undefined;
+      throw err;
+    }
+    p.status = 'running';
+    this.reaper.watch(p.pid, (status, at) => this.onExit(c, p, status, at));
+  }
+
+  private onExit(c: Container, p: Proc, status: number, at: Date): void {
+    if (p.exit) return;
+    if (p.starting) {
+      p.heldExit = { status, at };
+      return;
+    }
+    this.log.debug({ id: c.id, execId: p.execId, pid: p.pid, status }, 'process exited');
+    p.setExited(status, at);
+    if (p.isInit) {
+      const running = [...c.execs.values()].filter((e) => e.alive);
+      if (running.length > 0) {
+        c.initExitHeld = true;
+        for (const e of running) killQuietly(e.pid, 9);
+        return;
+      }
+      this.publishExit(c, p);
+      return;
+    }
+    this.publishExit(c, p);
+    if (c.initExitHeld && ![...c.execs.values()].some((e) => e.alive)) {
+      c.initExitHeld = false;
+      this.publishExit(c, c.init);
+    }
+  }
+
+  private publishExit(c: Container, p: Proc): void {
+    const e = p.exit as ExitInfo;
+    this.events.publish(c.namespace, {
+      topic: '/tasks/exit', containerId: c.id, id: p.isInit ? c.id : p.execId,
+      pid: e.pid, exitStatus: e.exitStatus, exitedAt: e.exitedAt,
+    });
+  }
+
+  async delete(id: string, execId: string): Promise<ExitInfo> {
+    const c = this.get(id);
+    const p = this.proc(c, execId);
+    if (!p.isInit) {
+      if (p.alive || p.starting) throw failedPrecondition(`cannot delete running ${p.label}`);
+      c.execs.delete(execId);
+      await p.io?.drain(IO_DRAIN_MS);
+      p.io?.destroy();
+      return p.exit ?? { pid: p.pid, exitStatus: 0, exitedAt: new Date() };
+    }
+    if (p.alive || p.starting) throw failedPrecondition(`cannot delete running ${p.label}`);
+    if ([...c.execs.values()].some((e) => e.alive)) throw failedPrecondition(`task ${id} still has running execs`);
+    if (p.status === 'created') {
+      // Never started: runc delete --force kills the waiting init; its exit arrives through the reaper.
+      await c.runc.delete(id, c.bundle, true).catch((err: unknown) => this.log.warn({ err, id }, 'runc delete --force'));
+      await Promise.race([p.wait(), sleep(2000)]);
+      if (!p.exit) p.setExited(137, new Date());
+    } else {
+      await c.runc.delete(id, c.bundle, false).catch(async (err: unknown) => {
+        this.log.warn({ err, id }, 'runc delete; retrying with --force');
+        await c.runc.delete(id, c.bundle, true).catch(() => undefined);
+      });
+    }
+    this.reaper.unwatch(p.pid);
+    await p.io?.drain(IO_DRAIN_MS);
+    p.io?.destroy();
+    for (const e of c.execs.values()) e.io?.destroy();
+    if (c.rootfsMounted) unmountAll(path.join(c.bundle, 'rootfs'));
+    this.containers.delete(id);
+    const exit = p.exit as ExitInfo;
+    this.events.publish(c.namespace, {
+      topic: '/tasks/delete', containerId: id, id, pid: exit.pid, exitStatus: exit.exitStatus, exitedAt: exit.exitedAt,
+    });
+    return exit;
+  }
+
+  exec(req: ExecRequest): void {
+    const c = this.get(req.id);
+    if (c.execs.has(req.execId) || req.execId === '') throw alreadyExists(`exec ${req.execId}`);
+    if (!c.init.alive && c.init.status !== 'created') throw failedPrecondition(`cannot exec in ${c.init.status} task ${req.id}`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.from(req.spec).toString('utf8'));
+    } catch {
+      throw invalidArgument(`exec ${req.execId}: spec is not valid JSON`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || !Array.isArray((parsed as { args?: unknown }).args)) {
+      throw invalidArgument(`exec ${req.execId}: spec has no args`);
+    }
+    const p = new Proc(req.id, req.execId, c.bundle, { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal }, req.spec);
+    c.execs.set(req.execId, p);
+    this.events.publish(c.namespace, { topic: '/tasks/exec-added', containerId: req.id, execId: req.execId });
+  }
+
+  state(id: string, execId: string): ProcessState {
+    return this.proc(this.get(id), execId).state();
+  }
+
+  async wait(id: string, execId: string): Promise<ExitInfo> {
+    return this.proc(this.get(id), execId).wait();
+  }
+
+  async kill(id: string, execId: string, signal: number, all: boolean): Promise<void> {
+    const c = this.get(id);
+    const p = this.proc(c, execId);
+    if (p.status === 'stopped') throw notFound(`${p.label}: process already finished`);
+    if (p.isInit) {
+      await c.runc.kill(id, c.bundle, signal, all);
+      return;
+    }
+    if (p.status === 'created') throw notFound(`${p.label}: process not started`);
+    try {
+      process.kill(p.pid, signal);
+    } catch (err: unknown) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') throw notFound(`${p.label}: process already finished`);
+      throw err;
+    }
+  }
+
+  async pids(id: string): Promise<Array<{ pid: number; execId: string }>> {
+    const c = this.get(id);
+    if (!c.init.alive) return [];
+    const pids = await c.runc.ps(id, c.bundle);
+    const byPid = new Map([...c.execs.values()].map((e) => [e.pid, e.execId]));
+    return pids.map((pid) => ({ pid, execId: byPid.get(pid) ?? '' }));
+  }
+
+  async pause(id: string): Promise<void> {
+    const c = this.get(id);
+    c.init.requireStatus(['running'], 'pause');
+    await c.runc.pause(id, c.bundle);
+    c.init.status = 'paused';
+    this.events.publish(c.namespace, { topic: '/tasks/paused', containerId: id });
+  }
+
+  async resume(id: string): Promise<void> {
+    const c = this.get(id);
+    c.init.requireStatus(['paused'], 'resume');
+    await c.runc.resume(id, c.bundle);
+    if (c.init.status === 'paused') c.init.status = 'running';
+    this.events.publish(c.namespace, { topic: '/tasks/resumed', containerId: id });
+  }
+
+  async update(id: string, resources: Uint8Array): Promise<void> {
+    const c = this.get(id);
+    if (!c.init.alive) throw failedPrecondition(`cannot update ${c.init.label} in ${c.init.status} state`);
+    const json = Buffer.from(resources).toString('utf8');
+    try {
+      JSON.parse(json);
+    } catch {
+      throw invalidArgument('update: resources are not valid JSON');
+    }
+    await c.runc.update(id, c.bundle, json);
+  }
+
+  resizePty(id: string, execId: string, width: number, height: number): void {
+    const p = this.proc(this.get(id), execId);
+    if (!p.io) throw failedPrecondition(`${p.label} has no io`);
+    p.io.resize(width, height);
+  }
+
+  closeIO(id: string, execId: string, stdin: boolean): void {
+    const p = this.proc(this.get(id), execId);
+    if (stdin) p.io?.closeStdin();
+  }
+
+  async stats(id: string): Promise<unknown> {
+    const c = this.get(id);
+    if (!c.init.alive) throw notFound(`task ${id}: not running`);
+    return c.runc.stats(id, c.bundle);
+  }
+
+  /** The task pid containerd shows (Connect.task_pid): the init's pid, 0 when unknown. */
+  taskPid(id: string): number {
+    return this.containers.get(id)?.init.pid ?? 0;
+  }
+
+  private get(id: string): Container {
+    const c = this.containers.get(id);
+    if (!c) throw notFound(`task ${id}`);
+    return c;
+  }
+
+  private proc(c: Container, execId: string): Proc {
+    if (!execId) return c.init;
+    const p = c.execs.get(execId);
+    if (!p) throw notFound(`exec ${execId} of task ${c.id}`);
+    return p;
+  }
+}
+
+function killQuietly(pid: number, signal: number): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // gone already
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
+
+export { ShimError, Code };

@@ -1,0 +1,42 @@
+// Child processes the shim starts itself (runc, loggers). Their pids are recorded so the reaper's
+// sweep of stray zombies never steals a status libuv is waiting for.
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+
+const owned = new Set<number>();
+
+export function isOwnedChild(pid: number): boolean {
+  return owned.has(pid);
+}
+
+export function spawnOwned(file: string, args: readonly string[], opts: SpawnOptions): ChildProcess {
+  const child = spawn(file, args, opts);
+  const pid = child.pid;
+  if (pid !== undefined) {
+    owned.add(pid);
+    child.once('exit', () => owned.delete(pid));
+  }
+  return child;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+}
+
+/** Runs a command to completion; rejects on spawn failure. stdin, if given, is written then closed. */
+export function run(file: string, args: readonly string[], opts: SpawnOptions & { input?: string } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const { input, ...rest } = opts;
+    const child = spawnOwned(file, args, { stdio: [input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'], ...rest });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      const rc = code ?? 128 + (signal ? 9 : 0);
+      resolve({ code: rc, stdout: stdout + (stderr ? `\n${stderr}` : '') });
+    });
+    if (input !== undefined) child.stdin?.end(input);
+  });
+}

@@ -1,0 +1,303 @@
+// A process's stdio as containerd describes it (fifo paths, binary:// loggers, file:// paths, or
+// nothing), turned into the fds runc hands to the container. Owned by one process; destroy()
+// releases every fd, copier and logger it holds and is safe to call twice.
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import tty from 'node:tty';
+import { constants as C } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { Code, ShimError, messageOf } from '../errors.js';
+import { closeFd, dupFd, makePipe, recvFd, setWinsize } from '../sys/libc.js';
+import { spawnOwned } from './spawn.js';
+import type { RuncStdio } from './runc.js';
+
+export interface StdioSpec {
+  stdin: string;
+  stdout: string;
+  stderr: string;
+  terminal: boolean;
+}
+
+export interface IoContext {
+  containerId: string;
+  namespace: string;
+}
+
+type Uri = { scheme: 'fifo'; path: string } | { scheme: 'binary' | 'file'; url: URL } | undefined;
+
+function parseUri(s: string): Uri {
+  if (!s) return undefined;
+  if (!s.includes('://')) return { scheme: 'fifo', path: s };
+  let url: URL;
+  try {
+    url = new URL(s);
+  } catch {
+    throw new ShimError(Code.InvalidArgument, `invalid io uri ${JSON.stringify(s)}`);
+  }
+  if (url.protocol === 'fifo:') return { scheme: 'fifo', path: url.pathname };
+  if (url.protocol === 'binary:') return { scheme: 'binary', url };
+  if (url.protocol === 'file:') return { scheme: 'file', url };
+  throw new ShimError(Code.InvalidArgument, `unsupported io scheme ${url.protocol}`);
+}
+
+export class ProcessIO {
+  /** fds given to runc; closed in the shim once runc has passed them on. */
+  private childFds: number[] = [];
+  private readonly closers: Array<() => void> = [];
+  private readonly copies: Promise<void>[] = [];
+  private stdinWriter: net.Socket | tty.WriteStream | undefined;
+  private stdinReader: net.Socket | undefined;
+  private masterFd: number | undefined;
+  private consoleServer: net.Server | undefined;
+  private consoleDir: string | undefined;
+  private logger: ChildProcess | undefined;
+  readonly stdio: RuncStdio = { stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' };
+  private destroyed = false;
+
+  private constructor(readonly spec: StdioSpec) {}
+
+  static async open(spec: StdioSpec, ctx: IoContext): Promise<ProcessIO> {
+    const io = new ProcessIO(spec);
+    try {
+      if (spec.terminal) await io.openConsoleSocket();
+      else await io.openPipes(ctx);
+      return io;
+    } catch (err: unknown) {
+      io.destroy();
+      throw err;
+    }
+  }
+
+  /** Path for runc --console-socket, when this process has a terminal. */
+  get consoleSocket(): string | undefined {
+    return this.consoleDir ? path.join(this.consoleDir, 'pty.sock') : undefined;
+  }
+
+  private async openPipes(ctx: IoContext): Promise<void> {
+    const out = parseUri(this.spec.stdout);
+    const err = parseUri(this.spec.stderr);
+    if (out?.scheme === 'binary') {
+      await this.startLogger(out.url, ctx);
+    } else if (out?.scheme === 'file') {
+      const fd = fs.openSync(out.url.pathname, C.O_WRONLY | C.O_APPEND | C.O_CREAT, 0o644);
+      this.childFds.push(fd);
+      this.stdio.stdout = fd;
+      this.stdio.stderr = fd;
+    } else {
+      if (out?.scheme === 'fifo') this.stdio.stdout = await this.pipeToFifo(out.path);
+      if (err?.scheme === 'fifo') this.stdio.stderr = await this.pipeToFifo(err.path);
+    }
+    const inp = parseUri(this.spec.stdin);
+    if (inp?.scheme === 'fifo') {
+      const [r, w] = makePipe();
+      this.childFds.push(r);
+      this.stdio.stdin = r;
+      this.stdinWriter = new net.Socket({ fd: w, readable: false, writable: true });
+      this.stdinWriter.on('error', () => undefined);
+      this.stdinReader = openFifoReader(inp.path);
+      this.stdinReader.pipe(this.stdinWriter);
+    }
+  }
+
+  /** A real pipe whose write end goes to the container and whose read end is copied into the fifo. */
+  private async pipeToFifo(fifo: string): Promise<number> {
+    const dst = await openFifoWriter(fifo);
+    const [r, w] = makePipe();
+    this.childFds.push(w);
+    const src = new net.Socket({ fd: r, readable: true, writable: false });
+    this.copies.push(copy(src, dst));
+    this.closers.push(() => {
+      src.destroy();
+      dst.destroy();
+    });
+    return w;
+  }
+
+  /** binary:// logger contract: fd3 stdout, fd4 stderr, fd5 ready pipe; env names the container. */
+  private async startLogger(url: URL, ctx: IoContext): Promise<void> {
+    const [outR, outW] = makePipe();
+    const [errR, errW] = makePipe();
+    const [readyR, readyW] = makePipe();
+    const args: string[] = [];
+    for (const [k, v] of url.searchParams) args.push(k, v);
+    const logger = spawnOwned(url.pathname, args, {
+      stdio: ['ignore', 'ignore', 'ignore', outR, errR, readyW],
+      env: { ...process.env, CONTAINER_ID: ctx.containerId, CONTAINER_NAMESPACE: ctx.namespace },
+      detached: false,
+    });
+    this.logger = logger;
+    closeFd(outR);
+    closeFd(errR);
+    closeFd(readyW);
+    this.childFds.push(outW, errW);
+    this.stdio.stdout = outW;
+    this.stdio.stderr = errW;
+    await new Promise<void>((resolve, reject) => {
+      const ready = new net.Socket({ fd: readyR, readable: true, writable: false });
+      const timer = setTimeout(() => {
+        ready.destroy();
+        reject(new ShimError(Code.DeadlineExceeded, `logger ${url.pathname} did not become ready`));
+      }, 10_000);
+      const done = (): void => {
+        clearTimeout(timer);
+        ready.destroy();
+        resolve();
+      };
+      ready.once('data', done);
+      ready.once('end', done);
+      ready.once('error', done);
+      logger.once('error', (e) => {
+        clearTimeout(timer);
+        ready.destroy();
+        reject(new ShimError(Code.Unknown, `start logger ${url.pathname}: ${messageOf(e)}`));
+      });
+    });
+  }
+
+  private async openConsoleSocket(): Promise<void> {
+    this.consoleDir = fs.mkdtempSync(path.join(os.tmpdir(), 'urunc-pty-'));
+    const server = net.createServer({ pauseOnConnect: true });
+    this.consoleServer = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.consoleSocket, () => resolve());
+    });
+  }
+
+  /**
+   * After runc create/exec: receives the pty master runc sent, wires it to the fifos.
+   * Call only with a terminal, after runc returned successfully (the fd is already queued).
+   */
+  async receiveConsole(): Promise<void> {
+    const server = this.consoleServer;
+    if (!server) return;
+    const master = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new ShimError(Code.DeadlineExceeded, 'no console from runc')), 10_000);
+      server.once('connection', (sock: net.Socket) => {
+        const fd = (sock as unknown as { _handle: { fd: number } })._handle.fd;
+        const attempt = (left: number): void => {
+          try {
+            const got = recvFd(fd);
+            if (got !== undefined) {
+              clearTimeout(timer);
+              sock.destroy();
+              resolve(got);
+            } else if (left > 0) setTimeout(() => attempt(left - 1), 5);
+            else throw new ShimError(Code.DeadlineExceeded, 'console fd never arrived');
+          } catch (err: unknown) {
+            clearTimeout(timer);
+            sock.destroy();
+            reject(err);
+          }
+        };
+        attempt(400);
+      });
+    });
+    this.closeConsoleSocket();
+    this.masterFd = master;
+    // Separate fds for the read and write handles: libuv allows one watcher per fd.
+    const readSide = new tty.ReadStream(dupFd(master));
+    const out = parseUri(this.spec.stdout);
+    if (out?.scheme === 'fifo') {
+      const dst = await openFifoWriter(out.path);
+      this.copies.push(copy(readSide, dst));
+      this.closers.push(() => dst.destroy());
+    } else {
+      readSide.resume();
+    }
+    this.closers.push(() => readSide.destroy());
+    const inp = parseUri(this.spec.stdin);
+    if (inp?.scheme === 'fifo') {
+      const writer = new tty.WriteStream(dupFd(master));
+      writer.on('error', () => undefined);
+      this.stdinWriter = writer;
+      this.stdinReader = openFifoReader(inp.path);
+      this.stdinReader.pipe(writer, { end: false });
+    }
+  }
+
+  resize(width: number, height: number): void {
+    if (this.masterFd === undefined) throw new ShimError(Code.FailedPrecondition, 'process has no terminal');
+    setWinsize(this.masterFd, width, height);
+  }
+
+  /** Call after runc has started the process: the shim's copies of the child's fds are closed. */
+  releaseChildFds(): void {
+    for (const fd of this.childFds) closeFd(fd);
+    this.childFds = [];
+  }
+
+  /** CloseIO: the container sees EOF on stdin (on a terminal, nothing more can be typed). */
+  closeStdin(): void {
+    this.stdinReader?.destroy();
+    this.stdinReader = undefined;
+    if (this.stdinWriter instanceof net.Socket) this.stdinWriter.end();
+    this.stdinWriter = undefined;
+  }
+
+  /** Resolves when all output has been copied out (or after timeoutMs, for output held open by orphans). */
+  async drain(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(this.copies),
+      new Promise<void>((r) => (timer = setTimeout(r, timeoutMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.releaseChildFds();
+    this.closeStdin();
+    for (const c of this.closers) c();
+    if (this.masterFd !== undefined) closeFd(this.masterFd);
+    this.masterFd = undefined;
+    this.closeConsoleSocket();
+  }
+
+  private closeConsoleSocket(): void {
+    this.consoleServer?.close();
+    this.consoleServer = undefined;
+    if (this.consoleDir) fs.rmSync(this.consoleDir, { recursive: true, force: true });
+    this.consoleDir = undefined;
+  }
+}
+
+/** O_RDWR never blocks and never reports EOF before the client writes: stdin ends with CloseIO. */
+function openFifoReader(p: string): net.Socket {
+  const fd = fs.openSync(p, C.O_RDWR | C.O_NONBLOCK);
+  const s = new net.Socket({ fd, readable: true, writable: false });
+  s.on('error', () => undefined);
+  return s;
+}
+
+/** Opens the fifo for writing once containerd's reader is there (it normally already is). */
+async function openFifoWriter(p: string): Promise<net.Socket> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      const fd = fs.openSync(p, C.O_WRONLY | C.O_NONBLOCK);
+      const s = new net.Socket({ fd, readable: false, writable: true });
+      s.on('error', () => undefined);
+      return s;
+    } catch (err: unknown) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENXIO' || Date.now() > deadline) {
+        throw new ShimError(Code.Unknown, `open fifo ${p}: ${messageOf(err)}`, { cause: err });
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+function copy(src: NodeJS.ReadableStream & { on(e: string, f: (...a: unknown[]) => void): unknown }, dst: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    src.on('error', () => resolve());
+    src.on('end', () => resolve());
+    src.on('close', () => resolve());
+    src.pipe(dst, { end: true });
+  });
+}

@@ -1,0 +1,203 @@
+// A private containerd instance (1.6 from Debian, 1.7/2.x unpacked by scripts/fetch-containerd.sh)
+// with its own root, state and sockets under a temp dir; the shim's bin/ first on its PATH.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const SHIM_BIN = path.join(REPO, 'bin');
+export const RUNTIME = 'io.containerd.urunc.v2';
+
+export type Version = '1.6' | '1.7' | '2.x';
+export const ALL_VERSIONS: Version[] = ['1.6', '1.7', '2.x'];
+
+/** Versions to test: E2E_CONTAINERD="1.6,2.x" narrows the list; every one listed must exist. */
+export function versionsUnderTest(): Version[] {
+  const env = process.env.E2E_CONTAINERD;
+  if (!env) return ALL_VERSIONS;
+  return env.split(',').map((v) => v.trim()).filter((v): v is Version => (ALL_VERSIONS as string[]).includes(v));
+}
+
+export function binDir(v: Version): string {
+  switch (v) {
+    case '1.6': return '/usr/bin';
+    case '1.7': return path.join(REPO, '.cache/containerd/trixie/usr/bin');
+    case '2.x': return path.join(REPO, '.cache/containerd/sid/usr/bin');
+  }
+}
+
+export interface CmdResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCmd(file: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CmdResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.once('error', reject);
+    child.once('close', (code, sig) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (sig ? 128 + 9 : 1), stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+export class Containerd {
+  private proc: ChildProcess | undefined;
+  readonly address: string;
+  readonly state: string;
+  readonly root: string;
+  readonly configFile: string;
+  private logFd: number | undefined;
+
+  private constructor(readonly version: Version, readonly dir: string) {
+    this.address = path.join(dir, 'c.sock');
+    this.state = path.join(dir, 'state');
+    this.root = path.join(dir, 'root');
+    this.configFile = path.join(dir, 'config.toml');
+  }
+
+  get bin(): string {
+    return binDir(this.version);
+  }
+
+  get logFile(): string {
+    return path.join(this.dir, 'containerd.log');
+  }
+
+  static async start(version: Version): Promise<Containerd> {
+    const bin = binDir(version);
+    if (!fs.existsSync(path.join(bin, 'containerd'))) {
+      throw new Error(`containerd ${version} missing at ${bin}: run scripts/setup.sh`);
+    }
+    const c = new Containerd(version, fs.mkdtempSync(path.join(os.tmpdir(), 'ucd-')));
+    fs.writeFileSync(c.configFile, c.config());
+    await c.launch();
+    return c;
+  }
+
+  private config(): string {
+    const v3 = this.version === '2.x';
+    const disabled = v3
+      ? ['io.containerd.grpc.v1.cri', 'io.containerd.cri.v1.images', 'io.containerd.cri.v1.runtime', 'io.containerd.podsandbox.controller.v1.podsandbox', 'io.containerd.sandbox.controller.v1.shim', 'io.containerd.internal.v1.opt', 'io.containerd.nri.v1.nri']
+      : ['io.containerd.grpc.v1.cri', 'io.containerd.internal.v1.opt', 'io.containerd.nri.v1.nri'];
+    return [
+      `version = ${v3 ? 3 : 2}`,
+      `root = "${this.root}"`,
+      `state = "${this.state}"`,
+      `disabled_plugins = [${disabled.map((p) => `"${p}"`).join(', ')}]`,
+      '[grpc]', `  address = "${this.address}"`,
+      '[ttrpc]', `  address = "${this.address}.ttrpc"`,
+      '[debug]', `  address = "${path.join(this.dir, 'debug.sock')}"`, '  level = "debug"',
+      '',
+    ].join('\n');
+  }
+
+  async launch(): Promise<void> {
+    this.logFd = fs.openSync(this.logFile, 'a');
+    const env = { ...process.env, PATH: `${SHIM_BIN}:${this.bin}:${process.env.PATH ?? '/usr/bin:/bin'}` };
+    this.proc = spawn(path.join(this.bin, 'containerd'), ['--config', this.configFile], {
+      stdio: ['ignore', this.logFd, this.logFd],
+      env,
+      detached: true,
+    });
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      if (this.proc.exitCode !== null) throw new Error(`containerd ${this.version} exited: ${fs.readFileSync(this.logFile, 'utf8').slice(-2000)}`);
+      if (fs.existsSync(this.address)) {
+        const r = await this.ctr(['version']);
+        if (r.code === 0) return;
+      }
+      await sleep(100);
+    }
+    throw new Error(`containerd ${this.version} did not come up`);
+  }
+
+  get pid(): number {
+    return this.proc?.pid ?? 0;
+  }
+
+  ctr(args: string[], opts: { input?: string; ns?: string; timeoutMs?: number } = {}): Promise<CmdResult> {
+    return runCmd(path.join(this.bin, 'ctr'), ['--address', this.address, '-n', opts.ns ?? 'default', ...args], opts);
+  }
+
+  /** The ctr argv (for running under `script` for a terminal). */
+  ctrArgv(args: string[], ns = 'default'): string[] {
+    return [path.join(this.bin, 'ctr'), '--address', this.address, '-n', ns, ...args];
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const done = new Promise((r) => p.once('exit', r));
+    p.kill(signal);
+    await Promise.race([done, sleep(10_000)]);
+    if (p.exitCode === null && p.signalCode === null) {
+      p.kill('SIGKILL');
+      await done;
+    }
+    if (this.logFd !== undefined) fs.closeSync(this.logFd);
+    this.logFd = undefined;
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.launch();
+  }
+
+  /** Mount points at or below this instance's directory. */
+  mounts(): string[] {
+    return fs.readFileSync('/proc/mounts', 'utf8').split('\n')
+      .map((l) => (l.split(' ')[1] ?? '').replace(/\\040/g, ' '))
+      .filter((m) => m.startsWith(this.dir));
+  }
+
+  /** Processes whose argv mentions this instance (shims, containerd itself excluded). */
+  shimPids(): number[] {
+    return pidsMatching((argv) => argv.includes(this.address) && argv.some((a) => a.includes('containerd-shim')) );
+  }
+
+  async destroy(): Promise<void> {
+    await this.stop();
+    for (const m of this.mounts().sort().reverse()) await runCmd('umount', ['-l', m]);
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function pidsMatching(pred: (argv: string[]) => boolean): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      if (argv.length && pred(argv)) out.push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last !== undefined && last !== false) return last;
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
