@@ -7,6 +7,7 @@ import { DeleteResponse } from '../gen/containerd/task/v2/shim.js';
 import { Runc } from '../task/runc.js';
 import { unmountAll } from '../task/mounts.js';
 import type { ShimFlags } from './flags.js';
+import { canConnect, socketPath } from './address.js';
 
 export async function runDelete(f: ShimFlags): Promise<void> {
   const bundle = f.bundle || process.cwd();
@@ -23,6 +24,7 @@ export async function runDelete(f: ShimFlags): Promise<void> {
     if (!/not ?found|does not exist/i.test(msg)) process.stderr.write(`runc delete: ${msg}\n`);
   });
   unmountAll(path.join(bundle, 'rootfs'));
+  await removeDeadSocket(bundle);
   const now = Date.now();
   const out = DeleteResponse.encode({
     pid,
@@ -30,4 +32,16 @@ export async function runDelete(f: ShimFlags): Promise<void> {
     exitedAt: { seconds: BigInt(Math.floor(now / 1000)), nanos: (now % 1000) * 1_000_000 },
   }).finish();
   fs.writeSync(1, out);
+}
+
+/** The group socket is removed only when no daemon serves it any more (others of the pod may). */
+async function removeDeadSocket(bundle: string): Promise<void> {
+  let address: string;
+  try {
+    address = fs.readFileSync(path.join(bundle, 'address'), 'utf8').trim();
+  } catch {
+    return;
+  }
+  if (!address.startsWith('unix://')) return;
+  if (!(await canConnect(address, 500))) fs.rmSync(socketPath(address), { force: true });
 }

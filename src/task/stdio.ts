@@ -25,6 +25,8 @@ export interface IoContext {
   namespace: string;
 }
 
+const O_PATH = 0o10000000;
+
 type Uri = { scheme: 'fifo'; path: string } | { scheme: 'binary' | 'file'; url: URL } | undefined;
 
 function parseUri(s: string): Uri {
@@ -48,9 +50,10 @@ export class ProcessIO {
   private readonly closers: Array<() => void> = [];
   private readonly copies: Promise<void>[] = [];
   private stdinWriter: net.Socket | tty.WriteStream | undefined;
-  private stdinReader: net.Socket | undefined;
+  private stdinCopier: StdinCopier | undefined;
   private masterFd: number | undefined;
   private consoleServer: net.Server | undefined;
+  private consoleMaster: Promise<number> | undefined;
   private consoleDir: string | undefined;
   private logger: ChildProcess | undefined;
   readonly stdio: RuncStdio = { stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' };
@@ -94,10 +97,10 @@ export class ProcessIO {
       const [r, w] = makePipe();
       this.childFds.push(r);
       this.stdio.stdin = r;
-      this.stdinWriter = new net.Socket({ fd: w, readable: false, writable: true });
-      this.stdinWriter.on('error', () => undefined);
-      this.stdinReader = openFifoReader(inp.path);
-      this.stdinReader.pipe(this.stdinWriter);
+      const writer = new net.Socket({ fd: w, readable: false, writable: true });
+      writer.on('error', () => undefined);
+      this.stdinWriter = writer;
+      this.stdinCopier = new StdinCopier(inp.path, writer, true);
     }
   }
 
@@ -160,34 +163,19 @@ export class ProcessIO {
     this.consoleDir = fs.mkdtempSync(path.join(os.tmpdir(), 'urunc-pty-'));
     const server = net.createServer({ pauseOnConnect: true });
     this.consoleServer = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.consoleSocket, () => resolve());
-    });
-  }
-
-  /**
-   * After runc create/exec: receives the pty master runc sent, wires it to the fifos.
-   * Call only with a terminal, after runc returned successfully (the fd is already queued).
-   */
-  async receiveConsole(): Promise<void> {
-    const server = this.consoleServer;
-    if (!server) return;
-    const master = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new ShimError(Code.DeadlineExceeded, 'no console from runc')), 10_000);
+    // runc connects and sends the master before `create`/`exec` returns: listen for it from now on.
+    this.consoleMaster = new Promise<number>((resolve, reject) => {
       server.once('connection', (sock: net.Socket) => {
         const fd = (sock as unknown as { _handle: { fd: number } })._handle.fd;
         const attempt = (left: number): void => {
           try {
             const got = recvFd(fd);
             if (got !== undefined) {
-              clearTimeout(timer);
               sock.destroy();
               resolve(got);
             } else if (left > 0) setTimeout(() => attempt(left - 1), 5);
             else throw new ShimError(Code.DeadlineExceeded, 'console fd never arrived');
           } catch (err: unknown) {
-            clearTimeout(timer);
             sock.destroy();
             reject(err);
           }
@@ -195,6 +183,28 @@ export class ProcessIO {
         attempt(400);
       });
     });
+    this.consoleMaster.catch(() => undefined);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.consoleSocket, () => resolve());
+    });
+  }
+
+  /**
+   * After runc create/exec: takes the pty master runc sent and wires it to the fifos.
+   * Call only after runc returned successfully (the fd is already queued).
+   */
+  async receiveConsole(): Promise<void> {
+    const pending = this.consoleMaster;
+    if (!pending) return;
+    let timer: NodeJS.Timeout | undefined;
+    const master = await Promise.race([
+      pending,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new ShimError(Code.DeadlineExceeded, 'no console from runc')), 10_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    this.consoleMaster = undefined;
     this.closeConsoleSocket();
     this.masterFd = master;
     // Separate fds for the read and write handles: libuv allows one watcher per fd.
@@ -213,8 +223,8 @@ export class ProcessIO {
       const writer = new tty.WriteStream(dupFd(master));
       writer.on('error', () => undefined);
       this.stdinWriter = writer;
-      this.stdinReader = openFifoReader(inp.path);
-      this.stdinReader.pipe(writer, { end: false });
+      // On a terminal, stdin EOF does not hang up the pty.
+      this.stdinCopier = new StdinCopier(inp.path, writer, false);
     }
   }
 
@@ -231,8 +241,8 @@ export class ProcessIO {
 
   /** CloseIO: the container sees EOF on stdin (on a terminal, nothing more can be typed). */
   closeStdin(): void {
-    this.stdinReader?.destroy();
-    this.stdinReader = undefined;
+    this.stdinCopier?.close();
+    this.stdinCopier = undefined;
     if (this.stdinWriter instanceof net.Socket) this.stdinWriter.end();
     this.stdinWriter = undefined;
   }
@@ -266,12 +276,51 @@ export class ProcessIO {
   }
 }
 
-/** O_RDWR never blocks and never reports EOF before the client writes: stdin ends with CloseIO. */
-function openFifoReader(p: string): net.Socket {
-  const fd = fs.openSync(p, C.O_RDWR | C.O_NONBLOCK);
-  const s = new net.Socket({ fd, readable: true, writable: false });
-  s.on('error', () => undefined);
-  return s;
+/**
+ * Copies the client's stdin fifo into the container. The read side is opened blocking (in the
+ * thread pool) so EOF means the client closed its writer, never "no writer yet"; a pending open
+ * is released on close by briefly opening the writer side ourselves.
+ */
+class StdinCopier {
+  private src: net.Socket | undefined;
+  private closed = false;
+  private opening = true;
+  /** An O_PATH handle: reopening through /proc/self/fd works even after the client removed the fifo. */
+  private readonly handle: number;
+
+  constructor(fifo: string, dst: NodeJS.WritableStream, endDst: boolean) {
+    this.handle = fs.openSync(fifo, O_PATH);
+    fs.open(this.procPath, C.O_RDONLY, (err, fd) => {
+      this.opening = false;
+      if (err) return;
+      if (this.closed) {
+        fs.close(fd, () => undefined);
+        return;
+      }
+      this.src = new net.Socket({ fd, readable: true, writable: false });
+      this.src.on('error', () => undefined);
+      this.src.pipe(dst, { end: endDst });
+    });
+  }
+
+  private get procPath(): string {
+    return `/proc/self/fd/${this.handle}`;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.src?.destroy();
+    if (this.opening) {
+      // Become the writer for an instant so the blocked open returns and frees its thread.
+      try {
+        fs.closeSync(fs.openSync(this.procPath, C.O_WRONLY | C.O_NONBLOCK));
+      } catch {
+        // the open completed meanwhile
+      }
+    }
+    fs.close(this.handle, () => undefined);
+  }
 }
 
 /** Opens the fifo for writing once containerd's reader is there (it normally already is). */

@@ -32,20 +32,22 @@ export interface CmdResult {
   code: number;
   stdout: string;
   stderr: string;
+  stdoutBytes: Buffer;
 }
 
 export function runCmd(file: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CmdResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
+    const out: Buffer[] = [];
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
     child.once('error', reject);
     child.once('close', (code, sig) => {
       clearTimeout(timer);
-      resolve({ code: code ?? (sig ? 128 + 9 : 1), stdout, stderr });
+      const stdoutBytes = Buffer.concat(out);
+      resolve({ code: code ?? (sig ? 128 + 9 : 1), stdout: stdoutBytes.toString(), stderr, stdoutBytes });
     });
     child.stdin.end(opts.input ?? '');
   });

@@ -1,0 +1,233 @@
+// The shim against real containerd (1.6, 1.7, 2.x), real runc and a locally built busybox image.
+// After every test: no shim process, no shim socket, no mount under the instance, no container
+// process left.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { socketAddress, socketPath } from '../../src/shim/address.js';
+import { BUSYBOX_IMAGE, buildBusyboxImage } from '../fixtures/oci-image.js';
+import { Containerd, REPO, RUNTIME, pidsMatching, runCmd, sleep, versionsUnderTest, waitFor } from './containerd.js';
+
+const IMAGE_CACHE = path.join(REPO, '.cache', 'images');
+
+function taskLine(out: string, id: string): { pid: number; status: string } | undefined {
+  for (const line of out.split('\n')) {
+    const [tid, pid, status] = line.trim().split(/\s+/);
+    if (tid === id && pid && status) return { pid: Number(pid), status };
+  }
+  return undefined;
+}
+
+describe.each(versionsUnderTest())('containerd %s', (version) => {
+  let c: Containerd;
+  const used: string[] = [];
+  const markers: string[] = [];
+  const id = (name: string): string => {
+    used.push(name);
+    return name;
+  };
+  /** A command word unique to one test, so its leftover processes can be found. */
+  const marker = (): string => {
+    const m = String(3000 + Math.floor(Math.random() * 6000));
+    markers.push(m);
+    return m;
+  };
+
+  beforeAll(async () => {
+    const tar = buildBusyboxImage(IMAGE_CACHE);
+    c = await Containerd.start(version);
+    const r = await c.ctr(['images', 'import', tar]);
+    expect(r.code, r.stderr).toBe(0);
+  });
+
+  afterEach(async () => {
+    try {
+      await checkNothingLeft();
+    } finally {
+      used.length = 0;
+      markers.length = 0;
+    }
+  });
+
+  async function checkNothingLeft(): Promise<void> {
+    // Shims exit after their last task; allow containerd's async cleanup to finish.
+    await waitFor('shim processes to exit', () => (c.shimPids().length === 0 ? true : undefined), 10_000).catch(() => undefined);
+    expect(c.shimPids(), 'shim processes left').toEqual([]);
+    for (const name of used) {
+      expect(fs.existsSync(socketPath(socketAddress(c.address, 'default', name))), `socket of ${name}`).toBe(false);
+    }
+    expect(c.mounts().filter((m) => m.includes('io.containerd.runtime.v2.task')), 'task mounts').toEqual([]);
+    for (const m of markers) {
+      expect(pidsMatching((argv) => argv.includes(m)), `processes with marker ${m}`).toEqual([]);
+    }
+  }
+
+  afterAll(async () => {
+    await c?.destroy();
+  });
+
+  it('ctr run --rm prints the output and exits with the container status', async () => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, BUSYBOX_IMAGE, id('echo3'), 'sh', '-c', 'echo hi; exit 3']);
+    expect(r.stdout).toBe('hi\n');
+    expect(r.code).toBe(3);
+  });
+
+  it('detached: RUNNING with the real pid, exec, ps, metrics, pause, kill, rm', async () => {
+    const t = id('detached');
+    const m = marker();
+    const r = await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, t, 'sh', '-c', `trap "exit 0" TERM; sleep ${m} & wait`]);
+    expect(r.code, r.stderr).toBe(0);
+    const ls = taskLine((await c.ctr(['task', 'ls'])).stdout, t);
+    expect(ls?.status).toBe('RUNNING');
+    const pid = ls?.pid ?? 0;
+    expect(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]).toBe('sh');
+
+    const ex = await c.ctr(['task', 'exec', '--exec-id', 'e1', t, 'sh', '-c', 'echo exec-ok; exit 4']);
+    expect(ex.stdout).toBe('exec-ok\n');
+    expect(ex.code).toBe(4);
+
+    const ps = await c.ctr(['task', 'ps', t]);
+    expect(ps.code, ps.stderr).toBe(0);
+    expect(ps.stdout).toContain(String(pid));
+
+    const metrics = await c.ctr(['task', 'metrics', t]);
+    expect(metrics.code, metrics.stderr).toBe(0);
+    expect(metrics.stdout).toMatch(/memory\.usage_in_bytes|pids\.current/);
+
+    expect((await c.ctr(['task', 'pause', t])).code).toBe(0);
+    expect(taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status).toBe('PAUSED');
+    expect((await c.ctr(['task', 'resume', t])).code).toBe(0);
+    expect(taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status).toBe('RUNNING');
+
+    expect((await c.ctr(['task', 'kill', t])).code).toBe(0);
+    await waitFor('STOPPED', async () => (taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status === 'STOPPED' ? true : undefined));
+    // Killing a stopped task is NotFound, which ctr reports as an error.
+    const again = await c.ctr(['task', 'kill', t]);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/not found|already finished/i);
+    const rm = await c.ctr(['task', 'rm', t]);
+    expect(rm.code, rm.stderr).toBe(0);
+    expect(taskLine((await c.ctr(['task', 'ls'])).stdout, t)).toBeUndefined();
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+  });
+
+  it('ctr run -t gives a working terminal', async () => {
+    const argv = c.ctrArgv(['run', '-t', '--rm', '--runtime', RUNTIME, BUSYBOX_IMAGE, id('tty'), 'sh']);
+    const r = await runCmd('script', ['-qec', argv.join(' '), '/dev/null'], { input: 'tty; echo typed-$((20+22)); exit 7\n', timeoutMs: 30_000 });
+    expect(r.stdout).toContain('/dev/pts/0');
+    expect(r.stdout).toContain('typed-42');
+    expect(r.code).toBe(7);
+  });
+
+  it('ctr task exec -t gives the exec a terminal', async () => {
+    const t = id('exectty');
+    const m = marker();
+    expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, t, 'sleep', m])).code).toBe(0);
+    const argv = c.ctrArgv(['task', 'exec', '-t', '--exec-id', 'x1', t, 'sh']);
+    const r = await runCmd('script', ['-qec', argv.join(' '), '/dev/null'], { input: 'tty; exit 5\n', timeoutMs: 30_000 });
+    expect(r.stdout).toMatch(/\/dev\/pts\/\d+/);
+    expect(r.code).toBe(5);
+    await c.ctr(['task', 'kill', '-s', 'KILL', t]);
+    await waitFor('STOPPED', async () => (taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status === 'STOPPED' ? true : undefined));
+    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+  });
+
+  it('stdin reaches the container and CloseIO ends it', async () => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, BUSYBOX_IMAGE, id('stdin'), 'sh', '-c', 'wc -l'], { input: 'a\nb\nc\n' });
+    expect(r.stdout.trim()).toBe('3');
+    expect(r.code).toBe(0);
+  });
+
+  it('file:// and binary:// log URIs receive the output', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'urunc-logs-'));
+    try {
+      const file = path.join(dir, 'out.log');
+      const f = await c.ctr(['run', '--rm', '--log-uri', `file://${file}`, '--runtime', RUNTIME, BUSYBOX_IMAGE, id('filelog'), 'sh', '-c', 'echo to-file; echo err-file >&2']);
+      expect(f.code, f.stderr).toBe(0);
+      expect(fs.readFileSync(file, 'utf8')).toContain('to-file');
+      expect(fs.readFileSync(file, 'utf8')).toContain('err-file');
+
+      // A logger as nerdctl's: fd3 stdout, fd4 stderr, fd5 signals readiness; args are the query pairs.
+      const logger = path.join(dir, 'logger.sh');
+      fs.writeFileSync(logger, '#!/bin/sh\nout="$2"\nexec 5>&-\ncat <&3 >"$out" &\ncat <&4 >"$out.err" &\nwait\n', { mode: 0o755 });
+      const target = path.join(dir, 'bin.log');
+      const b = await c.ctr(['run', '--rm', '--log-uri', `binary://${logger}?out=${target}`, '--runtime', RUNTIME, BUSYBOX_IMAGE, id('binlog'), 'sh', '-c', 'echo to-binary; echo err-binary >&2']);
+      expect(b.code, b.stderr).toBe(0);
+      await waitFor('logger output', () => (fs.existsSync(target) && fs.readFileSync(target, 'utf8').includes('to-binary') ? true : undefined), 5000);
+      await waitFor('logger stderr', () => (fs.existsSync(`${target}.err`) && fs.readFileSync(`${target}.err`, 'utf8').includes('err-binary') ? true : undefined), 5000);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a failing create reports runc\'s error and leaves nothing behind', async () => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, BUSYBOX_IMAGE, id('badcmd'), '/no/such/binary']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/no such file|not found/i);
+    await c.ctr(['c', 'rm', 'badcmd']);
+  });
+
+  it('SIGKILL of the shim daemon: the task is gone and nothing is left running or mounted', async () => {
+    const t = id('shimkill');
+    const m = marker();
+    expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, t, 'sleep', m])).code).toBe(0);
+    const pid = taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.pid ?? 0;
+    expect(pid).toBeGreaterThan(0);
+    const shims = c.shimPids();
+    expect(shims.length).toBe(1);
+    process.kill(shims[0] as number, 'SIGKILL');
+    await waitFor('container process gone', () => (fs.existsSync(`/proc/${pid}`) && !isZombie(pid) ? undefined : true));
+    await waitFor('task gone or stopped', async () => {
+      const l = taskLine((await c.ctr(['task', 'ls'])).stdout, t);
+      return !l || l.status === 'STOPPED' || l.status === 'UNKNOWN' ? true : undefined;
+    });
+    await c.ctr(['task', 'rm', '-f', t]);
+    const rm = await c.ctr(['c', 'rm', t]);
+    expect(rm.code, rm.stderr).toBe(0);
+  });
+
+  it('containerd restart: the task stays RUNNING and can be killed and removed', async () => {
+    const t = id('restart');
+    const m = marker();
+    expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, t, 'sleep', m])).code).toBe(0);
+    const before = taskLine((await c.ctr(['task', 'ls'])).stdout, t);
+    expect(before?.status).toBe('RUNNING');
+    await c.restart();
+    const after = taskLine((await c.ctr(['task', 'ls'])).stdout, t);
+    expect(after).toEqual(before);
+    expect((await c.ctr(['task', 'kill', '-s', 'KILL', t])).code).toBe(0);
+    await waitFor('STOPPED', async () => (taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status === 'STOPPED' ? true : undefined));
+    const rm = await c.ctr(['task', 'rm', t]);
+    expect(rm.code, rm.stderr).toBe(0);
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+  });
+
+  it('delete is idempotent and works from the bundle alone', async () => {
+    const bundle = fs.mkdtempSync(path.join(os.tmpdir(), 'urunc-bundle-'));
+    try {
+      const args = ['-namespace', 'default', '-address', c.address, '-publish-binary', path.join(c.bin, 'containerd'), '-id', 'nothing-here', '-bundle', bundle, 'delete'];
+      for (let i = 0; i < 2; i++) {
+        const r = await runCmd(path.join(REPO, 'bin', 'containerd-shim-urunc-v2'), args);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stderr).toBe('');
+        // DeleteResponse: field 2 (exit_status) = 137 is encoded as 0x10 0x89 0x01.
+        expect(r.stdoutBytes.includes(Buffer.from([0x10, 0x89, 0x01]))).toBe(true);
+      }
+    } finally {
+      fs.rmSync(bundle, { recursive: true, force: true });
+    }
+  });
+});
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+void sleep;
