@@ -1,11 +1,14 @@
 // The shim against real containerd (1.6, 1.7, 2.x), real runc and a locally built busybox image.
 // After every test: no shim process, no shim socket, no mount under the instance, no container
 // process left.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { socketAddress, socketPath } from '../../src/shim/address.js';
+import { MessageType, encodeFrame } from '../../src/shim/ttrpc/frame.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../fixtures/oci-image.js';
 import { Containerd, REPO, RUNTIME, pidsMatching, runCmd, sleep, versionsUnderTest, waitFor } from './containerd.js';
 
@@ -201,6 +204,90 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     await waitFor('STOPPED', async () => (taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status === 'STOPPED' ? true : undefined));
     const rm = await c.ctr(['task', 'rm', t]);
     expect(rm.code, rm.stderr).toBe(0);
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+  });
+
+  it('events reach containerd in order with bare type URLs', async () => {
+    const t = id('events');
+    const m = marker();
+    const ev = spawn(path.join(c.bin, 'ctr'), ['--address', c.address, 'events'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    ev.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await sleep(300);
+      expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, t, 'sleep', m])).code).toBe(0);
+      expect((await c.ctr(['task', 'exec', '--exec-id', 'ev1', t, 'true'])).code).toBe(0);
+      expect((await c.ctr(['task', 'kill', '-s', 'KILL', t])).code).toBe(0);
+      await waitFor('STOPPED', async () => (taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status === 'STOPPED' ? true : undefined));
+      expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
+      await waitFor('delete event', () => (out.includes('/tasks/delete') ? true : undefined), 5000);
+    } finally {
+      ev.kill();
+    }
+    await c.ctr(['c', 'rm', t]);
+    // ctr events prints: <time> <namespace> <topic> <event json>; containerd could decode every payload.
+    const topics = out.split('\n').filter((l) => l.includes(`"${t}"`) && l.includes('/tasks/')).map((l) => {
+      const topic = l.split(/\s+/).find((w) => w.startsWith('/tasks/')) ?? '';
+      const execId = /"exec_id":"([^"]*)"/.exec(l)?.[1] ?? /"id":"(ev1)"/.exec(l)?.[1] ?? '';
+      return execId ? `${topic}:${execId}` : topic;
+    });
+    expect(topics).toEqual([
+      '/tasks/create', '/tasks/start',
+      '/tasks/exec-added:ev1', '/tasks/exec-started:ev1', '/tasks/exit:ev1',
+      '/tasks/exit', '/tasks/delete',
+    ]);
+  });
+
+  it('containers of one pod (sandbox-id annotation) share one shim, which exits after the last', async () => {
+    const a = id('poda');
+    const b = id('podb');
+    const m = marker();
+    const ann = ['--annotation', `io.kubernetes.cri.sandbox-id=${a}`];
+    expect((await c.ctr(['run', '-d', ...ann, '--runtime', RUNTIME, BUSYBOX_IMAGE, a, 'sleep', m])).code).toBe(0);
+    expect((await c.ctr(['run', '-d', ...ann, '--runtime', RUNTIME, BUSYBOX_IMAGE, b, 'sleep', m])).code).toBe(0);
+    const shims = c.shimPids();
+    expect(shims).toHaveLength(1);
+    const ls = (await c.ctr(['task', 'ls'])).stdout;
+    expect(taskLine(ls, a)?.status).toBe('RUNNING');
+    expect(taskLine(ls, b)?.status).toBe('RUNNING');
+    for (const t of [a, b]) {
+      expect((await c.ctr(['task', 'kill', '-s', 'KILL', t])).code).toBe(0);
+      await waitFor('STOPPED', async () => (taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status === 'STOPPED' ? true : undefined));
+      expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
+      expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+      if (t === a) {
+        await sleep(300);
+        expect(c.shimPids(), 'the shim serves the pod until its last task').toEqual(shims);
+        expect(taskLine((await c.ctr(['task', 'ls'])).stdout, b)?.status).toBe('RUNNING');
+      }
+    }
+  });
+
+  it('the live daemon survives malformed frames and keeps serving', async () => {
+    const t = id('frames');
+    const m = marker();
+    expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, t, 'sleep', m])).code).toBe(0);
+    const sockPath = socketPath(socketAddress(c.address, 'default', t));
+    const hostile = [
+      Buffer.from([0, 0, 0]), // truncated header, then close
+      encodeFrame(2, MessageType.Request, 0, Buffer.from('x')), // even stream id
+      encodeFrame(1, MessageType.Request, 0, Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f])), // garbage protobuf
+      Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 3, 1, 0]), // 4 GiB length
+    ];
+    for (const [i, bytes] of hostile.entries()) {
+      const s = net.createConnection({ path: sockPath });
+      s.on('error', () => undefined);
+      await waitFor(`connect ${i}`, () => new Promise<true>((r) => s.once('connect', () => r(true))), 5000);
+      const closed = new Promise<true>((r) => s.once('close', () => r(true)));
+      s.resume();
+      s.end(bytes);
+      await waitFor(`close ${i}`, () => closed, 5000);
+    }
+    const ls = taskLine((await c.ctr(['task', 'ls'])).stdout, t);
+    expect(ls?.status).toBe('RUNNING');
+    expect((await c.ctr(['task', 'kill', '-s', 'KILL', t])).code).toBe(0);
+    await waitFor('STOPPED', async () => (taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status === 'STOPPED' ? true : undefined));
+    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
     expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
   });
 
