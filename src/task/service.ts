@@ -14,11 +14,15 @@ import { ProcessIO } from './stdio.js';
 import type { CreateRequest, EventSink, ExecRequest, ExitInfo, ProcessState } from './types.js';
 import { readSpec } from './spec.js';
 
+/** The runc operations the service uses; the real CLI wrapper or a recording fake in unit tests. */
+export type RuncLike = Pick<Runc, 'create' | 'start' | 'exec' | 'kill' | 'delete' | 'pause' | 'resume' | 'update' | 'ps' | 'stats'>;
+export type ReaperLike = Pick<Reaper, 'watch' | 'unwatch'>;
+
 interface Container {
   id: string;
   namespace: string;
   bundle: string;
-  runc: Runc;
+  runc: RuncLike;
   init: Proc;
   execs: Map<string, Proc>;
   rootfsMounted: boolean;
@@ -34,8 +38,9 @@ export class TaskService {
 
   constructor(
     private readonly log: Logger,
-    private readonly reaper: Reaper,
+    private readonly reaper: ReaperLike,
     private readonly events: EventSink,
+    private readonly runcFor: (bundle: string, namespace: string) => RuncLike = (bundle, ns) => new Runc(Runc.rootFor(bundle, ns)),
   ) {}
 
   get size(): number {
@@ -47,7 +52,7 @@ export class TaskService {
     if (req.checkpoint) throw unimplemented('restore from checkpoint');
     if (!path.isAbsolute(req.bundle)) throw invalidArgument(`bundle ${req.bundle} is not absolute`);
     readSpec(req.bundle);
-    const runc = new Runc(Runc.rootFor(req.bundle, namespace));
+    const runc = this.runcFor(req.bundle, namespace);
     const rootfs = path.join(req.bundle, 'rootfs');
     const init = new Proc(req.id, '', req.bundle, { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal });
     const undo: Array<() => Promise<void> | void> = [];
