@@ -13,6 +13,7 @@ import { Runc } from './runc.js';
 import { ProcessIO } from './stdio.js';
 import type { CreateRequest, EventSink, ExecRequest, ExitInfo, ProcessState } from './types.js';
 import { readSpec } from './spec.js';
+import { oomKills } from './oom.js';
 
 /** The runc operations the service uses; the real CLI wrapper or a recording fake in unit tests. */
 export type RuncLike = Pick<Runc, 'create' | 'start' | 'exec' | 'kill' | 'delete' | 'pause' | 'resume' | 'update' | 'ps' | 'stats'>;
@@ -28,6 +29,7 @@ interface Container {
   rootfsMounted: boolean;
   /** The init's exit, held until the last exec has exited. */
   initExitHeld: boolean;
+  cgroupsPath: string | undefined;
 }
 
 /** How long Delete waits for output still held open by the container's orphans. */
@@ -51,7 +53,7 @@ export class TaskService {
     if (this.containers.has(req.id)) throw alreadyExists(`task ${req.id}`);
     if (req.checkpoint) throw unimplemented('restore from checkpoint');
     if (!path.isAbsolute(req.bundle)) throw invalidArgument(`bundle ${req.bundle} is not absolute`);
-    readSpec(req.bundle);
+    const spec = readSpec(req.bundle);
     const runc = this.runcFor(req.bundle, namespace);
     const rootfs = path.join(req.bundle, 'rootfs');
     const init = new Proc(req.id, '', req.bundle, { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal });
@@ -77,7 +79,7 @@ export class TaskService {
       for (const u of undo.reverse()) await u();
       throw err;
     }
-    const c: Container = { id: req.id, namespace, bundle: req.bundle, runc, init, execs: new Map(), rootfsMounted: req.rootfs.length > 0, initExitHeld: false };
+    const c: Container = { id: req.id, namespace, bundle: req.bundle, runc, init, execs: new Map(), rootfsMounted: req.rootfs.length > 0, initExitHeld: false, cgroupsPath: spec.linux?.cgroupsPath };
     this.containers.set(req.id, c);
     this.events.publish(namespace, {
       topic: '/tasks/create', containerId: req.id, bundle: req.bundle, rootfs: req.rootfs,
@@ -148,6 +150,7 @@ export class TaskService {
     this.log.debug({ id: c.id, execId: p.execId, pid: p.pid, status }, 'process exited');
     p.setExited(status, at);
     if (p.isInit) {
+      if (oomKills(c.cgroupsPath) > 0) this.events.publish(c.namespace, { topic: '/tasks/oom', containerId: c.id });
       const running = [...c.execs.values()].filter((e) => e.alive);
       if (running.length > 0) {
         c.initExitHeld = true;

@@ -14,6 +14,7 @@ const SpecSchema = z.looseObject({
   }).optional(),
   root: z.looseObject({ path: z.string(), readonly: z.boolean().optional() }).optional(),
   annotations: z.record(z.string(), z.string()).optional(),
+  linux: z.looseObject({ cgroupsPath: z.string().optional() }).optional(),
 });
 
 export type Spec = z.infer<typeof SpecSchema>;

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { socketAddress, socketPath } from '../../src/shim/address.js';
 import { MessageType, encodeFrame } from '../../src/shim/ttrpc/frame.js';
+import { RuntimeInfo } from '../../src/gen/containerd/types/introspection.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../fixtures/oci-image.js';
 import { Containerd, REPO, RUNTIME, pidsMatching, runCmd, sleep, versionsUnderTest, waitFor } from './containerd.js';
 
@@ -238,6 +239,23 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     ]);
   });
 
+  it('an OOM kill in the container is reported as /tasks/oom before the exit', async () => {
+    const t = id('oom');
+    const ev = spawn(path.join(c.bin, 'ctr'), ['--address', c.address, 'events'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    ev.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await sleep(300);
+      const r = await c.ctr(['run', '--rm', '--memory-limit', String(16 << 20), '--runtime', RUNTIME, BUSYBOX_IMAGE, t, 'sh', '-c', 'tail /dev/zero; exit 9']);
+      expect(r.code).toBe(9);
+      await waitFor('delete event', () => (out.includes('/tasks/delete') ? true : undefined), 5000);
+    } finally {
+      ev.kill();
+    }
+    const topics = out.split("\n").filter((l) => l.includes(`"${t}"`) && l.includes("/tasks/")).map((l) => l.split(/\s+/).find((w) => w.startsWith('/tasks/')));
+    expect(topics).toEqual(['/tasks/create', '/tasks/start', '/tasks/oom', '/tasks/exit', '/tasks/delete']);
+  });
+
   it('containers of one pod (sandbox-id annotation) share one shim, which exits after the last', async () => {
     const a = id('poda');
     const b = id('podb');
@@ -289,6 +307,19 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     await waitFor('STOPPED', async () => (taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status === 'STOPPED' ? true : undefined));
     expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
     expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+  });
+
+  it('-info prints RuntimeInfo, -v the version, and the daemon logs into containerd\'s log', async () => {
+    const bin = path.join(REPO, 'bin', 'containerd-shim-urunc-v2');
+    const info = await runCmd(bin, ['-info']);
+    expect(info.code).toBe(0);
+    const decoded = RuntimeInfo.decode(info.stdoutBytes);
+    expect(decoded.name).toBe(RUNTIME);
+    expect(decoded.version?.version).toMatch(/^\d+\.\d+\.\d+/);
+    const v = await runCmd(bin, ['-v']);
+    expect(v.stdout).toMatch(/^containerd-shim-urunc-v2:\n\s+Version: /);
+    // The daemon of an earlier test wrote through the bundle's log fifo into containerd's log.
+    expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(/"msg":"shim serving"/);
   });
 
   it('delete is idempotent and works from the bundle alone', async () => {

@@ -110,3 +110,17 @@ describe('events', () => {
     }
   });
 });
+
+describe('oom counter files', () => {
+  it('covers cgroup v1 and v2 for cgroupfs paths and refuses systemd or escaping paths', async () => {
+    const { oomCounterFiles } = await import('../../src/task/oom.js');
+    expect(oomCounterFiles('/default/t')).toEqual([
+      '/sys/fs/cgroup/memory/default/t/memory.oom_control',
+      '/sys/fs/cgroup/default/t/memory.events',
+      '/sys/fs/cgroup/unified/default/t/memory.events',
+    ]);
+    expect(oomCounterFiles('system.slice:cri:abc')).toEqual([]);
+    expect(oomCounterFiles('/a/../../etc')).toEqual([]);
+    expect(oomCounterFiles(undefined)).toEqual([]);
+  });
+});
