@@ -10,6 +10,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { socketAddress, socketPath } from '../../src/shim/address.js';
 import { MessageType, encodeFrame } from '../../src/shim/ttrpc/frame.js';
 import { RuntimeInfo } from '../../src/gen/containerd/types/introspection.js';
+import * as pb from '../../src/gen/containerd/task/v2/shim.js';
+import { Status } from '../../src/gen/containerd/types/task/task.js';
+import { Code } from '../../src/errors.js';
+import { TtrpcClient } from '../../src/shim/ttrpc/client.js';
+import { NAMESPACE_KEY } from '../../src/shim/ttrpc/server.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../fixtures/oci-image.js';
 import { Containerd, REPO, RUNTIME, pidsMatching, runCmd, sleep, versionsUnderTest, waitFor } from './containerd.js';
 
@@ -118,8 +123,10 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
 
   it('ctr run -t gives a working terminal', async () => {
     const argv = c.ctrArgv(['run', '-t', '--rm', '--runtime', RUNTIME, BUSYBOX_IMAGE, id('tty'), 'sh']);
-    const r = await runCmd('script', ['-qec', argv.join(' '), '/dev/null'], { input: 'tty; echo typed-$((20+22)); exit 7\n', timeoutMs: 30_000 });
+    // ctr sizes the container's terminal from its own (ResizePty).
+    const r = await runCmd('script', ['-qec', `stty rows 33 cols 77; ${argv.join(' ')}`, '/dev/null'], { input: 'tty; for i in $(seq 100); do s=$(stty size 2>/dev/null); [ -n "$s" ] && [ "$s" != "0 0" ] && break; sleep 0.1; done; echo "$s"; echo typed-$((20+22)); exit 7\n', timeoutMs: 30_000 });
     expect(r.stdout).toContain('/dev/pts/0');
+    expect(r.stdout).toMatch(/^33 77\r?$/m);
     expect(r.stdout).toContain('typed-42');
     expect(r.code).toBe(7);
   });
@@ -320,6 +327,38 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     expect(v.stdout).toMatch(/^containerd-shim-urunc-v2:\n\s+Version: /);
     // The daemon of an earlier test wrote through the bundle's log fifo into containerd's log.
     expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(/"msg":"shim serving"/);
+  });
+
+  it('Update changes the cgroup limit; the same daemon answers on containerd.task.v3.Task', async () => {
+    const t = id('update');
+    const m = marker();
+    expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, t, 'sleep', m])).code).toBe(0);
+    const client = await TtrpcClient.connect(socketAddress(c.address, 'default', t));
+    try {
+      const meta = { metadata: { [NAMESPACE_KEY]: 'default' }, timeoutMs: 5000 };
+      const limit = 48 << 20;
+      const resources = Buffer.from(JSON.stringify({ memory: { limit } }));
+      await client.call('containerd.task.v2.Task', 'Update', pb.UpdateTaskRequest.encode({
+        id: t, resources: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources', value: resources }, annotations: {},
+      }).finish(), meta);
+      const cg = `/sys/fs/cgroup/memory/default/${t}/memory.limit_in_bytes`;
+      const unified = `/sys/fs/cgroup/default/${t}/memory.max`;
+      const value = fs.existsSync(cg) ? fs.readFileSync(cg, 'utf8') : fs.readFileSync(unified, 'utf8');
+      expect(Number(value.trim())).toBe(limit);
+      const st = pb.StateResponse.decode(await client.call('containerd.task.v3.Task', 'State', pb.StateRequest.encode({ id: t, execId: '' }).finish(), meta));
+      expect(st.status).toBe(Status.RUNNING);
+      expect(st.pid).toBe(taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.pid);
+      await expect(client.call('containerd.task.v2.Task', 'Update', pb.UpdateTaskRequest.encode({ id: t, resources: { typeUrl: 'x', value: Buffer.from('{') }, annotations: {} }).finish(), meta))
+        .rejects.toMatchObject({ code: Code.InvalidArgument });
+      await expect(client.call('containerd.task.v2.Task', 'Checkpoint', pb.CheckpointTaskRequest.encode({ id: t, path: '/tmp/x', options: undefined }).finish(), meta))
+        .rejects.toMatchObject({ code: Code.Unimplemented });
+    } finally {
+      client.close();
+    }
+    expect((await c.ctr(['task', 'kill', '-s', 'KILL', t])).code).toBe(0);
+    await waitFor('STOPPED', async () => (taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status === 'STOPPED' ? true : undefined));
+    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
   });
 
   it('delete is idempotent and works from the bundle alone', async () => {
