@@ -7,7 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { canConnect, socketAddress, socketPath } from './address.js';
-import { decodeStartInput } from './bootstrap.js';
+import type { StartInput } from './bootstrap.js';
 import { toArgs, type ShimFlags } from './flags.js';
 
 export const GROUP_ANNOTATIONS = ['io.containerd.urunc.v2.group', 'io.kubernetes.cri.sandbox-id'];
@@ -36,7 +36,10 @@ export async function runStart(f: ShimFlags): Promise<void> {
   } catch {
     // no stdin (closed): no options
   }
-  const input = decodeStartInput(stdin, f.id, f.namespace);
+  // ctr and nerdctl send nothing: skip loading the protobuf runtime on that path.
+  const input: StartInput = stdin.length > 0
+    ? (await import('./bootstrap.js')).decodeStartInput(stdin, f.id, f.namespace)
+    : { configPath: undefined, ttrpcAddress: undefined, grpcAddress: undefined, socketDir: undefined };
   const group = groupIdFor(bundle, f.id);
   const address = socketAddress(f.address, f.namespace, group, input.socketDir);
   const sockPath = socketPath(address);
@@ -58,7 +61,7 @@ async function spawnDaemon(
   f: ShimFlags,
   sockPath: string,
   group: string,
-  input: ReturnType<typeof decodeStartInput>,
+  input: StartInput,
 ): Promise<number | undefined> {
   fs.mkdirSync(path.dirname(sockPath), { recursive: true, mode: 0o711 });
   fs.rmSync(sockPath, { force: true });

@@ -1,16 +1,16 @@
 // runc's stats JSON (libcontainer types.Stats) -> io.containerd.cgroups.v1.Metrics in an Any.
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { Metrics } from '../gen/cgroups/v1/metrics.js';
 
-const n = z.number().nonnegative().optional();
-const entry = z.looseObject({ limit: n, usage: n, max: n, failcnt: n }).optional();
+const n = z.optional(z.number().check(z.nonnegative()));
+const entry = z.optional(z.looseObject({ limit: n, usage: n, max: n, failcnt: n }));
 const RuncStats = z.looseObject({
-  cpu: z.looseObject({
-    usage: z.looseObject({ total: n, kernel: n, user: n, percpu: z.array(z.number()).optional() }).optional(),
-    throttling: z.looseObject({ periods: n, throttledPeriods: n, throttledTime: n }).optional(),
-  }).optional(),
-  memory: z.looseObject({ cache: n, usage: entry, swap: entry, kernel: entry, kernelTCP: entry, raw: z.record(z.string(), z.number()).optional() }).optional(),
-  pids: z.looseObject({ current: n, limit: n }).optional(),
+  cpu: z.optional(z.looseObject({
+    usage: z.optional(z.looseObject({ total: n, kernel: n, user: n, percpu: z.optional(z.array(z.number())) })),
+    throttling: z.optional(z.looseObject({ periods: n, throttledPeriods: n, throttledTime: n })),
+  })),
+  memory: z.optional(z.looseObject({ cache: n, usage: entry, swap: entry, kernel: entry, kernelTCP: entry, raw: z.optional(z.record(z.string(), z.number())) })),
+  pids: z.optional(z.looseObject({ current: n, limit: n })),
 });
 
 const big = (v: number | undefined): bigint => BigInt(Math.trunc(v ?? 0));
