@@ -7,9 +7,17 @@ import pino, { type Logger } from 'pino';
 
 class FifoSink {
   private fd: number | undefined;
+  private closed = false;
   constructor(private readonly file: string) {}
 
+  close(): void {
+    this.closed = true;
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
+  }
+
   write(line: string): void {
+    if (this.closed) return;
     if (this.fd === undefined) this.reopen();
     if (this.fd === undefined) return;
     try {
@@ -33,6 +41,13 @@ class FifoSink {
   }
 }
 
-export function createDaemonLogger(bundle: string, fields: { namespace: string; id: string }, debug: boolean): Logger {
-  return pino({ level: debug ? 'debug' : 'info', base: { ...fields, pid: process.pid } }, new FifoSink(path.join(bundle, 'log')));
+export interface BundleLogger {
+  log: Logger;
+  close(): void;
+}
+
+/** A logger into one bundle's `log` fifo, which containerd copies for the task of that bundle. */
+export function createBundleLogger(bundle: string, fields: { namespace: string; id: string }, debug: boolean): BundleLogger {
+  const sink = new FifoSink(path.join(bundle, 'log'));
+  return { log: pino({ level: debug ? 'debug' : 'info', base: { ...fields, pid: process.pid } }, sink), close: () => sink.close() };
 }

@@ -6,14 +6,16 @@ import { Reaper } from '../task/reaper.js';
 import { TaskService } from '../task/service.js';
 import { socketPath } from './address.js';
 import type { ShimFlags } from './flags.js';
-import { createDaemonLogger } from './logger.js';
+import { createBundleLogger } from './logger.js';
 import { Publisher } from './publisher.js';
 import { taskHandlers } from './task-rpc.js';
 import { TtrpcServer } from './ttrpc/server.js';
 
 export async function runServe(f: ShimFlags): Promise<void> {
   const bundle = process.cwd();
-  const log = createDaemonLogger(bundle, { namespace: f.namespace, id: f.id }, f.debug);
+  // Daemon-wide lines go to the bundle of the task that started the daemon; each task's own
+  // lines go to its bundle's fifo, which containerd reads for that task (pods share a daemon).
+  const { log } = createBundleLogger(bundle, { namespace: f.namespace, id: f.id }, f.debug);
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'));
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   process.on('SIGPIPE', () => undefined);
@@ -23,7 +25,8 @@ export async function runServe(f: ShimFlags): Promise<void> {
   reaper.install();
   const ttrpcAddress = process.env.TTRPC_ADDRESS || `${f.address}.ttrpc`;
   const publisher = new Publisher(ttrpcAddress, log);
-  const service = new TaskService(log, reaper, publisher);
+  const service = new TaskService(log, reaper, publisher, undefined, (taskBundle, namespace, id) =>
+    taskBundle === bundle ? { log: log.child({ task: id }), close: () => undefined } : createBundleLogger(taskBundle, { namespace, id }, f.debug));
   const server = new TtrpcServer(log);
   const address = process.env.URUNC_SHIM_ADDRESS ?? '';
 

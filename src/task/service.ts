@@ -19,8 +19,16 @@ import { oomKills } from './oom.js';
 export type RuncLike = Pick<Runc, 'create' | 'start' | 'exec' | 'kill' | 'delete' | 'pause' | 'resume' | 'update' | 'ps' | 'stats'>;
 export type ReaperLike = Pick<Reaper, 'watch' | 'unwatch'>;
 
+/** Where one task's log lines go (its bundle's log fifo in the daemon); released at Delete. */
+export interface TaskLog {
+  log: Logger;
+  close(): void;
+}
+export type TaskLogFactory = (bundle: string, namespace: string, id: string) => TaskLog;
+
 interface Container {
   id: string;
+  tlog: TaskLog;
   namespace: string;
   bundle: string;
   runc: RuncLike;
@@ -43,6 +51,7 @@ export class TaskService {
     private readonly reaper: ReaperLike,
     private readonly events: EventSink,
     private readonly runcFor: (bundle: string, namespace: string) => RuncLike = (bundle, ns) => new Runc(Runc.rootFor(bundle, ns)),
+    private readonly logFor: TaskLogFactory = (_b, namespace, id) => ({ log: log.child({ namespace, id }), close: () => undefined }),
   ) {}
 
   get size(): number {
@@ -79,7 +88,9 @@ export class TaskService {
       for (const u of undo.reverse()) await u();
       throw err;
     }
-    const c: Container = { id: req.id, namespace, bundle: req.bundle, runc, init, execs: new Map(), rootfsMounted: req.rootfs.length > 0, initExitHeld: false, cgroupsPath: spec.linux?.cgroupsPath };
+    const tlog = this.logFor(req.bundle, namespace, req.id);
+    tlog.log.info({ pid: init.pid }, 'task created');
+    const c: Container = { id: req.id, tlog, namespace, bundle: req.bundle, runc, init, execs: new Map(), rootfsMounted: req.rootfs.length > 0, initExitHeld: false, cgroupsPath: spec.linux?.cgroupsPath };
     this.containers.set(req.id, c);
     this.events.publish(namespace, {
       topic: '/tasks/create', containerId: req.id, bundle: req.bundle, rootfs: req.rootfs,
@@ -147,7 +158,7 @@ export class TaskService {
       p.heldExit = { status, at };
       return;
     }
-    this.log.debug({ id: c.id, execId: p.execId, pid: p.pid, status }, 'process exited');
+    c.tlog.log.info({ execId: p.execId || undefined, pid: p.pid, status }, 'process exited');
     p.setExited(status, at);
     if (p.isInit) {
       if (oomKills(c.cgroupsPath) > 0) this.events.publish(c.namespace, { topic: '/tasks/oom', containerId: c.id });
@@ -204,6 +215,8 @@ export class TaskService {
     for (const e of c.execs.values()) e.io?.destroy();
     if (c.rootfsMounted) unmountAll(path.join(c.bundle, 'rootfs'));
     this.containers.delete(id);
+    c.tlog.log.info({ exitStatus: p.exit?.exitStatus }, 'task deleted');
+    c.tlog.close();
     const exit = p.exit as ExitInfo;
     this.events.publish(c.namespace, {
       topic: '/tasks/delete', containerId: id, id, pid: exit.pid, exitStatus: exit.exitStatus, exitedAt: exit.exitedAt,

@@ -286,6 +286,12 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
         expect(taskLine((await c.ctr(['task', 'ls'])).stdout, b)?.status).toBe('RUNNING');
       }
     }
+    // The second task's lines reached containerd through its own bundle's log fifo.
+    const logText = fs.readFileSync(c.logFile, 'utf8');
+    expect(logText).toMatch(new RegExp(`"id":"${b}"[^\\n]*"msg":"task deleted"`));
+    for (const t of [a, b]) {
+      expect(logText, `log line of ${t}`).toMatch(new RegExp(`"${t}"[^\\n]*"msg":"task created"`));
+    }
   });
 
   it('the live daemon survives malformed frames and keeps serving', async () => {
