@@ -43,6 +43,8 @@ export async function runStart(f: ShimFlags): Promise<void> {
   const group = groupIdFor(bundle, f.id);
   const address = socketAddress(f.address, f.namespace, group, input.socketDir);
   const sockPath = socketPath(address);
+  // sun_path holds 108 bytes; containerd's shim library refuses paths over 106.
+  if (Buffer.byteLength(sockPath) > 106) throw new Error(`start: socket path ${sockPath} is longer than 106 bytes`);
 
   if (!(await canConnect(address))) {
     const daemonPid = await spawnDaemon(f, sockPath, group, input);
