@@ -8,6 +8,7 @@ import { Runc } from '../task/runc.js';
 import { unmountAll } from '../task/mounts.js';
 import type { ShimFlags } from './flags.js';
 import { canConnect, socketPath } from './address.js';
+import { toTimestamp } from './timestamp.js';
 
 export async function runDelete(f: ShimFlags): Promise<void> {
   const bundle = f.bundle || process.cwd();
@@ -25,12 +26,7 @@ export async function runDelete(f: ShimFlags): Promise<void> {
   });
   unmountAll(path.join(bundle, 'rootfs'));
   await removeDeadSocket(bundle);
-  const now = Date.now();
-  const out = DeleteResponse.encode({
-    pid,
-    exitStatus: 128 + 9,
-    exitedAt: { seconds: BigInt(Math.floor(now / 1000)), nanos: (now % 1000) * 1_000_000 },
-  }).finish();
+  const out = DeleteResponse.encode({ pid, exitStatus: 128 + 9, exitedAt: toTimestamp(new Date()) }).finish();
   fs.writeSync(1, out);
 }
 

@@ -7,13 +7,10 @@ import * as ev from '../gen/containerd/events/task.js';
 import type { EventSink, TaskEvent } from '../task/types.js';
 import { TtrpcClient } from './ttrpc/client.js';
 import { NAMESPACE_KEY } from './ttrpc/server.js';
+import { toTimestamp } from './timestamp.js';
 
 const SERVICE = 'containerd.services.events.ttrpc.v1.Events';
 
-function ts(d: Date): { seconds: bigint; nanos: number } {
-  const ms = d.getTime();
-  return { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
-}
 
 export function encodeEvent(e: TaskEvent): { typeUrl: string; value: Uint8Array } {
   switch (e.topic) {
@@ -22,9 +19,9 @@ export function encodeEvent(e: TaskEvent): { typeUrl: string; value: Uint8Array 
     case '/tasks/start':
       return { typeUrl: 'containerd.events.TaskStart', value: ev.TaskStart.encode({ containerId: e.containerId, pid: e.pid }).finish() };
     case '/tasks/exit':
-      return { typeUrl: 'containerd.events.TaskExit', value: ev.TaskExit.encode({ containerId: e.containerId, id: e.id, pid: e.pid, exitStatus: e.exitStatus, exitedAt: ts(e.exitedAt) }).finish() };
+      return { typeUrl: 'containerd.events.TaskExit', value: ev.TaskExit.encode({ containerId: e.containerId, id: e.id, pid: e.pid, exitStatus: e.exitStatus, exitedAt: toTimestamp(e.exitedAt) }).finish() };
     case '/tasks/delete':
-      return { typeUrl: 'containerd.events.TaskDelete', value: ev.TaskDelete.encode({ containerId: e.containerId, id: e.id, pid: e.pid, exitStatus: e.exitStatus, exitedAt: ts(e.exitedAt) }).finish() };
+      return { typeUrl: 'containerd.events.TaskDelete', value: ev.TaskDelete.encode({ containerId: e.containerId, id: e.id, pid: e.pid, exitStatus: e.exitStatus, exitedAt: toTimestamp(e.exitedAt) }).finish() };
     case '/tasks/exec-added':
       return { typeUrl: 'containerd.events.TaskExecAdded', value: ev.TaskExecAdded.encode({ containerId: e.containerId, execId: e.execId }).finish() };
     case '/tasks/exec-started':
@@ -70,7 +67,7 @@ export class Publisher implements EventSink {
     while (this.queue.length > 0) {
       const item = this.queue[0] as (typeof this.queue)[number];
       const req = ForwardRequest.encode({
-        envelope: { timestamp: ts(item.at), namespace: item.namespace, topic: item.event.topic, event: encodeEvent(item.event) },
+        envelope: { timestamp: toTimestamp(item.at), namespace: item.namespace, topic: item.event.topic, event: encodeEvent(item.event) },
       }).finish();
       let sent = false;
       for (let attempt = 0; attempt < 5 && !sent; attempt++) {

@@ -8,6 +8,7 @@ import type { TaskService } from '../task/service.js';
 import type { Status } from '../task/types.js';
 import { method, type CallContext, type Handler } from './ttrpc/server.js';
 import { encodeStats } from './stats.js';
+import { toTimestamp } from './timestamp.js';
 
 const STATUS: Record<Status, PbStatus> = {
   unknown: PbStatus.UNKNOWN,
@@ -18,8 +19,7 @@ const STATUS: Record<Status, PbStatus> = {
   pausing: PbStatus.PAUSING,
 };
 
-const ts = (d: Date | undefined) =>
-  d ? { seconds: BigInt(Math.floor(d.getTime() / 1000)), nanos: (d.getTime() % 1000) * 1_000_000 } : undefined;
+const ts = (d: Date | undefined) => (d ? toTimestamp(d) : undefined);
 
 export interface TaskRpcHooks {
   defaultNamespace: string;

@@ -43,6 +43,19 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     return m;
   };
 
+  /** Kills a task with SIGKILL, waits for STOPPED, removes task and container (each step must succeed). */
+  async function killAndRemove(t: string): Promise<void> {
+    expect((await c.ctr(['task', 'kill', '-s', 'KILL', t])).code).toBe(0);
+    await waitStopped(t);
+    const rm = await c.ctr(['task', 'rm', t]);
+    expect(rm.code, rm.stderr).toBe(0);
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+  }
+
+  async function waitStopped(t: string): Promise<void> {
+    await waitFor(`${t} STOPPED`, async () => (taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status === 'STOPPED' ? true : undefined));
+  }
+
   beforeAll(async () => {
     const tar = buildBusyboxImage(IMAGE_CACHE);
     c = await Containerd.start(version);
@@ -110,7 +123,7 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     expect(taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status).toBe('RUNNING');
 
     expect((await c.ctr(['task', 'kill', t])).code).toBe(0);
-    await waitFor('STOPPED', async () => (taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status === 'STOPPED' ? true : undefined));
+    await waitStopped(t);
     // Killing a stopped task is NotFound, which ctr reports as an error.
     const again = await c.ctr(['task', 'kill', t]);
     expect(again.code).not.toBe(0);
@@ -139,10 +152,7 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     const r = await runCmd('script', ['-qec', argv.join(' '), '/dev/null'], { input: 'tty; exit 5\n', timeoutMs: 30_000 });
     expect(r.stdout).toMatch(/\/dev\/pts\/\d+/);
     expect(r.code).toBe(5);
-    await c.ctr(['task', 'kill', '-s', 'KILL', t]);
-    await waitFor('STOPPED', async () => (taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status === 'STOPPED' ? true : undefined));
-    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
-    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+    await killAndRemove(t);
   });
 
   it('stdin reaches the container and CloseIO ends it', async () => {
@@ -208,11 +218,7 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     await c.restart();
     const after = taskLine((await c.ctr(['task', 'ls'])).stdout, t);
     expect(after).toEqual(before);
-    expect((await c.ctr(['task', 'kill', '-s', 'KILL', t])).code).toBe(0);
-    await waitFor('STOPPED', async () => (taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status === 'STOPPED' ? true : undefined));
-    const rm = await c.ctr(['task', 'rm', t]);
-    expect(rm.code, rm.stderr).toBe(0);
-    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+    await killAndRemove(t);
   });
 
   it('events reach containerd in order with bare type URLs', async () => {
@@ -226,7 +232,7 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
       expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, t, 'sleep', m])).code).toBe(0);
       expect((await c.ctr(['task', 'exec', '--exec-id', 'ev1', t, 'true'])).code).toBe(0);
       expect((await c.ctr(['task', 'kill', '-s', 'KILL', t])).code).toBe(0);
-      await waitFor('STOPPED', async () => (taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status === 'STOPPED' ? true : undefined));
+      await waitStopped(t);
       expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
       await waitFor('delete event', () => (out.includes('/tasks/delete') ? true : undefined), 5000);
     } finally {
@@ -276,10 +282,7 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     expect(taskLine(ls, a)?.status).toBe('RUNNING');
     expect(taskLine(ls, b)?.status).toBe('RUNNING');
     for (const t of [a, b]) {
-      expect((await c.ctr(['task', 'kill', '-s', 'KILL', t])).code).toBe(0);
-      await waitFor('STOPPED', async () => (taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status === 'STOPPED' ? true : undefined));
-      expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
-      expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+      await killAndRemove(t);
       if (t === a) {
         await sleep(300);
         expect(c.shimPids(), 'the shim serves the pod until its last task').toEqual(shims);
@@ -316,10 +319,7 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     }
     const ls = taskLine((await c.ctr(['task', 'ls'])).stdout, t);
     expect(ls?.status).toBe('RUNNING');
-    expect((await c.ctr(['task', 'kill', '-s', 'KILL', t])).code).toBe(0);
-    await waitFor('STOPPED', async () => (taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status === 'STOPPED' ? true : undefined));
-    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
-    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+    await killAndRemove(t);
   });
 
   it('-info prints RuntimeInfo, -v the version, and the daemon logs into containerd\'s log', async () => {
@@ -361,10 +361,7 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     } finally {
       client.close();
     }
-    expect((await c.ctr(['task', 'kill', '-s', 'KILL', t])).code).toBe(0);
-    await waitFor('STOPPED', async () => (taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status === 'STOPPED' ? true : undefined));
-    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
-    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+    await killAndRemove(t);
   });
 
   it('delete is idempotent and works from the bundle alone', async () => {
