@@ -14,6 +14,7 @@ import { ProcessIO } from './stdio.js';
 import type { CreateRequest, EventSink, ExecRequest, ExitInfo, ProcessState } from './types.js';
 import { readSpec } from './spec.js';
 import { oomKills } from './oom.js';
+import { validateId } from './identifiers.js';
 
 /** The runc operations the service uses; the real CLI wrapper or a recording fake in unit tests. */
 export type RuncLike = Pick<Runc, 'create' | 'start' | 'exec' | 'kill' | 'delete' | 'pause' | 'resume' | 'update' | 'ps' | 'stats'>;
@@ -38,6 +39,8 @@ interface Container {
   /** The init's exit, held until the last exec has exited. */
   initExitHeld: boolean;
   cgroupsPath: string | undefined;
+  /** Delete of the init is in flight: the task counts as gone for a second Delete. */
+  deleting: boolean;
 }
 
 /** How long Delete waits for output still held open by the container's orphans. */
@@ -45,6 +48,8 @@ const IO_DRAIN_MS = 2000;
 
 export class TaskService {
   private readonly containers = new Map<string, Container>();
+  /** Ids whose Create is in flight: a concurrent Create of the same id is AlreadyExists. */
+  private readonly creating = new Set<string>();
 
   constructor(
     private readonly log: Logger,
@@ -59,7 +64,17 @@ export class TaskService {
   }
 
   async create(namespace: string, req: CreateRequest): Promise<number> {
-    if (this.containers.has(req.id)) throw alreadyExists(`task ${req.id}`);
+    validateId('task', req.id);
+    if (this.containers.has(req.id) || this.creating.has(req.id)) throw alreadyExists(`task ${req.id}`);
+    this.creating.add(req.id);
+    try {
+      return await this.createTask(namespace, req);
+    } finally {
+      this.creating.delete(req.id);
+    }
+  }
+
+  private async createTask(namespace: string, req: CreateRequest): Promise<number> {
     if (req.checkpoint) throw unimplemented('restore from checkpoint');
     if (!path.isAbsolute(req.bundle)) throw invalidArgument(`bundle ${req.bundle} is not absolute`);
     const spec = readSpec(req.bundle);
@@ -90,7 +105,7 @@ export class TaskService {
     }
     const tlog = this.logFor(req.bundle, namespace, req.id);
     tlog.log.info({ pid: init.pid }, 'task created');
-    const c: Container = { id: req.id, tlog, namespace, bundle: req.bundle, runc, init, execs: new Map(), rootfsMounted: req.rootfs.length > 0, initExitHeld: false, cgroupsPath: spec.linux?.cgroupsPath };
+    const c: Container = { id: req.id, tlog, namespace, bundle: req.bundle, runc, init, execs: new Map(), rootfsMounted: req.rootfs.length > 0, initExitHeld: false, cgroupsPath: spec.linux?.cgroupsPath, deleting: false };
     this.containers.set(req.id, c);
     this.events.publish(namespace, {
       topic: '/tasks/create', containerId: req.id, bundle: req.bundle, rootfs: req.rootfs,
@@ -196,8 +211,10 @@ export class TaskService {
       p.io?.destroy();
       return p.exit ?? { pid: p.pid, exitStatus: 0, exitedAt: new Date() };
     }
+    if (c.deleting) throw notFound(`task ${id}`);
     if (p.alive || p.starting) throw failedPrecondition(`cannot delete running ${p.label}`);
     if ([...c.execs.values()].some((e) => e.alive)) throw failedPrecondition(`task ${id} still has running execs`);
+    c.deleting = true;
     if (p.status === 'created') {
       // Never started: runc delete --force kills the waiting init; its exit arrives through the reaper.
       await c.runc.delete(id, c.bundle, true).catch((err: unknown) => this.log.warn({ err, id }, 'runc delete --force'));
@@ -226,7 +243,8 @@ export class TaskService {
 
   exec(req: ExecRequest): void {
     const c = this.get(req.id);
-    if (c.execs.has(req.execId) || req.execId === '') throw alreadyExists(`exec ${req.execId}`);
+    validateId('exec', req.execId);
+    if (c.execs.has(req.execId)) throw alreadyExists(`exec ${req.execId}`);
     if (!c.init.alive && c.init.status !== 'created') throw failedPrecondition(`cannot exec in ${c.init.status} task ${req.id}`);
     let parsed: unknown;
     try {

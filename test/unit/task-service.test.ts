@@ -137,6 +137,34 @@ describe('task service', () => {
     await expect(svc.delete('t', '')).rejects.toMatchObject({ code: Code.NotFound });
   });
 
+  it('refuses hostile task and exec ids before touching anything', async () => {
+    await expect(svc.create('default', { id: '../escape', bundle, rootfs: [], checkpoint: '', options: undefined, ...noIo }))
+      .rejects.toMatchObject({ code: Code.InvalidArgument });
+    await create();
+    for (const execId of ['../../etc/x', 'a/b', '', 'x'.repeat(77), '.hidden']) {
+      expect(() => svc.exec({ id: 't', execId, spec, ...noIo })).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
+    }
+    expect(runc.calls).toEqual(['create t']);
+    expect(fs.existsSync(path.join(bundle, 'execs'))).toBe(false);
+  });
+
+  it('regression: a concurrent Create of the same id is AlreadyExists and does not undo the first', async () => {
+    const first = create();
+    await expect(create()).rejects.toMatchObject({ code: Code.AlreadyExists });
+    expect(await first).toBe(100);
+    expect(runc.calls).toEqual(['create t']);
+  });
+
+  it('a concurrent second Delete is NotFound and TaskDelete is published once', async () => {
+    await create();
+    await svc.start('t', '');
+    reaper.exit(100, 0);
+    const [a, b] = await Promise.allSettled([svc.delete('t', ''), svc.delete('t', '')]);
+    expect(a.status).toBe('fulfilled');
+    expect(b).toMatchObject({ status: 'rejected', reason: { code: Code.NotFound } });
+    expect(topics().filter((t) => t === '/tasks/delete')).toHaveLength(1);
+  });
+
   it('rejects an invalid config.json at Create and leaves no task', async () => {
     fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify({ process: { args: 'not-a-list' } }));
     await expect(create()).rejects.toMatchObject({ code: Code.InvalidArgument });
