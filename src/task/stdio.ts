@@ -342,11 +342,20 @@ async function openFifoWriter(p: string): Promise<net.Socket> {
   }
 }
 
+/**
+ * Copies src into dst until src ends. If dst fails (the client went away), the copy keeps
+ * draining src and discards it, so the container neither blocks on a full pipe nor dies of EPIPE.
+ */
 function copy(src: NodeJS.ReadableStream & { on(e: string, f: (...a: unknown[]) => void): unknown }, dst: net.Socket): Promise<void> {
   return new Promise((resolve) => {
     src.on('error', () => resolve());
     src.on('end', () => resolve());
     src.on('close', () => resolve());
+    dst.on('error', () => {
+      src.unpipe(dst);
+      src.on('data', () => undefined);
+      src.resume();
+    });
     src.pipe(dst, { end: true });
   });
 }
