@@ -49,4 +49,25 @@ export async function runServe(f: ShimFlags): Promise<void> {
   server.register('containerd.task.v3.Task', handlers);
   await server.listen({ fd: 3 });
   log.info({ address, ttrpcAddress }, 'shim serving');
+  exitWhenIdle(() => service.size === 0 && server.connections === 0, shutdown);
+}
+
+/**
+ * A daemon with no task and no client for a whole idle period can never be reached again
+ * (containerd holds a connection per live task), e.g. when containerd died between `start` and
+ * Create: it leaves instead of lingering.
+ */
+function exitWhenIdle(idle: () => boolean, leave: () => void): void {
+  const limit = Number(process.env.URUNC_SHIM_IDLE_EXIT_MS ?? 60_000);
+  if (!(limit > 0)) return;
+  let since: number | undefined;
+  const step = Math.min(limit, 5_000);
+  setInterval(() => {
+    if (!idle()) {
+      since = undefined;
+      return;
+    }
+    since ??= Date.now();
+    if (Date.now() - since >= limit) leave();
+  }, step).unref();
 }
