@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { Code, ShimError, alreadyExists, failedPrecondition, invalidArgument, notFound, unimplemented } from '../errors.js';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, unimplemented } from '../errors.js';
 import { mountAll, unmountAll } from './mounts.js';
 import { Proc } from './process.js';
 import type { Reaper } from './reaper.js';
@@ -369,4 +369,3 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());
 }
 
-export { ShimError, Code };

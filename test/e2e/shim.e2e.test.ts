@@ -390,4 +390,3 @@ function isZombie(pid: number): boolean {
   }
 }
 
-void sleep;
