@@ -17,35 +17,38 @@ export class Reaper {
     process.on('SIGCHLD', () => this.poll());
   }
 
-  /** Calls onExit once when pid exits. Polls at once: the exit may already have happened. */
+  /** Calls onExit once when pid exits. Checks that pid at once: the exit may already have happened. */
   watch(pid: number, onExit: ExitHandler): void {
     this.watched.set(pid, onExit);
-    this.poll();
+    this.reap(pid, onExit);
   }
 
   unwatch(pid: number): void {
     this.watched.delete(pid);
   }
 
+  /** On SIGCHLD: every watched pid, then stray zombies. */
   poll(): void {
-    for (const [pid, onExit] of [...this.watched]) {
-      let res;
-      try {
-        res = reapPid(pid);
-      } catch (err: unknown) {
-        // ECHILD: not our child (never re-parented, or reaped elsewhere). Report it as gone.
-        if (err instanceof Errno && err.errno === ECHILD && !fs.existsSync(`/proc/${pid}`)) {
-          this.watched.delete(pid);
-          onExit(255, new Date());
-        }
-        continue;
-      }
-      if (res) {
-        this.watched.delete(pid);
-        onExit(res.status, new Date());
-      }
-    }
+    for (const [pid, onExit] of [...this.watched]) this.reap(pid, onExit);
     this.sweep();
+  }
+
+  private reap(pid: number, onExit: ExitHandler): void {
+    let res;
+    try {
+      res = reapPid(pid);
+    } catch (err: unknown) {
+      // ECHILD: not our child (never re-parented, or reaped elsewhere). Report it as gone.
+      if (err instanceof Errno && err.errno === ECHILD && !fs.existsSync(`/proc/${pid}`)) {
+        this.watched.delete(pid);
+        onExit(255, new Date());
+      }
+      return;
+    }
+    if (res) {
+      this.watched.delete(pid);
+      onExit(res.status, new Date());
+    }
   }
 
   /** Reaps zombie children that are neither watched nor spawned through spawnOwned. */
