@@ -11,7 +11,6 @@ import { toTimestamp } from './timestamp.js';
 
 const SERVICE = 'containerd.services.events.ttrpc.v1.Events';
 
-
 export function encodeEvent(e: TaskEvent): { typeUrl: string; value: Uint8Array } {
   switch (e.topic) {
     case '/tasks/create':

@@ -7,7 +7,6 @@ import os from 'node:os';
 import path from 'node:path';
 import tty from 'node:tty';
 import { constants as C } from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
 import { Code, ShimError, messageOf } from '../errors.js';
 import { closeFd, dupFd, makePipe, recvFd, setWinsize } from '../sys/libc.js';
 import { spawnOwned } from './spawn.js';
@@ -55,7 +54,6 @@ export class ProcessIO {
   private consoleServer: net.Server | undefined;
   private consoleMaster: Promise<number> | undefined;
   private consoleDir: string | undefined;
-  private logger: ChildProcess | undefined;
   readonly stdio: RuncStdio = { stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' };
   private destroyed = false;
 
@@ -130,7 +128,6 @@ export class ProcessIO {
       env: { ...process.env, CONTAINER_ID: ctx.containerId, CONTAINER_NAMESPACE: ctx.namespace },
       detached: false,
     });
-    this.logger = logger;
     closeFd(outR);
     closeFd(errR);
     closeFd(readyW);
@@ -285,13 +282,17 @@ class StdinCopier {
   private src: net.Socket | undefined;
   private closed = false;
   private opening = true;
-  /** An O_PATH handle: reopening through /proc/self/fd works even after the client removed the fifo. */
+  /**
+   * An O_PATH handle: reopening through /proc/self/fd works even after the client removed the
+   * fifo. Owned until the pending open has returned, so its fd number cannot be reused meanwhile.
+   */
   private readonly handle: number;
 
   constructor(fifo: string, dst: NodeJS.WritableStream, endDst: boolean) {
     this.handle = fs.openSync(fifo, O_PATH);
     fs.open(this.procPath, C.O_RDONLY, (err, fd) => {
       this.opening = false;
+      fs.close(this.handle, () => undefined);
       if (err) return;
       if (this.closed) {
         fs.close(fd, () => undefined);
@@ -311,15 +312,21 @@ class StdinCopier {
     if (this.closed) return;
     this.closed = true;
     this.src?.destroy();
-    if (this.opening) {
-      // Become the writer for an instant so the blocked open returns and frees its thread.
-      try {
-        fs.closeSync(fs.openSync(this.procPath, C.O_WRONLY | C.O_NONBLOCK));
-      } catch {
-        // the open completed meanwhile
-      }
+    this.releasePendingOpen();
+  }
+
+  /**
+   * Becomes the writer for an instant so the blocked open returns and frees its thread. Until the
+   * thread has actually entered open() there is no reader to meet (ENXIO), so it retries.
+   */
+  private releasePendingOpen(): void {
+    if (!this.opening) return;
+    try {
+      fs.closeSync(fs.openSync(this.procPath, C.O_WRONLY | C.O_NONBLOCK));
+    } catch {
+      // no reader yet: try again shortly
     }
-    fs.close(this.handle, () => undefined);
+    setTimeout(() => this.releasePendingOpen(), 10);
   }
 }
 
