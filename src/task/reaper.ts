@@ -1,14 +1,21 @@
 // Exit collection. The daemon is a child subreaper, so container inits and exec'd processes are
 // re-parented to it; each is reaped with a targeted waitpid (never waitpid(-1), which would steal
-// the statuses libuv waits for). A sweep also reaps stray zombies that nobody watches.
+// the statuses libuv waits for). A sweep also reaps zombies nobody watches yet and keeps their
+// statuses: an exec'd process can exit before `runc exec` has told us its pid, and watch() must
+// still get its real status.
 import fs from 'node:fs';
 import { reapPid, Errno, ECHILD } from '../sys/libc.js';
 import { isOwnedChild } from './spawn.js';
 
 export type ExitHandler = (status: number, exitedAt: Date) => void;
 
+/** How many unclaimed exits are kept (oldest dropped first); pids do not recycle that fast. */
+const UNCLAIMED_MAX = 1024;
+
 export class Reaper {
   private readonly watched = new Map<number, ExitHandler>();
+  /** Exits reaped by the sweep before anyone watched the pid, in reap order. */
+  private readonly unclaimed = new Map<number, { status: number; at: Date }>();
   private installed = false;
 
   install(): void {
@@ -19,6 +26,12 @@ export class Reaper {
 
   /** Calls onExit once when pid exits. Checks that pid at once: the exit may already have happened. */
   watch(pid: number, onExit: ExitHandler): void {
+    const early = this.unclaimed.get(pid);
+    if (early) {
+      this.unclaimed.delete(pid);
+      onExit(early.status, early.at);
+      return;
+    }
     this.watched.set(pid, onExit);
     this.reap(pid, onExit);
   }
@@ -51,6 +64,15 @@ export class Reaper {
     }
   }
 
+  private remember(pid: number, status: number): void {
+    this.unclaimed.delete(pid);
+    this.unclaimed.set(pid, { status, at: new Date() });
+    if (this.unclaimed.size > UNCLAIMED_MAX) {
+      const oldest = this.unclaimed.keys().next().value;
+      if (oldest !== undefined) this.unclaimed.delete(oldest);
+    }
+  }
+
   /** Reaps zombie children that are neither watched nor spawned through spawnOwned. */
   private sweep(): void {
     let children: number[] = [];
@@ -67,7 +89,9 @@ export class Reaper {
       try {
         const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
         const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-        if (state === 'Z') reapPid(pid);
+        if (state !== 'Z') continue;
+        const res = reapPid(pid);
+        if (res) this.remember(pid, res.status);
       } catch {
         // already gone
       }
