@@ -67,6 +67,14 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     try {
       await checkNothingLeft();
     } finally {
+      // Whatever a failed test left is killed after the checks, so one failure stays one failure.
+      for (const pid of [...c.shimPids(), ...markers.flatMap((m) => pidsMatching((argv) => argv.includes(m)))]) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
       used.length = 0;
       markers.length = 0;
     }
