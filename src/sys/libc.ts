@@ -1,6 +1,7 @@
 // The one place that calls libc directly (through koffi), for what Node has no API for:
 // subreaping, targeted waitpid, real pipes, mount/umount, ioctl on terminals and SCM_RIGHTS.
 // Loaded lazily so `start` and `-info` never pay for koffi.
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -25,6 +26,7 @@ interface Libc {
   mount: Fn;
   umount2: Fn;
   ioctlWinsize: Fn;
+  ioctlInt: Fn;
   dup: Fn;
   close: Fn;
   recvmsg: Fn;
@@ -57,6 +59,7 @@ function load(): Libc {
     mount: lib.func('int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const char *data)'),
     umount2: lib.func('int umount2(const char *target, int flags)'),
     ioctlWinsize: lib.func('int ioctl(int fd, unsigned long req, const winsize *ws)'),
+    ioctlInt: lib.func('int ioctl(int fd, unsigned long req, unsigned long arg)'),
     dup: lib.func('int dup(int fd)'),
     close: lib.func('int close(int fd)'),
     recvmsg: lib.func('long recvmsg(int fd, msghdr *msg, int flags)'),
@@ -195,4 +198,27 @@ export function recvFd(sock: number): number | undefined {
 
 function encodeInto(l: Libc, ptr: unknown, type: unknown, value: unknown): void {
   (l.k as unknown as { encode(p: unknown, t: unknown, v: unknown): void }).encode(ptr, type, value);
+}
+
+const KVM_GET_API_VERSION = 0xae00;
+const KVM_CREATE_VM = 0xae01;
+
+/** True when /dev/kvm opens and can create a VM (the accelerator probe for "auto"). */
+export function kvmUsable(): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync('/dev/kvm', 'r+');
+  } catch {
+    return false;
+  }
+  try {
+    const l = load();
+    if (l.ioctlInt(fd, KVM_GET_API_VERSION, 0) !== 12) return false;
+    const vm = l.ioctlInt(fd, KVM_CREATE_VM, 0) as number;
+    if (vm < 0) return false;
+    fs.closeSync(vm);
+    return true;
+  } finally {
+    fs.closeSync(fd);
+  }
 }

@@ -1,0 +1,27 @@
+// firecracker: no API socket; the whole VM is a JSON config file (boot-source, machine-config,
+// drives, network-interfaces) written into the scratch dir. Memory in MiB. Not run on this
+// project's machines (not packaged); its config is unit-tested against the documented schema.
+import type { Hypervisor, MonitorCommand, VmSpec } from './types.js';
+
+export const firecracker: Hypervisor = {
+  name: 'firecracker',
+  defaultBinary: () => 'firecracker',
+  accel: () => 'kvm',
+  dataDirs: () => [],
+  command(binary: string, vm: VmSpec): MonitorCommand {
+    const config = {
+      'boot-source': {
+        kernel_image_path: vm.kernel,
+        boot_args: vm.guest.cmdline,
+        ...(vm.initrd ? { initrd_path: vm.initrd } : {}),
+      },
+      'machine-config': { vcpu_count: vm.vcpus, mem_size_mib: vm.memoryMb, smt: false },
+      drives: vm.blocks.map((b) => ({ drive_id: b.id, path_on_host: b.path, is_root_device: b.id === 'rootfs', is_read_only: false })),
+      'network-interfaces': vm.net ? [{ iface_id: 'net1', guest_mac: vm.net.mac, host_dev_name: vm.net.tap }] : [],
+    };
+    const file = `${vm.scratch}/fc.json`;
+    const argv = [binary, '--no-api', '--config-file', file];
+    if (!vm.seccomp) argv.push('--no-seccomp');
+    return { argv, files: { 'fc.json': `${JSON.stringify(config, null, 2)}\n` }, qmp: undefined };
+  },
+};

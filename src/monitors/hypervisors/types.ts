@@ -1,0 +1,43 @@
+// The contract between the launcher and the hypervisor plug-ins: a resolved VM (paths as seen
+// inside the monitor root) in, argv and scratch files out. Plug-ins are pure: no I/O.
+import type { GuestOutput } from '../guests.js';
+import type { MonitorConfig } from '../runtime-config.js';
+import type { HypervisorName } from '../unikernel-config.js';
+
+export interface VmSpec {
+  id: string;
+  arch: 'x86_64' | 'aarch64';
+  kernel: string;
+  initrd: string | undefined;
+  guest: GuestOutput;
+  memoryMb: number;
+  vcpus: number;
+  blocks: Array<{ id: string; path: string }>;
+  /** 9p export of this directory as fs0, or virtio-fs through virtiofsd's socket. */
+  sharedFs: { kind: '9p'; path: string } | { kind: 'virtiofs'; socket: string } | undefined;
+  net: { tap: string; mac: string } | undefined;
+  seccomp: boolean;
+  /** Writable directory inside the monitor root, also reachable from the host (sockets, config files). */
+  scratch: string;
+  accel: 'kvm' | 'tcg' | 'none';
+  config: MonitorConfig;
+}
+
+export interface MonitorCommand {
+  argv: string[];
+  /** Files to write into the scratch directory before exec, by name. */
+  files: Record<string, string>;
+  /** A QMP socket (path inside the monitor root) the watchdog can watch. */
+  qmp: string | undefined;
+}
+
+export interface Hypervisor {
+  name: HypervisorName;
+  /** The binary looked up on the host's PATH when monitors.<name>.path is empty. */
+  defaultBinary(arch: VmSpec['arch']): string;
+  /** The accelerator this monitor needs ("none" for solo5-spt). */
+  accel(config: MonitorConfig, kvmUsable: boolean): VmSpec['accel'];
+  /** Host directories with firmware/data the monitor reads (bound read-only at the same path). */
+  dataDirs(config: MonitorConfig): string[];
+  command(binary: string, vm: VmSpec): MonitorCommand;
+}

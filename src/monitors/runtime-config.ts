@@ -1,0 +1,95 @@
+// /etc/urunc/config.toml: urunc's knobs (same names, same defaults) plus ours (qemu accelerator,
+// machine and cpu model; the watchdog). Read at Create; the path may come from the runtime options
+// (ConfigPath). A missing file means defaults; unknown keys are warnings, wrong types are errors.
+import fs from 'node:fs';
+import { parse as parseToml } from 'smol-toml';
+import * as z from 'zod/mini';
+import { invalidArgument, messageOf } from '../errors.js';
+import { HYPERVISORS, type HypervisorName } from './unikernel-config.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/urunc/config.toml';
+
+const Monitor = z.object({
+  default_memory_mb: z._default(z.int().check(z.positive()), 256),
+  default_vcpus: z._default(z.int().check(z.positive()), 1),
+  path: z._default(z.string(), ''),
+  data_path: z._default(z.string(), ''),
+  vhost: z._default(z.boolean(), false),
+  /** Ours (qemu): "kvm", "tcg", or "auto" (kvm when /dev/kvm can create a VM, else tcg). */
+  accelerator: z._default(z.enum(['auto', 'kvm', 'tcg']), 'auto'),
+  /** Ours (qemu): machine type, "pc" as urunc, or "microvm". */
+  machine: z._default(z.enum(['pc', 'microvm']), 'pc'),
+  /** Ours (qemu): -cpu model under kvm ("host" as urunc); tcg always uses "max". */
+  cpu: z._default(z.string().check(z.regex(/^[A-Za-z0-9_,+=.-]+$/)), 'host'),
+});
+export type MonitorConfig = z.infer<typeof Monitor>;
+
+const monitorDefaults = (): MonitorConfig => Monitor.parse({});
+
+const ConfigSchema = z.object({
+  log: z._default(z.object({ level: z._default(z.enum(['trace', 'debug', 'info', 'warn', 'error']), 'info'), syslog: z._default(z.boolean(), false) }), { level: 'info', syslog: false }),
+  timestamps: z._default(z.object({ enabled: z._default(z.boolean(), false), destination: z._default(z.string(), '/var/log/urunc/timestamps.log') }), { enabled: false, destination: '/var/log/urunc/timestamps.log' }),
+  monitors: z._default(z.partialRecord(z.enum(HYPERVISORS), Monitor), {} as Partial<Record<HypervisorName, MonitorConfig>>),
+  extra_binaries: z._default(z.object({
+    virtiofsd: z._default(z.object({ path: z._default(z.string(), '/usr/libexec/virtiofsd'), options: z._default(z.string(), '--cache always --sandbox none') }), { path: '/usr/libexec/virtiofsd', options: '--cache always --sandbox none' }),
+  }), { virtiofsd: { path: '/usr/libexec/virtiofsd', options: '--cache always --sandbox none' } }),
+  rootfs_view: z._default(z.object({ enabled: z._default(z.boolean(), false) }), { enabled: false }),
+  /** Ours: a guest that shows no console output within boot_timeout_ms is killed (0: no limit). */
+  watchdog: z._default(z.object({ boot_timeout_ms: z._default(z.int().check(z.gte(0)), 60_000) }), { boot_timeout_ms: 60_000 }),
+});
+
+export interface RuntimeConfig extends Omit<z.infer<typeof ConfigSchema>, 'monitors'> {
+  monitor(name: HypervisorName): MonitorConfig;
+  source: string;
+}
+
+/** Known keys, for the unknown-key warnings (the schema itself strips them). */
+const KNOWN: Record<string, unknown> = {
+  log: { level: 1, syslog: 1 },
+  timestamps: { enabled: 1, destination: 1 },
+  monitors: Object.fromEntries(HYPERVISORS.map((h) => [h, Object.fromEntries(Object.keys(monitorDefaults()).map((k) => [k, 1]))])),
+  extra_binaries: { virtiofsd: { path: 1, options: 1 } },
+  rootfs_view: { enabled: 1 },
+  watchdog: { boot_timeout_ms: 1 },
+};
+
+function unknownKeys(value: unknown, known: unknown, at: string, out: string[]): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || typeof known !== 'object' || known === null) return;
+  for (const [k, v] of Object.entries(value)) {
+    const kk = (known as Record<string, unknown>)[k];
+    if (kk === undefined) out.push(at ? `${at}.${k}` : k);
+    else unknownKeys(v, kk, at ? `${at}.${k}` : k, out);
+  }
+}
+
+/** Parses config text; `warn` receives one message per unknown key. */
+export function parseRuntimeConfig(text: string, source: string, warn: (msg: string) => void = () => undefined): RuntimeConfig {
+  let raw: unknown;
+  try {
+    raw = parseToml(text);
+  } catch (err: unknown) {
+    throw invalidArgument(`${source}: ${messageOf(err).split('\n')[0]}`);
+  }
+  const unknown: string[] = [];
+  unknownKeys(raw, KNOWN, '', unknown);
+  for (const k of unknown) warn(`${source}: unknown key ${k} ignored`);
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const msgs = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw invalidArgument(`${source}: ${msgs.join('; ')}`);
+  }
+  const { monitors, ...rest } = parsed.data;
+  return { ...rest, source, monitor: (name) => monitors[name] ?? monitorDefaults() };
+}
+
+/** Reads the config file; a missing file gives the defaults. */
+export function loadRuntimeConfig(file: string = DEFAULT_CONFIG_PATH, warn?: (msg: string) => void): RuntimeConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err: unknown) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return parseRuntimeConfig('', `${file} (absent, defaults)`);
+    throw invalidArgument(`read ${file}: ${messageOf(err)}`);
+  }
+  return parseRuntimeConfig(text, file, warn);
+}

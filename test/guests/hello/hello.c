@@ -1,0 +1,84 @@
+/*
+ * A multiboot (v1) "hello" kernel used as the project's test unikernel.
+ * It prints a greeting and the kernel command line on COM1, then leaves through qemu's
+ * isa-debug-exit device (port 0xf4): qemu exits with status (code << 1) | 1, where code is the
+ * number given as `exit=N` anywhere on the command line (0 when absent).
+ * Freestanding: no libc, 32-bit protected mode as set up by the multiboot loader.
+ */
+#include <stdint.h>
+
+#define MB_MAGIC 0x1BADB002u
+#define MB_FLAGS 0x00000000u
+
+__attribute__((section(".multiboot"), used, aligned(4)))
+static const uint32_t multiboot_header[3] = {MB_MAGIC, MB_FLAGS, (uint32_t)-(MB_MAGIC + MB_FLAGS)};
+
+struct multiboot_info {
+	uint32_t flags;
+	uint32_t mem_lower, mem_upper, boot_device;
+	uint32_t cmdline;
+};
+
+static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
+static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
+static inline uint8_t inb(uint16_t port) { uint8_t v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+
+#define COM1 0x3f8
+
+static void serial_init(void) {
+	outb(COM1 + 1, 0x00); /* no interrupts */
+	outb(COM1 + 3, 0x80); /* DLAB */
+	outb(COM1 + 0, 0x01); /* 115200 baud */
+	outb(COM1 + 1, 0x00);
+	outb(COM1 + 3, 0x03); /* 8N1 */
+	outb(COM1 + 2, 0xC7); /* FIFO */
+}
+
+static void putc_serial(char c) {
+	for (int i = 0; i < 100000 && !(inb(COM1 + 5) & 0x20); i++) /* wait for THR empty */
+		;
+	outb(COM1, (uint8_t)c);
+}
+
+static void puts_serial(const char *s) {
+	for (; *s; s++) {
+		if (*s == '\n') putc_serial('\r');
+		putc_serial(*s);
+	}
+}
+
+/* The number after the first "exit=" token, or 0. */
+static uint32_t exit_code(const char *cmdline) {
+	for (const char *p = cmdline; *p; p++) {
+		if ((p == cmdline || p[-1] == ' ') && p[0] == 'e' && p[1] == 'x' && p[2] == 'i' && p[3] == 't' && p[4] == '=') {
+			uint32_t n = 0;
+			for (p += 5; *p >= '0' && *p <= '9'; p++) n = n * 10 + (uint32_t)(*p - '0');
+			return n & 0x7f;
+		}
+	}
+	return 0;
+}
+
+void kmain(uint32_t magic, const struct multiboot_info *mbi) {
+	const char *cmdline = "";
+	serial_init();
+	if (magic == 0x2BADB002u && (mbi->flags & (1u << 2)) && mbi->cmdline) cmdline = (const char *)(uintptr_t)mbi->cmdline;
+	puts_serial("Hello from a urunc-ts unikernel!\n");
+	puts_serial("cmdline: ");
+	puts_serial(cmdline);
+	puts_serial("\n");
+	outl(0xf4, exit_code(cmdline));
+	for (;;) __asm__ volatile("cli; hlt");
+}
+
+__attribute__((naked, noreturn)) void _start(void) {
+	__asm__ volatile(
+		"mov $stack_top, %esp\n"
+		"push %ebx\n"
+		"push %eax\n"
+		"call kmain\n"
+		"1: cli; hlt; jmp 1b\n");
+}
+
+static uint8_t stack[8192] __attribute__((aligned(16), used));
+__asm__(".globl stack_top\n.set stack_top, stack + 8192\n");
