@@ -24,6 +24,8 @@ export interface GuestInput {
   rootfs: GuestRootfs;
   /** Where the guest mounts a block volume (blkMntPoint), for guests that mount it themselves. */
   blockMountPoint: string | undefined;
+  /** Host-configured kernel parameters (linux only). */
+  extraKernelArgs?: string;
 }
 
 export interface GuestOutput {
@@ -59,6 +61,7 @@ function linux(g: GuestInput): GuestOutput {
   } else if (g.rootfs === '9pfs') p.push('root=fs0 rw rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=5000000,cache=mmap,posixacl');
   else if (g.rootfs === 'virtiofs') p.push('root=fs0 rw rootfstype=virtiofs');
   if (g.net) p.push(`ip=${g.net.ip}::${g.net.gateway}:${g.net.mask}:urunc:eth0:off`);
+  if (g.extraKernelArgs) p.push(g.extraKernelArgs);
   p.push(...g.env);
   // Multi-word arguments are quoted for the guest's init, as urunc's urunit expects.
   const args = g.args.map((a) => (a.trim().includes(' ') ? `'${a.trim()}'` : a));

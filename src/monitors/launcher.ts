@@ -186,7 +186,10 @@ export function removeMonitorBundle(bundle: string): void {
 
 function guestInput(inp: LaunchInput, uk: UnikernelConfig, rootfs: GuestRootfs, arch: VmSpec['arch']) {
   const args = inp.spec.process?.args?.length ? inp.spec.process.args : (uk.cmdline ?? '').split(/\s+/).filter(Boolean);
-  return { monitor: uk.hypervisor, arch, version: uk.unikernelVersion, args, env: inp.spec.process?.env ?? [], net: undefined, rootfs, blockMountPoint: uk.blkMntPoint };
+  return {
+    monitor: uk.hypervisor, arch, version: uk.unikernelVersion, args, env: inp.spec.process?.env ?? [], net: undefined, rootfs,
+    blockMountPoint: uk.blkMntPoint, extraKernelArgs: inp.config.guests.linux.extra_cmdline,
+  };
 }
 
 function findBinary(name: string): string {

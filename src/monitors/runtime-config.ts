@@ -34,6 +34,8 @@ const ConfigSchema = z.object({
     virtiofsd: z._default(z.object({ path: z._default(z.string(), '/usr/libexec/virtiofsd'), options: z._default(z.string(), '--cache always --sandbox none') }), { path: '/usr/libexec/virtiofsd', options: '--cache always --sandbox none' }),
   }), { virtiofsd: { path: '/usr/libexec/virtiofsd', options: '--cache always --sandbox none' } }),
   rootfs_view: z._default(z.object({ enabled: z._default(z.boolean(), false) }), { enabled: false }),
+  /** Ours: kernel parameters added to every Linux guest's command line (e.g. clock settings under tcg). */
+  guests: z._default(z.object({ linux: z._default(z.object({ extra_cmdline: z._default(z.string().check(z.maxLength(1024)), '') }), { extra_cmdline: '' }) }), { linux: { extra_cmdline: '' } }),
   /** Ours: a guest that shows no console output within boot_timeout_ms is killed (0: no limit). */
   watchdog: z._default(z.object({ boot_timeout_ms: z._default(z.int().check(z.gte(0)), 60_000) }), { boot_timeout_ms: 60_000 }),
 });
@@ -51,6 +53,7 @@ const KNOWN: Record<string, unknown> = {
   extra_binaries: { virtiofsd: { path: 1, options: 1 } },
   rootfs_view: { enabled: 1 },
   watchdog: { boot_timeout_ms: 1 },
+  guests: { linux: { extra_cmdline: 1 } },
 };
 
 function unknownKeys(value: unknown, known: unknown, at: string, out: string[]): void {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { DeleteResponse } from '../gen/containerd/task/v2/shim.js';
 import { Runc } from '../task/runc.js';
 import { unmountAll } from '../task/mounts.js';
+import { removeMonitorBundle } from '../monitors/launcher.js';
 import type { ShimFlags } from './flags.js';
 import { canConnect, socketPath } from './address.js';
 import { toTimestamp } from './timestamp.js';
@@ -24,6 +25,11 @@ export async function runDelete(f: ShimFlags): Promise<void> {
     const msg = err instanceof Error ? err.message : String(err);
     if (!/not ?found|does not exist/i.test(msg)) process.stderr.write(`runc delete: ${msg}\n`);
   });
+  try {
+    removeMonitorBundle(bundle);
+  } catch (err: unknown) {
+    process.stderr.write(`remove monitor bundle: ${err instanceof Error ? err.message : String(err)}\n`);
+  }
   unmountAll(path.join(bundle, 'rootfs'));
   await removeDeadSocket(bundle);
   const out = DeleteResponse.encode({ pid, exitStatus: 128 + 9, exitedAt: toTimestamp(new Date()) }).finish();

@@ -10,6 +10,9 @@ import { createBundleLogger } from './logger.js';
 import { Publisher } from './publisher.js';
 import { taskHandlers } from './task-rpc.js';
 import { TtrpcServer } from './ttrpc/server.js';
+import { kvmUsable } from '../sys/libc.js';
+import { ContainerdGrpc } from './containerd-grpc.js';
+import { imageAnnotationReader } from './image-annotations.js';
 
 export async function runServe(f: ShimFlags): Promise<void> {
   const bundle = process.cwd();
@@ -26,7 +29,11 @@ export async function runServe(f: ShimFlags): Promise<void> {
   const ttrpcAddress = process.env.TTRPC_ADDRESS || `${f.address}.ttrpc`;
   const publisher = new Publisher(ttrpcAddress, log);
   const service = new TaskService(log, reaper, publisher, undefined, (taskBundle, namespace, id) =>
-    taskBundle === bundle ? { log: log.child({ task: id }), close: () => undefined } : createBundleLogger(taskBundle, { namespace, id }, f.debug));
+    taskBundle === bundle ? { log: log.child({ task: id }), close: () => undefined } : createBundleLogger(taskBundle, { namespace, id }, f.debug),
+  {
+    imageAnnotations: f.address ? imageAnnotationReader(new ContainerdGrpc(f.address.replace(/^unix:\/\//, ''))) : undefined,
+    kvmUsable: once(kvmUsable),
+  });
   const server = new TtrpcServer(log);
   const address = process.env.URUNC_SHIM_ADDRESS ?? '';
 
@@ -70,4 +77,9 @@ function exitWhenIdle(idle: () => boolean, leave: () => void): void {
     since ??= Date.now();
     if (Date.now() - since >= limit) leave();
   }, step).unref();
+}
+
+function once<T>(fn: () => T): () => T {
+  let v: { value: T } | undefined;
+  return () => (v ??= { value: fn() }).value;
 }

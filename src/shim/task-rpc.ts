@@ -9,6 +9,17 @@ import type { Status } from '../task/types.js';
 import { method, type CallContext, type Handler } from './ttrpc/server.js';
 import { encodeStats } from './stats.js';
 import { toTimestamp } from './timestamp.js';
+import { Options as RuntimeOptions } from '../gen/runtimeoptions/api.js';
+
+/** CRI's runtimeoptions.v1.Options.config_path (ctr --runtime-config-path sends the same). */
+function configPathOf(options: { typeUrl: string; value: Uint8Array } | undefined): string | undefined {
+  if (!options?.typeUrl.endsWith('runtimeoptions.v1.Options')) return undefined;
+  try {
+    return RuntimeOptions.decode(options.value).configPath || undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 const STATUS: Record<Status, PbStatus> = {
   unknown: PbStatus.UNKNOWN,
@@ -34,7 +45,7 @@ export function taskHandlers(svc: TaskService, hooks: TaskRpcHooks): Record<stri
     Create: method(pb.CreateTaskRequest, pb.CreateTaskResponse, async (ctx, r) => ({
       pid: await svc.create(ns(ctx), {
         id: r.id, bundle: r.bundle, rootfs: r.rootfs, terminal: r.terminal, stdin: r.stdin, stdout: r.stdout,
-        stderr: r.stderr, checkpoint: r.checkpoint, options: r.options,
+        stderr: r.stderr, checkpoint: r.checkpoint, options: r.options, configPath: configPathOf(r.options),
       }),
     })),
     Start: method(pb.StartRequest, pb.StartResponse, async (_ctx, r) => ({ pid: await svc.start(r.id, r.execId) })),

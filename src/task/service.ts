@@ -15,6 +15,9 @@ import type { CreateRequest, EventSink, ExecRequest, ExitInfo, ProcessState } fr
 import { readSpec } from './spec.js';
 import { oomKills } from './oom.js';
 import { validateId } from './identifiers.js';
+import { planUnikernel, specRootfs, type UnikernelHost, type UnikernelTask } from './unikernel.js';
+import { removeMonitorBundle, type OciSpec } from '../monitors/launcher.js';
+import { Watchdog } from '../monitors/watchdog.js';
 
 /** The runc operations the service uses; the real CLI wrapper or a recording fake in unit tests. */
 export type RuncLike = Pick<Runc, 'create' | 'start' | 'exec' | 'kill' | 'delete' | 'pause' | 'resume' | 'update' | 'ps' | 'stats'>;
@@ -32,6 +35,10 @@ interface Container {
   tlog: TaskLog;
   namespace: string;
   bundle: string;
+  /** The bundle runc runs: the container's own, or the derived monitor bundle of a unikernel. */
+  runcBundle: string;
+  unikernel: UnikernelTask | undefined;
+  watchdog: Watchdog | undefined;
   runc: RuncLike;
   init: Proc;
   execs: Map<string, Proc>;
@@ -57,6 +64,7 @@ export class TaskService {
     private readonly events: EventSink,
     private readonly runcFor: (bundle: string, namespace: string) => RuncLike = (bundle, ns) => new Runc(Runc.rootFor(bundle, ns)),
     private readonly logFor: TaskLogFactory = (_b, namespace, id) => ({ log: log.child({ namespace, id }), close: () => undefined }),
+    private readonly unikernels: UnikernelHost = { kvmUsable: () => false },
   ) {}
 
   get size(): number {
@@ -79,33 +87,49 @@ export class TaskService {
     if (!path.isAbsolute(req.bundle)) throw invalidArgument(`bundle ${req.bundle} is not absolute`);
     const spec = readSpec(req.bundle);
     const runc = this.runcFor(req.bundle, namespace);
-    const rootfs = path.join(req.bundle, 'rootfs');
+    const rootfs = specRootfs(req.bundle, spec as OciSpec);
     const init = new Proc(req.id, '', req.bundle, { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal });
-    const undo: Array<() => Promise<void> | void> = [];
+    const tlog = this.logFor(req.bundle, namespace, req.id);
+    const undo: Array<() => Promise<void> | void> = [() => tlog.close()];
+    let unikernel: UnikernelTask | undefined;
+    let runcBundle = req.bundle;
     try {
       if (req.rootfs.length > 0) {
         mountAll(req.rootfs, rootfs);
         undo.push(() => unmountAll(rootfs));
       }
+      undo.push(() => removeMonitorBundle(req.bundle));
+      unikernel = await planUnikernel({
+        host: this.unikernels, log: tlog.log, namespace, id: req.id, bundle: req.bundle, rootfs, spec: spec as OciSpec, configPath: req.configPath,
+      });
+      if (unikernel) runcBundle = unikernel.plan.runcBundle;
       const io = await ProcessIO.open(init.stdio, { containerId: req.id, namespace });
       init.io = io;
       undo.push(() => io.destroy());
-      const pidCreate = runc.create(req.id, req.bundle, {
+      const pidCreate = runc.create(req.id, runcBundle, {
         pidFile: path.join(req.bundle, 'init.pid'),
         consoleSocket: io.consoleSocket,
         stdio: io.stdio,
       });
-      undo.push(() => runc.delete(req.id, req.bundle, true).catch(() => undefined));
+      undo.push(() => runc.delete(req.id, runcBundle, true).catch(() => undefined));
       init.pid = await pidCreate;
       await io.receiveConsole();
       io.releaseChildFds();
     } catch (err: unknown) {
-      for (const u of undo.reverse()) await u();
+      for (const u of undo.reverse()) {
+        try {
+          await u();
+        } catch (e: unknown) {
+          this.log.warn({ err: e, id: req.id }, 'create rollback step failed');
+        }
+      }
       throw err;
     }
-    const tlog = this.logFor(req.bundle, namespace, req.id);
     tlog.log.info({ pid: init.pid }, 'task created');
-    const c: Container = { id: req.id, tlog, namespace, bundle: req.bundle, runc, init, execs: new Map(), rootfsMounted: req.rootfs.length > 0, initExitHeld: false, cgroupsPath: spec.linux?.cgroupsPath, deleting: false };
+    const c: Container = {
+      id: req.id, tlog, namespace, bundle: req.bundle, runcBundle, unikernel, watchdog: undefined, runc, init, execs: new Map(),
+      rootfsMounted: req.rootfs.length > 0, initExitHeld: false, cgroupsPath: spec.linux?.cgroupsPath, deleting: false,
+    };
     this.containers.set(req.id, c);
     this.events.publish(namespace, {
       topic: '/tasks/create', containerId: req.id, bundle: req.bundle, rootfs: req.rootfs,
@@ -123,8 +147,9 @@ export class TaskService {
     p.starting = true;
     try {
       if (p.isInit) {
-        await c.runc.start(id, c.bundle);
+        await c.runc.start(id, c.runcBundle);
         p.status = 'running';
+        this.armWatchdog(c);
         this.events.publish(c.namespace, { topic: '/tasks/start', containerId: id, pid: p.pid });
       } else {
         if (!c.init.alive) throw failedPrecondition(`cannot start exec ${execId}: task ${id} is ${c.init.status}`);
@@ -150,7 +175,7 @@ export class TaskService {
     const io = await ProcessIO.open(p.stdio, { containerId: c.id, namespace: c.namespace });
     p.io = io;
     try {
-      p.pid = await c.runc.exec(c.id, c.bundle, {
+      p.pid = await c.runc.exec(c.id, c.runcBundle, {
         processFile,
         pidFile: path.join(dir, `${p.execId}.pid`),
         consoleSocket: io.consoleSocket,
@@ -176,6 +201,7 @@ export class TaskService {
     c.tlog.log.info({ execId: p.execId || undefined, pid: p.pid, status }, 'process exited');
     p.setExited(status, at);
     if (p.isInit) {
+      c.watchdog?.stop();
       if (oomKills(c.cgroupsPath) > 0) this.events.publish(c.namespace, { topic: '/tasks/oom', containerId: c.id });
       const running = [...c.execs.values()].filter((e) => e.alive);
       if (running.length > 0) {
@@ -217,20 +243,28 @@ export class TaskService {
     c.deleting = true;
     if (p.status === 'created') {
       // Never started: runc delete --force kills the waiting init; its exit arrives through the reaper.
-      await c.runc.delete(id, c.bundle, true).catch((err: unknown) => this.log.warn({ err, id }, 'runc delete --force'));
+      await c.runc.delete(id, c.runcBundle, true).catch((err: unknown) => this.log.warn({ err, id }, 'runc delete --force'));
       await Promise.race([p.wait(), sleep(2000)]);
       if (!p.exit) p.setExited(137, new Date());
     } else {
-      await c.runc.delete(id, c.bundle, false).catch(async (err: unknown) => {
+      await c.runc.delete(id, c.runcBundle, false).catch(async (err: unknown) => {
         this.log.warn({ err, id }, 'runc delete; retrying with --force');
-        await c.runc.delete(id, c.bundle, true).catch(() => undefined);
+        await c.runc.delete(id, c.runcBundle, true).catch(() => undefined);
       });
     }
     this.reaper.unwatch(p.pid);
     await p.io?.drain(IO_DRAIN_MS);
     p.io?.destroy();
     for (const e of c.execs.values()) e.io?.destroy();
-    if (c.rootfsMounted) unmountAll(path.join(c.bundle, 'rootfs'));
+    c.watchdog?.stop();
+    if (c.unikernel) {
+      try {
+        removeMonitorBundle(c.bundle);
+      } catch (err: unknown) {
+        this.log.warn({ err, id }, 'remove monitor bundle');
+      }
+    }
+    if (c.rootfsMounted) unmountAll(specRootfs(c.bundle, readSpecQuiet(c.bundle)));
     this.containers.delete(id);
     c.tlog.log.info({ exitStatus: p.exit?.exitStatus }, 'task deleted');
     c.tlog.close();
@@ -243,6 +277,7 @@ export class TaskService {
 
   exec(req: ExecRequest): void {
     const c = this.get(req.id);
+    if (c.unikernel) throw unimplemented(`exec in unikernel container ${req.id}: the application runs inside a VM`);
     validateId('exec', req.execId);
     if (c.execs.has(req.execId)) throw alreadyExists(`exec ${req.execId}`);
     if (!c.init.alive && c.init.status !== 'created') throw failedPrecondition(`cannot exec in ${c.init.status} task ${req.id}`);
@@ -273,7 +308,7 @@ export class TaskService {
     const p = this.proc(c, execId);
     if (p.status === 'stopped') throw notFound(`${p.label}: process already finished`);
     if (p.isInit) {
-      await c.runc.kill(id, c.bundle, signal, all);
+      await c.runc.kill(id, c.runcBundle, signal, all);
       return;
     }
     if (p.status === 'created') throw notFound(`${p.label}: process not started`);
@@ -288,7 +323,7 @@ export class TaskService {
   async pids(id: string): Promise<Array<{ pid: number; execId: string }>> {
     const c = this.get(id);
     if (!c.init.alive) return [];
-    const pids = await c.runc.ps(id, c.bundle);
+    const pids = await c.runc.ps(id, c.runcBundle);
     const byPid = new Map([...c.execs.values()].map((e) => [e.pid, e.execId]));
     return pids.map((pid) => ({ pid, execId: byPid.get(pid) ?? '' }));
   }
@@ -296,7 +331,7 @@ export class TaskService {
   async pause(id: string): Promise<void> {
     const c = this.get(id);
     c.init.requireStatus(['running'], 'pause');
-    await c.runc.pause(id, c.bundle);
+    await c.runc.pause(id, c.runcBundle);
     c.init.status = 'paused';
     this.events.publish(c.namespace, { topic: '/tasks/paused', containerId: id });
   }
@@ -304,7 +339,7 @@ export class TaskService {
   async resume(id: string): Promise<void> {
     const c = this.get(id);
     c.init.requireStatus(['paused'], 'resume');
-    await c.runc.resume(id, c.bundle);
+    await c.runc.resume(id, c.runcBundle);
     if (c.init.status === 'paused') c.init.status = 'running';
     this.events.publish(c.namespace, { topic: '/tasks/resumed', containerId: id });
   }
@@ -318,7 +353,7 @@ export class TaskService {
     } catch {
       throw invalidArgument('update: resources are not valid JSON');
     }
-    await c.runc.update(id, c.bundle, json);
+    await c.runc.update(id, c.runcBundle, json);
   }
 
   resizePty(id: string, execId: string, width: number, height: number): void {
@@ -335,12 +370,26 @@ export class TaskService {
   async stats(id: string): Promise<unknown> {
     const c = this.get(id);
     if (!c.init.alive) throw notFound(`task ${id}: not running`);
-    return c.runc.stats(id, c.bundle);
+    return c.runc.stats(id, c.runcBundle);
   }
 
   /** The task pid containerd shows (Connect.task_pid): the init's pid, 0 when unknown. */
   taskPid(id: string): number {
     return this.containers.get(id)?.init.pid ?? 0;
+  }
+
+  /** After Start of a unikernel: the watchdog kills a VM that hangs at boot or that qemu paused. */
+  private armWatchdog(c: Container): void {
+    const uk = c.unikernel;
+    if (!uk) return;
+    const pid = c.init.pid;
+    const wd = new Watchdog((reason) => {
+      c.tlog.log.error({ pid, reason }, 'watchdog: killing the hypervisor');
+      killQuietly(pid, 9);
+    }, (msg) => c.tlog.log.warn(msg));
+    c.watchdog = wd;
+    if (c.init.io?.onFirstOutput(() => wd.output())) wd.armBootTimeout(uk.runtime.watchdog.boot_timeout_ms);
+    if (uk.plan.qmpInMonitor) wd.watchQmp(`/proc/${pid}/root${uk.plan.qmpInMonitor}`);
   }
 
   private get(id: string): Container {
@@ -362,6 +411,14 @@ function killQuietly(pid: number, signal: number): void {
     process.kill(pid, signal);
   } catch {
     // gone already
+  }
+}
+
+function readSpecQuiet(bundle: string): OciSpec {
+  try {
+    return readSpec(bundle) as OciSpec;
+  } catch {
+    return { ociVersion: '' };
   }
 }
 

@@ -56,6 +56,10 @@ export class ProcessIO {
   private consoleDir: string | undefined;
   readonly stdio: RuncStdio = { stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' };
   private destroyed = false;
+  /** Output flows through the shim (fifo or terminal), so first-output can be observed. */
+  private observable = false;
+  private firstOutput: (() => void) | undefined;
+  private sawOutput = false;
 
   private constructor(readonly spec: StdioSpec) {}
 
@@ -87,7 +91,7 @@ export class ProcessIO {
       this.stdio.stdout = fd;
       this.stdio.stderr = fd;
     } else {
-      if (out?.scheme === 'fifo') this.stdio.stdout = await this.pipeToFifo(out.path);
+      if (out?.scheme === 'fifo') this.stdio.stdout = await this.pipeToFifo(out.path, true);
       if (err?.scheme === 'fifo') this.stdio.stderr = await this.pipeToFifo(err.path);
     }
     const inp = parseUri(this.spec.stdin);
@@ -103,11 +107,12 @@ export class ProcessIO {
   }
 
   /** A real pipe whose write end goes to the container and whose read end is copied into the fifo. */
-  private async pipeToFifo(fifo: string): Promise<number> {
+  private async pipeToFifo(fifo: string, watch = false): Promise<number> {
     const dst = await openFifoWriter(fifo);
     const [r, w] = makePipe();
     this.childFds.push(w);
     const src = new net.Socket({ fd: r, readable: true, writable: false });
+    if (watch) this.watchOutput(src);
     this.copies.push(copy(src, dst));
     this.closers.push(() => {
       src.destroy();
@@ -206,6 +211,7 @@ export class ProcessIO {
     this.masterFd = master;
     // Separate fds for the read and write handles: libuv allows one watcher per fd.
     const readSide = new tty.ReadStream(dupFd(master));
+    this.watchOutput(readSide);
     const out = parseUri(this.spec.stdout);
     if (out?.scheme === 'fifo') {
       const dst = await openFifoWriter(out.path);
@@ -223,6 +229,22 @@ export class ProcessIO {
       // On a terminal, stdin EOF does not hang up the pty.
       this.stdinCopier = new StdinCopier(inp.path, writer, false);
     }
+  }
+
+  private watchOutput(src: NodeJS.EventEmitter): void {
+    this.observable = true;
+    src.once('data', () => {
+      this.sawOutput = true;
+      this.firstOutput?.();
+    });
+  }
+
+  /** Calls cb at the process's first output byte; false when the output does not pass through here. */
+  onFirstOutput(cb: () => void): boolean {
+    if (!this.observable) return false;
+    if (this.sawOutput) cb();
+    else this.firstOutput = cb;
+    return true;
   }
 
   resize(width: number, height: number): void {

@@ -18,6 +18,8 @@ export interface CreateRequest {
   stderr: string;
   checkpoint: string;
   options: { typeUrl: string; value: Uint8Array } | undefined;
+  /** runtimeoptions ConfigPath from the Create options: the runtime config file to use. */
+  configPath?: string;
 }
 
 export interface ExecRequest {

@@ -61,6 +61,9 @@ export class Containerd {
   readonly configFile: string;
   private logFd: number | undefined;
 
+  /** Extra environment for containerd (and so for the shims it starts). */
+  env: NodeJS.ProcessEnv = {};
+
   private constructor(readonly version: Version, readonly dir: string) {
     this.address = path.join(dir, 'c.sock');
     this.state = path.join(dir, 'state');
@@ -76,12 +79,13 @@ export class Containerd {
     return path.join(this.dir, 'containerd.log');
   }
 
-  static async start(version: Version): Promise<Containerd> {
+  static async start(version: Version, env: NodeJS.ProcessEnv = {}): Promise<Containerd> {
     const bin = binDir(version);
     if (!fs.existsSync(path.join(bin, 'containerd'))) {
       throw new Error(`containerd ${version} missing at ${bin}: run scripts/setup.sh`);
     }
     const c = new Containerd(version, fs.mkdtempSync(path.join(os.tmpdir(), 'ucd-')));
+    c.env = env;
     fs.writeFileSync(c.configFile, c.config());
     await c.launch();
     return c;
@@ -106,7 +110,7 @@ export class Containerd {
 
   async launch(): Promise<void> {
     this.logFd = fs.openSync(this.logFile, 'a');
-    const env = { ...process.env, PATH: `${SHIM_BIN}:${this.bin}:${process.env.PATH ?? '/usr/bin:/bin'}` };
+    const env = { ...process.env, ...this.env, PATH: `${SHIM_BIN}:${this.bin}:${process.env.PATH ?? '/usr/bin:/bin'}` };
     this.proc = spawn(path.join(this.bin, 'containerd'), ['--config', this.configFile], {
       stdio: ['ignore', this.logFd, this.logFd],
       env,

@@ -2,7 +2,8 @@
  * A multiboot (v1) "hello" kernel used as the project's test unikernel.
  * It prints a greeting and the kernel command line on COM1, then leaves through qemu's
  * isa-debug-exit device (port 0xf4): qemu exits with status (code << 1) | 1, where code is the
- * number given as `exit=N` anywhere on the command line (0 when absent).
+ * number given as `exit=N` anywhere on the command line (0 when absent). With a `wait` word on
+ * the command line it halts instead, until the VM is killed (a long-running guest for tests).
  * Freestanding: no libc, 32-bit protected mode as set up by the multiboot loader.
  */
 #include <stdint.h>
@@ -47,6 +48,16 @@ static void puts_serial(const char *s) {
 	}
 }
 
+static int has_word(const char *cmdline, const char *w) {
+	for (const char *p = cmdline; *p; p++) {
+		if (p != cmdline && p[-1] != ' ') continue;
+		const char *a = p, *b = w;
+		while (*b && *a == *b) a++, b++;
+		if (!*b && (*a == ' ' || *a == 0)) return 1;
+	}
+	return 0;
+}
+
 /* The number after the first "exit=" token, or 0. */
 static uint32_t exit_code(const char *cmdline) {
 	for (const char *p = cmdline; *p; p++) {
@@ -67,6 +78,10 @@ void kmain(uint32_t magic, const struct multiboot_info *mbi) {
 	puts_serial("cmdline: ");
 	puts_serial(cmdline);
 	puts_serial("\n");
+	if (has_word(cmdline, "wait")) {
+		puts_serial("waiting\n");
+		for (;;) __asm__ volatile("cli; hlt");
+	}
 	outl(0xf4, exit_code(cmdline));
 	for (;;) __asm__ volatile("cli; hlt");
 }

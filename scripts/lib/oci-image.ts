@@ -1,0 +1,87 @@
+// Writes OCI image-layout tars without a registry: one gzip layer per directory tree, a config,
+// a manifest, and index.json naming the image (what `ctr images import` takes).
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+
+export interface ImageSpec {
+  name: string;
+  /** Directories whose contents become the layers, bottom first. */
+  layers: string[];
+  config?: { Cmd?: string[]; Entrypoint?: string[]; Env?: string[]; Labels?: Record<string, string> };
+  annotations?: Record<string, string>;
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+export function writeOciImage(spec: ImageSpec, outTar: string): void {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'oci-'));
+  try {
+    const blobs = path.join(work, 'blobs', 'sha256');
+    fs.mkdirSync(blobs, { recursive: true });
+    const put = (b: Buffer): { digest: string; size: number } => {
+      const h = sha(b);
+      fs.writeFileSync(path.join(blobs, h), b);
+      return { digest: `sha256:${h}`, size: b.length };
+    };
+    const layers = spec.layers.map((dir) => {
+      // Deterministic layer: sorted names, fixed owner and mtime.
+      const tar = execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '-C', dir, '-cf', '-', '.'], { maxBuffer: 1 << 30 });
+      const gz = zlib.gzipSync(tar, { level: 1 });
+      return { diffId: `sha256:${sha(tar)}`, ...put(gz) };
+    });
+    const config = put(Buffer.from(JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], ...spec.config },
+      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
+    })));
+    const manifest = put(Buffer.from(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+      layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: l.digest, size: l.size })),
+      ...(spec.annotations ? { annotations: spec.annotations } : {}),
+    })));
+    fs.writeFileSync(path.join(work, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    fs.writeFileSync(path.join(work, 'index.json'), JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{
+        mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest,
+        annotations: { 'io.containerd.image.name': spec.name, 'org.opencontainers.image.ref.name': spec.name.split(':').pop() },
+      }],
+    }));
+    fs.mkdirSync(path.dirname(outTar), { recursive: true });
+    execFileSync('tar', ['-C', work, '-cf', outTar, 'oci-layout', 'index.json', 'blobs']);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export const BUSYBOX_IMAGE = 'docker.io/library/busybox:urunc-test';
+const APPLETS = ['sh', 'echo', 'sleep', 'cat', 'ls', 'ps', 'true', 'false', 'env', 'id', 'hostname', 'tty', 'stty', 'wc', 'head', 'seq', 'yes', 'kill', 'mkdir', 'touch', 'rm', 'tail', 'dd'];
+const LAYOUT_VERSION = 2;
+
+/** A busybox image built from Debian's busybox-static; cached by the binary's size and mtime. */
+export function buildBusyboxImage(cacheDir: string): string {
+  const bb = '/bin/busybox';
+  const st = fs.statSync(bb);
+  const out = path.join(cacheDir, `busybox-v${LAYOUT_VERSION}-${st.size}-${Math.trunc(st.mtimeMs)}.tar`);
+  if (fs.existsSync(out)) return out;
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bbroot-'));
+  try {
+    for (const d of ['bin', 'tmp', 'etc', 'proc', 'sys', 'dev']) fs.mkdirSync(path.join(root, d));
+    fs.copyFileSync(bb, path.join(root, 'bin', 'busybox'));
+    fs.chmodSync(path.join(root, 'bin', 'busybox'), 0o755);
+    for (const a of APPLETS) fs.symlinkSync('busybox', path.join(root, 'bin', a));
+    fs.writeFileSync(path.join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+    writeOciImage({ name: BUSYBOX_IMAGE, layers: [root], config: { Cmd: ['sh'] } }, `${out}.tmp`);
+    fs.renameSync(`${out}.tmp`, out);
+    return out;
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,85 @@
+// The watchdog of one running VM. Trips when
+//  - qemu stops the VM instead of exiting (KVM internal error, guest panic, I/O error): seen on
+//    its QMP socket as a STOP event and a query-status that is not "running";
+//  - the guest shows no console output within the boot timeout (when the output passes through
+//    the shim, i.e. fifo or terminal IO).
+// On a trip it reports the reason once; the caller kills the monitor. Owned by the task; stop()
+// at exit or delete.
+import net from 'node:net';
+
+const BAD_STATES = new Set(['internal-error', 'guest-panicked', 'io-error', 'shutdown']);
+
+export class Watchdog {
+  private timer: NodeJS.Timeout | undefined;
+  private sock: net.Socket | undefined;
+  private stopped = false;
+  private tripped = false;
+
+  constructor(
+    private readonly onTrip: (reason: string) => void,
+    private readonly log: (msg: string) => void = () => undefined,
+  ) {}
+
+  /** Arms the boot timer: trips unless output() is called within ms. */
+  armBootTimeout(ms: number): void {
+    if (ms <= 0 || this.stopped) return;
+    this.timer = setTimeout(() => this.trip(`no console output within ${ms} ms of start (guest hung at boot?)`), ms);
+    this.timer.unref();
+  }
+
+  output(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Watches a QMP socket (host path); retries while qemu is still creating it. */
+  watchQmp(socketPath: string, attempts = 50): void {
+    if (this.stopped) return;
+    const sock = net.connect(socketPath);
+    this.sock = sock;
+    let buf = '';
+    let negotiated = false;
+    sock.setEncoding('utf8');
+    sock.on('error', () => {
+      if (this.stopped || negotiated) return;
+      if (attempts > 1) setTimeout(() => this.watchQmp(socketPath, attempts - 1), 100).unref();
+      else this.log(`qmp ${socketPath}: not reachable, watching console only`);
+    });
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (!line) continue;
+        let msg: { QMP?: unknown; event?: string; return?: { status?: string }; data?: unknown };
+        try {
+          msg = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        if (msg.QMP) {
+          sock.write('{"execute":"qmp_capabilities"}\n');
+          negotiated = true;
+        } else if (msg.event === 'STOP' || msg.event === 'GUEST_PANICKED' || msg.event === 'BLOCK_IO_ERROR') {
+          sock.write('{"execute":"query-status"}\n');
+        } else if (msg.return && typeof msg.return.status === 'string' && BAD_STATES.has(msg.return.status)) {
+          this.trip(`hypervisor stopped the VM (status ${msg.return.status})`);
+        }
+      }
+    });
+    sock.unref();
+  }
+
+  private trip(reason: string): void {
+    if (this.tripped || this.stopped) return;
+    this.tripped = true;
+    this.onTrip(reason);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.sock?.destroy();
+  }
+}

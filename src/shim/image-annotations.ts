@@ -1,0 +1,44 @@
+// The image side of a container's unikernel config, read through containerd because ctr and
+// nerdctl do not copy image annotations into the spec: the container's labels, then the image
+// manifest's annotations (the manifest wins, as in urunc). Only com.urunc.unikernel.* is kept.
+import { GetContainerRequest, GetContainerResponse } from '../gen/containerd/services/containers/containers.js';
+import { ReadContentRequest, ReadContentResponse } from '../gen/containerd/services/content/content.js';
+import { GetImageRequest, GetImageResponse } from '../gen/containerd/services/images/images.js';
+import { Code, ShimError } from '../errors.js';
+import { ContainerdGrpc } from './containerd-grpc.js';
+
+const PREFIX = 'com.urunc.unikernel.';
+const INDEX_TYPES = ['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json'];
+
+interface Manifest {
+  mediaType?: string;
+  annotations?: Record<string, string>;
+  manifests?: Array<{ digest: string; mediaType?: string; platform?: { os?: string; architecture?: string } }>;
+}
+
+const filter = (m: Record<string, string> | undefined) => Object.fromEntries(Object.entries(m ?? {}).filter(([k]) => k.startsWith(PREFIX)));
+
+export function imageAnnotationReader(grpc: ContainerdGrpc): (namespace: string, id: string) => Promise<Record<string, string>> {
+  const read = async (ns: string, digest: string): Promise<Manifest> => {
+    const parts = await grpc.call(ns, '/containerd.services.content.v1.Content/Read', { digest, offset: 0n, size: 0n }, ReadContentRequest, ReadContentResponse);
+    return JSON.parse(Buffer.concat(parts.map((p) => p.data)).toString('utf8')) as Manifest;
+  };
+  return async (ns, id) => {
+    const [cr] = await grpc.call(ns, '/containerd.services.containers.v1.Containers/Get', { id }, GetContainerRequest, GetContainerResponse);
+    const container = cr?.container;
+    if (!container) throw new ShimError(Code.NotFound, `container ${id}`);
+    const out = filter(container.labels);
+    if (!container.image) return out;
+    const [ir] = await grpc.call(ns, '/containerd.services.images.v1.Images/Get', { name: container.image }, GetImageRequest, GetImageResponse);
+    const target = ir?.image?.target;
+    if (!target) return out;
+    let manifest = await read(ns, target.digest);
+    if (INDEX_TYPES.includes(target.mediaType) || manifest.manifests) {
+      const arch = process.arch === 'arm64' ? 'arm64' : 'amd64';
+      const pick = manifest.manifests?.find((m) => m.platform?.os === 'linux' && m.platform.architecture === arch) ?? manifest.manifests?.[0];
+      if (!pick) return out;
+      manifest = await read(ns, pick.digest);
+    }
+    return { ...out, ...filter(manifest.annotations) };
+  };
+}

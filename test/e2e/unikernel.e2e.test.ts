@@ -1,0 +1,238 @@
+// Unikernel containers end to end: real containerd (1.6, 1.7, 2.x), real runc as the jailer, real
+// qemu (kvm for the multiboot hello kernel, tcg for the Linux guest, as the machine allows), and
+// a fake monitor binary standing in for firecracker, cloud-hypervisor and solo5, which are not
+// packaged here. After every test: no shim, no qemu, no task mount, no monitor bundle.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { GUESTS, buildGuests, linuxRootLayer, symlinkEscapeImage, unikernelImage } from '../fixtures/unikernel-images.js';
+import { Containerd, RUNTIME, pidsMatching, sleep, versionsUnderTest, waitFor } from './containerd.js';
+
+const HELLO = 'docker.io/library/hello-uk:annotations';
+const HELLO_JSON = 'docker.io/library/hello-uk:urunc-json';
+const LINUX = 'docker.io/library/linux-uk:initrd';
+const LINUX_9P = 'docker.io/library/linux-uk:9p';
+const ESCAPE_DOTDOT = 'docker.io/library/evil-uk:dotdot';
+const ESCAPE_LINK = 'docker.io/library/evil-uk:symlink';
+const FAKES = ['firecracker', 'cloud-hypervisor', 'hvt', 'spt'] as const;
+const fakeImage = (m: string) => `docker.io/library/fake-uk:${m}`;
+
+const QEMU_KVM = '[monitors.qemu]\naccelerator = "kvm"\nmachine = "microvm"\ncpu = "host,-arch-capabilities"\n';
+const QEMU_TCG = '[monitors.qemu]\naccelerator = "tcg"\nmachine = "microvm"\n[guests.linux]\nextra_cmdline = "tsc_early_khz=2000000 tsc=reliable quiet"\n';
+
+function writeConfig(dir: string, name: string, text: string): string {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, text);
+  return f;
+}
+
+const qemuPids = (): number[] => pidsMatching((argv) => (argv[0] ?? '').includes('qemu-system') && argv.some((a) => a.startsWith('urunc-')));
+
+describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
+  let c: Containerd;
+  let cfgDir: string;
+  let tcgConfig: string;
+  let fakeConfig: string;
+  let watchdogConfig: string;
+  const used: string[] = [];
+  const id = (name: string): string => {
+    used.push(name);
+    return name;
+  };
+  const bundleOf = (t: string) => path.join(c.state, 'io.containerd.runtime.v2.task', 'default', t);
+
+  beforeAll(async () => {
+    buildGuests();
+    cfgDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ukcfg-'));
+    const kvmConfig = writeConfig(cfgDir, 'kvm.toml', `${QEMU_KVM}[watchdog]\nboot_timeout_ms = 20000\n`);
+    tcgConfig = writeConfig(cfgDir, 'tcg.toml', `${QEMU_TCG}[watchdog]\nboot_timeout_ms = 60000\n`);
+    watchdogConfig = writeConfig(cfgDir, 'watchdog.toml', '[monitors.qemu]\naccelerator = "kvm"\nmachine = "pc"\ncpu = "host,-arch-capabilities"\n[watchdog]\nboot_timeout_ms = 3000\n');
+    const fakeDir = path.join(cfgDir, 'fake');
+    fs.mkdirSync(fakeDir);
+    const names: Record<string, string> = { firecracker: 'firecracker', 'cloud-hypervisor': 'cloud-hypervisor', hvt: 'solo5-hvt', spt: 'solo5-spt' };
+    let fake = '';
+    for (const m of FAKES) {
+      const bin = path.join(fakeDir, names[m] as string);
+      fs.copyFileSync(path.join(GUESTS, 'fake-monitor'), bin);
+      fs.chmodSync(bin, 0o755);
+      fake += `[monitors.${m}]\npath = "${bin}"\n`;
+    }
+    fakeConfig = writeConfig(cfgDir, 'fake.toml', fake);
+    c = await Containerd.start(version, { URUNC_CONFIG_PATH: kvmConfig });
+    const hello = path.join(GUESTS, 'hello.elf');
+    const root = linuxRootLayer();
+    const images = [
+      unikernelImage({ name: HELLO, type: 'unikraft', hypervisor: 'qemu', kernel: hello, describe: 'annotations', cmd: ['exit=3'] }),
+      unikernelImage({ name: HELLO_JSON, type: 'unikraft', hypervisor: 'qemu', kernel: hello, describe: 'urunc.json', cmd: ['exit=3'] }),
+      unikernelImage({
+        name: LINUX, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
+        describe: 'annotations', cmd: ['/bin/app', 'arg-from-image'], env: ['PATH=/bin', 'GREETING=env-from-image', 'EXIT_CODE=4'],
+      }),
+      unikernelImage({
+        name: LINUX_9P, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
+        describe: 'urunc.json', extra: { rootfsType: '9pfs' }, layers: [root],
+        cmd: ['/bin/app', 'from-9p'], env: ['PATH=/bin', 'GREETING=nine-p', 'READ_FILE=/secret.txt'],
+      }),
+      unikernelImage({
+        name: ESCAPE_DOTDOT, type: 'unikraft', hypervisor: 'qemu', kernel: hello, describe: 'urunc.json',
+        uruncJsonOverride: JSON.stringify({
+          'com.urunc.unikernel.unikernelType': Buffer.from('unikraft').toString('base64'),
+          'com.urunc.unikernel.hypervisor': Buffer.from('qemu').toString('base64'),
+          'com.urunc.unikernel.binary': Buffer.from('../../etc/shadow').toString('base64'),
+        }),
+      }),
+      symlinkEscapeImage(ESCAPE_LINK),
+      ...FAKES.map((m) => unikernelImage({ name: fakeImage(m), type: m === 'hvt' || m === 'spt' ? 'rumprun' : 'unikraft', hypervisor: m, kernel: hello, describe: 'annotations', cmd: ['exit=5'] })),
+    ];
+    fs.rmSync(root, { recursive: true, force: true });
+    for (const tar of images) {
+      const r = await c.ctr(['images', 'import', tar]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+  });
+
+  afterEach(async () => {
+    try {
+      await waitFor('shims to exit', () => (c.shimPids().length === 0 ? true : undefined), 10_000).catch(() => undefined);
+      expect(c.shimPids(), 'shim processes left').toEqual([]);
+      expect(qemuPids(), 'qemu processes left').toEqual([]);
+      expect(c.mounts().filter((m) => m.includes('io.containerd.runtime.v2.task')), 'task mounts').toEqual([]);
+      for (const t of used) {
+        expect(fs.existsSync(path.join(bundleOf(t), 'monroot')), `monitor root of ${t}`).toBe(false);
+        expect(fs.existsSync(path.join(bundleOf(t), 'monitor')), `monitor bundle of ${t}`).toBe(false);
+      }
+    } finally {
+      for (const pid of [...c.shimPids(), ...qemuPids()]) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      used.length = 0;
+    }
+  });
+
+  afterAll(async () => {
+    await c?.destroy();
+    if (cfgDir) fs.rmSync(cfgDir, { recursive: true, force: true });
+  });
+
+  it('hello unikernel (image annotations): prints its line, ctr exits with the hypervisor status', async () => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, HELLO, id('hello')]);
+    expect(r.stdout).toContain('Hello from a urunc-ts unikernel!');
+    // The guest asked for exit code 3 (its Cmd, on the guest command line): qemu reports (3 << 1) | 1.
+    expect(r.stdout).toMatch(/cmdline: \/guest\/kernel Unikraft .*-- exit=3/);
+    expect(r.code, r.stderr).toBe(7);
+  });
+
+  it('the same kernel described by urunc.json behaves the same', async () => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, HELLO_JSON, id('hellojson')]);
+    expect(r.stdout).toContain('Hello from a urunc-ts unikernel!');
+    expect(r.code, r.stderr).toBe(7);
+  });
+
+  it('user args replace the image Cmd; spec annotations override the image; tcg via --runtime-config-path', async () => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', tcgConfig, '--annotation', 'com.urunc.unikernel.unikernelType=hermit', HELLO, id('hellotcg'), 'exit=9']);
+    expect(r.stdout).toContain('Hello from a urunc-ts unikernel!');
+    // hermit's format: the args after `--`, no "Unikraft" program name.
+    expect(r.stdout).toMatch(/cmdline: \/guest\/kernel -- exit=9\r?\n/);
+    expect(r.code, r.stderr).toBe(19);
+  });
+
+  it('Linux guest (initrd): env var and argument from the image config reach the application', async () => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', tcgConfig, LINUX, id('linux')], { timeoutMs: 90_000 });
+    expect(r.stdout).toContain('URUNC_LINUX_MARKER greeting=env-from-image arg=arg-from-image');
+    expect(r.code, r.stderr).toBe(9);
+  }, 120_000);
+
+  it('Linux guest with a 9p root reads a file that exists only in the image', async () => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', tcgConfig, LINUX_9P, id('linux9p')], { timeoutMs: 90_000 });
+    expect(r.stdout).toContain('URUNC_LINUX_MARKER greeting=nine-p arg=from-9p');
+    expect(r.stdout).toContain('file: only-in-the-image-7f3a');
+  }, 120_000);
+
+  it('while running: monitor root, namespaces, cgroup, contents; kill stops it; rm leaves nothing', async () => {
+    const peer = id('ukpeer');
+    const t = id('ukrun');
+    // A paused-forever peer whose network namespace the unikernel joins.
+    let r = await c.ctr(['run', '-d', '--runtime', RUNTIME, HELLO, peer, 'wait']);
+    expect(r.code, r.stderr).toBe(0);
+    const peerPid = await waitFor('peer pid', async () => taskPid(await c.ctr(['task', 'ls']), peer));
+    r = await c.ctr(['run', '-d', '--runtime', RUNTIME, '--with-ns', `network:/proc/${peerPid}/ns/net`, HELLO, t, 'wait']);
+    expect(r.code, r.stderr).toBe(0);
+    const pid = await waitFor('task pid', async () => taskPid(await c.ctr(['task', 'ls']), t));
+    await waitFor('RUNNING', async () => ((await c.ctr(['task', 'ls'])).stdout.includes(`${t} `) && (await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+RUNNING`)) ? true : undefined));
+
+    // The task pid is qemu itself, chrooted into <bundle>/monroot.
+    expect(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]).toMatch(/qemu-system-x86_64$/);
+    const rootSt = fs.statSync(`/proc/${pid}/root/`);
+    const monSt = fs.statSync(path.join(bundleOf(t), 'monroot'));
+    expect([rootSt.dev, rootSt.ino]).toEqual([monSt.dev, monSt.ino]);
+    // Namespaces: the joined one is the peer's; the others are the task's own, not the host's.
+    const ns = (p: number | string, n: string) => fs.readlinkSync(`/proc/${p}/ns/${n}`);
+    expect(ns(pid, 'net')).toBe(ns(peerPid, 'net'));
+    for (const n of ['mnt', 'uts', 'ipc', 'pid']) expect(ns(pid, n), n).not.toBe(ns('self', n));
+    // The container's cgroup (ctr's default cgroupsPath is /<namespace>/<id>).
+    expect(fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8')).toMatch(new RegExp(`:memory:/default/${t}\\n`));
+    // Only what the launcher put there.
+    expect(fs.readdirSync(`/proc/${pid}/root/`).sort()).toEqual(['cntrRootfs', 'dev', 'guest', 'lib', 'lib64', 'proc', 'run', 'usr'].sort());
+    expect(fs.readdirSync(`/proc/${pid}/root/guest`)).toEqual(['kernel']);
+    expect(fs.readdirSync(`/proc/${pid}/root/dev`).sort()).toEqual(expect.arrayContaining(['kvm', 'null', 'urandom']));
+    expect(fs.readdirSync(`/proc/${pid}/root/dev`)).not.toContain('net');
+    expect(fs.readdirSync(`/proc/${pid}/root/usr`).sort()).toEqual(['bin', 'lib', 'lib64', 'share'].filter((d) => fs.existsSync(`/usr/${d}`)).sort());
+    expect(fs.readdirSync(`/proc/${pid}/root/usr/bin`)).toEqual(['qemu-system-x86_64']);
+    // exec is refused for a VM.
+    r = await c.ctr(['task', 'exec', '--exec-id', 'x', t, 'sh']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/unikernel/);
+
+    for (const task of [t, peer]) {
+      expect((await c.ctr(['task', 'kill', task])).code).toBe(0);
+      await waitFor(`${task} STOPPED`, async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${task}\\s+\\d+\\s+STOPPED`)) ? true : undefined));
+      expect((await c.ctr(['task', 'rm', task])).code).toBe(0);
+      expect((await c.ctr(['c', 'rm', task])).code).toBe(0);
+    }
+    expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
+  });
+
+  it.each([
+    ['../ in urunc.json', ESCAPE_DOTDOT, /escapes the image root/],
+    ['a symlink out of the image', ESCAPE_LINK, /escapes the image root/],
+  ])('an image whose kernel path is %s fails Create with a clear error and leaves nothing', async (_what, image, msg) => {
+    const t = id(`evil${used.length}${image.endsWith('dotdot') ? 'd' : 's'}`);
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, image, t]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(msg);
+    expect((await c.ctr(['task', 'ls'])).stdout).not.toContain(t);
+    await c.ctr(['c', 'rm', t]);
+    expect(fs.existsSync(bundleOf(t))).toBe(false);
+  });
+
+  it('watchdog: a guest that hangs at boot is killed and reported', async () => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', watchdogConfig, LINUX, id('hang')], { timeoutMs: 60_000 });
+    expect(r.code).toBe(137);
+    const log = fs.readFileSync(c.logFile, 'utf8');
+    expect(log).toMatch(/watchdog: killing the hypervisor/);
+    expect(log).toMatch(/no console output within 3000 ms/);
+  }, 90_000);
+
+  it.each(FAKES)('%s (fake binary): config/argv reach the monitor, its exit status is the task status', async (m) => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', fakeConfig, fakeImage(m), id(`fake-${m}`)]);
+    const shown = m === 'hvt' || m === 'spt' ? `solo5-${m}` : m;
+    expect(r.stdout).toContain(`${shown}: booting /guest/kernel`);
+    expect(r.stdout).toMatch(/cmdline .*exit=5/);
+    expect(r.code, r.stderr).toBe(5);
+  });
+});
+
+function taskPid(out: { stdout: string }, t: string): number | undefined {
+  for (const line of out.stdout.split('\n')) {
+    const [tid, pid] = line.trim().split(/\s+/);
+    if (tid === t && pid && Number(pid) > 0) return Number(pid);
+  }
+  return undefined;
+}
+
+void sleep;
