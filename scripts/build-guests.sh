@@ -23,6 +23,10 @@ fi
 
 # The kernel package linux-image-amd64 depends on (downloaded with apt, unpacked with dpkg -x).
 kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+if [ -z "$kpkg" ]; then
+  apt-get update -qq
+  kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+fi
 [ -n "$kpkg" ] || { echo "build-guests: cannot find the kernel package (apt-get update?)" >&2; exit 1; }
 kdir=$repo/.cache/kernel/$kpkg
 if [ ! -f "$kdir/.done" ]; then

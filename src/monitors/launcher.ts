@@ -209,6 +209,7 @@ function findBinary(name: string): string {
 function dataDirsWithLinks(dirs: string[]): string[] {
   const out = new Set<string>();
   for (const d of dirs) {
+    if (!fs.existsSync(d)) continue;
     let real: string;
     try {
       real = fs.realpathSync(d);

@@ -83,7 +83,10 @@ export function resolveUnikernelConfig(src: ConfigSources): UnikernelConfig | un
   if (merged.unikernelType === undefined) return undefined;
   const parsed = ConfigSchema.safeParse(merged);
   if (!parsed.success) {
-    const msgs = parsed.error.issues.map((i) => `${PREFIX}${i.path.join('.') || '?'}: ${i.message}`);
+    const msgs = parsed.error.issues.map((i) => {
+      const key = i.path.join('.');
+      return `${PREFIX}${key || '?'}: ${(merged as Record<string, string>)[key] === undefined ? 'required' : i.message}`;
+    });
     throw invalidArgument(`invalid unikernel config: ${msgs.join('; ')}`);
   }
   return parsed.data;

@@ -11,6 +11,8 @@ import { DEFAULT_CONFIG_PATH, loadRuntimeConfig, type RuntimeConfig } from '../m
 import { decodeUruncJson, pickUnikernelKeys, resolveUnikernelConfig, type UnikernelConfig } from '../monitors/unikernel-config.js';
 import { resolveInRoot } from '../rootfs/resolve-in-root.js';
 
+const REQUIRED = ['unikernelType', 'hypervisor', 'binary'];
+
 export interface UnikernelHost {
   /** com.urunc.unikernel.* from the container's labels and image manifest (containerd API). */
   imageAnnotations?: (namespace: string, id: string) => Promise<Record<string, string>>;
@@ -40,7 +42,7 @@ export async function planUnikernel(o: {
 }): Promise<UnikernelTask | undefined> {
   const specKeys = pickUnikernelKeys(o.spec.annotations);
   let imageKeys: Record<string, string> = {};
-  if (specKeys.unikernelType === undefined && o.host.imageAnnotations) {
+  if (o.host.imageAnnotations && REQUIRED.some((k) => specKeys[k] === undefined)) {
     try {
       imageKeys = await o.host.imageAnnotations(o.namespace, o.id);
     } catch (err: unknown) {

@@ -35,6 +35,7 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
   let tcgConfig: string;
   let fakeConfig: string;
   let watchdogConfig: string;
+  let qmpConfig: string;
   const used: string[] = [];
   const id = (name: string): string => {
     used.push(name);
@@ -48,6 +49,8 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     const kvmConfig = writeConfig(cfgDir, 'kvm.toml', `${QEMU_KVM}[watchdog]\nboot_timeout_ms = 20000\n`);
     tcgConfig = writeConfig(cfgDir, 'tcg.toml', `${QEMU_TCG}[watchdog]\nboot_timeout_ms = 60000\n`);
     watchdogConfig = writeConfig(cfgDir, 'watchdog.toml', '[monitors.qemu]\naccelerator = "kvm"\nmachine = "pc"\ncpu = "host,-arch-capabilities"\n[watchdog]\nboot_timeout_ms = 3000\n');
+    // This machine's nested KVM cannot run a Linux guest on microvm: it fails with an internal error.
+    qmpConfig = writeConfig(cfgDir, 'qmp.toml', `${QEMU_KVM}[watchdog]\nboot_timeout_ms = 0\n`);
     const fakeDir = path.join(cfgDir, 'fake');
     fs.mkdirSync(fakeDir);
     const names: Record<string, string> = { firecracker: 'firecracker', 'cloud-hypervisor': 'cloud-hypervisor', hvt: 'solo5-hvt', spt: 'solo5-spt' };
@@ -217,6 +220,12 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     expect(log).toMatch(/watchdog: killing the hypervisor/);
     expect(log).toMatch(/no console output within 3000 ms/);
   }, 90_000);
+
+  it('watchdog: qemu pausing the VM on a KVM internal error is caught through QMP', async () => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', qmpConfig, LINUX, id('kvmerr')], { timeoutMs: 120_000 });
+    expect(r.code).toBe(137);
+    expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(/hypervisor stopped the VM \(status internal-error\)/);
+  }, 150_000);
 
   it.each(FAKES)('%s (fake binary): config/argv reach the monitor, its exit status is the task status', async (m) => {
     const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', fakeConfig, fakeImage(m), id(`fake-${m}`)]);

@@ -7,7 +7,8 @@ export const qemu: Hypervisor = {
   name: 'qemu',
   defaultBinary: (arch) => `qemu-system-${arch}`,
   accel: (config, kvmUsable) => (config.accelerator === 'auto' ? (kvmUsable ? 'kvm' : 'tcg') : config.accelerator),
-  dataDirs: (config) => [config.data_path || '/usr/share/qemu'],
+  // Debian's qemu searches its firmware path (`qemu-system-x86_64 -L help`) besides -L.
+  dataDirs: (config) => (config.data_path ? [config.data_path] : ['/usr/share/qemu', '/usr/share/seabios', '/usr/lib/ipxe/qemu']),
   command(binary: string, vm: VmSpec): MonitorCommand {
     const microvm = vm.arch === 'x86_64' && vm.config.machine === 'microvm';
     // microvm has no PCI bus: its virtio devices are the -device (virtio-mmio) variants.
