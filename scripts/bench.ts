@@ -2,11 +2,23 @@
 // containerd, reported as medians and ratios (never asserted).
 //   1. `ctr run --rm` of a busybox echo, N times each, alternating runtimes.
 //   2. RSS and PSS of the shim daemon while one container sleeps, per runtime.
+//   3. `ctr run --rm` of the hello unikernel through this shim against the same kernel booted by a
+//      bare qemu command with the same machine arguments (the floor); the difference is what the
+//      container machinery adds.
 // BENCH_N (default 20) and BENCH_CONTAINERD (default "1.6", comma list allowed) tune it.
 import fs from 'node:fs';
 import path from 'node:path';
 import { Containerd, REPO, RUNTIME, pidsMatching, sleep, type Version } from '../test/e2e/containerd.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../test/fixtures/oci-image.js';
+import { GUESTS, buildGuests, unikernelImage } from '../test/fixtures/unikernel-images.js';
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+
+const HELLO = 'docker.io/library/hello-uk:bench';
+const QEMU_ARGS = ['-M', 'microvm,pit=on,pic=on,rtc=on', '-accel', 'kvm', '-cpu', 'host,-arch-capabilities', '-m', '256M', '-smp', '1',
+  '-nodefaults', '-no-user-config', '-display', 'none', '-vga', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot',
+  '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04'];
+const BENCH_CONFIG = '[monitors.qemu]\naccelerator = "kvm"\nmachine = "microvm"\ncpu = "host,-arch-capabilities"\n';
 
 const N = Number(process.env.BENCH_N ?? 20);
 const VERSIONS = (process.env.BENCH_CONTAINERD ?? '1.6').split(',').map((v) => v.trim()) as Version[];
@@ -58,8 +70,26 @@ async function shimMemory(c: Containerd, runtime: string, binName: string, id: s
   return total;
 }
 
+async function runHello(c: Containerd, id: string): Promise<number> {
+  const t0 = performance.now();
+  const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, HELLO, id]);
+  const ms = performance.now() - t0;
+  if (r.code !== 1 || !r.stdout.includes('Hello from')) throw new Error(`hello ${id}: exit ${r.code}: ${r.stderr}`);
+  return ms;
+}
+
+function runBareQemu(): number {
+  const t0 = performance.now();
+  const r = spawnSync('qemu-system-x86_64', [...QEMU_ARGS, '-kernel', path.join(GUESTS, 'hello.elf'), '-append', 'Unikraft -- exit=0'], { encoding: 'utf8' });
+  const ms = performance.now() - t0;
+  if (r.status !== 1 || !r.stdout.includes('Hello from')) throw new Error(`bare qemu: exit ${r.status}: ${r.stderr}`);
+  return ms;
+}
+
 async function benchVersion(version: Version): Promise<Row[]> {
-  const c = await Containerd.start(version);
+  const cfgDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-'));
+  fs.writeFileSync(path.join(cfgDir, 'config.toml'), BENCH_CONFIG);
+  const c = await Containerd.start(version, { URUNC_CONFIG_PATH: path.join(cfgDir, 'config.toml') });
   try {
     const imp = await c.ctr(['images', 'import', buildBusyboxImage(path.join(REPO, '.cache', 'images'))]);
     if (imp.code !== 0) throw new Error(imp.stderr);
@@ -77,18 +107,41 @@ async function benchVersion(version: Version): Promise<Row[]> {
         base.push(await runEcho(c, RUNC, `r${i}`));
       }
     }
+    buildGuests();
+    const tar = unikernelImage({ name: HELLO, type: 'unikraft', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['exit=0'] });
+    const ui = await c.ctr(['images', 'import', tar]);
+    if (ui.code !== 0) throw new Error(ui.stderr);
+    await runHello(c, 'warm-h');
+    runBareQemu();
+    const bare: number[] = [];
+    const uk: number[] = [];
+    for (let i = 0; i < N; i++) {
+      if (i % 2 === 0) {
+        bare.push(runBareQemu());
+        uk.push(await runHello(c, `h${i}`));
+      } else {
+        uk.push(await runHello(c, `h${i}`));
+        bare.push(runBareQemu());
+      }
+    }
     const mb = await shimMemory(c, RUNC, 'containerd-shim-runc-v2', 'mem-r');
     const mu = await shimMemory(c, RUNTIME, 'containerd-shim-urunc-v2', 'mem-u');
     fs.mkdirSync(path.join(REPO, 'bench-results'), { recursive: true });
     fs.writeFileSync(path.join(REPO, 'bench-results', `echo-${version}.json`), JSON.stringify({ version, base, ours }, null, 1));
+    fs.writeFileSync(path.join(REPO, 'bench-results', `hello-${version}.json`), JSON.stringify({ version, bare, uk }, null, 1));
+    const added = median(uk) - median(bare);
     return [
       { metric: `ctr run --rm echo, median (containerd ${version}, n=${N})`, baseline: median(base), ours: median(ours), unit: 'ms' },
       { metric: `ctr run --rm echo, p90 (containerd ${version})`, baseline: pct(base, 90), ours: pct(ours, 90), unit: 'ms' },
       { metric: `shim daemon RSS, 1 container (containerd ${version})`, baseline: mb.rss, ours: mu.rss, unit: 'MiB' },
       { metric: `shim daemon PSS, 1 container (containerd ${version})`, baseline: mb.pss, ours: mu.pss, unit: 'MiB' },
+      { metric: `hello unikernel: bare qemu vs ctr run --rm, median (${version}, n=${N})`, baseline: median(bare), ours: median(uk), unit: 'ms' },
+      { metric: `hello unikernel: bare qemu vs ctr run --rm, p90 (${version})`, baseline: pct(bare, 90), ours: pct(uk, 90), unit: 'ms' },
+      { metric: `added by the container path (uk - bare) vs runc echo (${version})`, baseline: median(base), ours: added, unit: 'ms' },
     ];
   } finally {
     await c.destroy();
+    fs.rmSync(cfgDir, { recursive: true, force: true });
   }
 }
 
