@@ -200,6 +200,24 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
   });
 
+  // ctr 1.6 has no --user.
+  it.skipIf(version === '1.6')('the hypervisor runs as the spec\'s uid/gid', async () => {
+    const t = id('ukuser');
+    const r = await c.ctr(['run', '-d', '--runtime', RUNTIME, '--user', '65534:65534', HELLO, t, 'wait']);
+    expect(r.code, r.stderr).toBe(0);
+    const pid = await waitFor('task pid', async () => taskPid(await c.ctr(['task', 'ls']), t));
+    const status = await waitFor('qemu exec', () => {
+      const st = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      return /^Name:\s+qemu/m.test(st) ? st : undefined;
+    });
+    expect(status).toMatch(/^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
+    expect(status).toMatch(/^Gid:\s+65534\s+65534\s+65534\s+65534$/m);
+    expect((await c.ctr(['task', 'kill', '-s', 'KILL', t])).code).toBe(0);
+    await waitFor(`${t} STOPPED`, async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined));
+    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+  });
+
   it.each([
     ['../ in urunc.json', ESCAPE_DOTDOT, /escapes the image root/],
     ['a symlink out of the image', ESCAPE_LINK, /escapes the image root/],
