@@ -35,9 +35,13 @@ export interface GuestOutput {
   /** solo5 device names the guest was built with. */
   solo5Net: string;
   solo5Block: string;
-  /** The guest's block device must be attached (rumprun, mirage). */
-  supportsBlock: boolean;
-  sharedFs: boolean;
+}
+
+/** Guest types that can take their root from a shared filesystem (9p, virtio-fs), as in urunc. */
+const SHARED_FS: ReadonlySet<UnikernelType> = new Set<UnikernelType>(['linux', 'unikraft']);
+
+export function supportsSharedFs(type: UnikernelType): boolean {
+  return SHARED_FS.has(type);
 }
 
 export function maskToCidr(mask: string): number {
@@ -47,7 +51,7 @@ export function maskToCidr(mask: string): number {
 }
 
 const base = (cmdline: string, extra: Partial<GuestOutput> = {}): GuestOutput => ({
-  cmdline, qemuArgs: [], solo5Net: 'service', solo5Block: 'storage', supportsBlock: false, sharedFs: false, ...extra,
+  cmdline, qemuArgs: [], solo5Net: 'service', solo5Block: 'storage', ...extra,
 });
 
 /** A Linux kernel: console, root, ip=, env as K=V (the kernel hands them to init), init= -- args. */
@@ -67,7 +71,7 @@ function linux(g: GuestInput): GuestOutput {
   const args = g.args.map((a) => (a.trim().includes(' ') ? `'${a.trim()}'` : a));
   const [app, ...rest] = args;
   if (app) p.push(`${rdinit}init=${app}`, '--', ...rest);
-  return base(p.join(' '), { qemuArgs: ['-no-reboot', '-nodefaults'], supportsBlock: true, sharedFs: true });
+  return base(p.join(' '), { qemuArgs: ['-no-reboot', '-nodefaults'] });
 }
 
 function unikraft(g: GuestInput): GuestOutput {
@@ -83,7 +87,7 @@ function unikraft(g: GuestInput): GuestOutput {
   else if (!legacy && g.rootfs === 'initrd') p.push('vfs.fstab=[ "initrd0:/:extract:::" ]');
   else if (!legacy && g.rootfs === '9pfs') p.push('vfs.fstab=[ "fs0:/:9pfs:::" ]');
   p.push('--', ...g.args);
-  return base(p.join(' '), { sharedFs: true });
+  return base(p.join(' '));
 }
 
 /** rumprun's not-quite-JSON: repeated "env" keys, no HTML escaping. */
@@ -96,14 +100,14 @@ function rumprun(g: GuestInput): GuestOutput {
   if (g.rootfs === 'block') {
     parts.push(`"blk":${JSON.stringify({ source: 'etfs', path: '/dev/ld0a', fstype: 'blk', mountpoint: g.blockMountPoint ?? '/data' })}`);
   }
-  return base(`{${parts.join(',')}}`, { solo5Net: 'tap', solo5Block: 'rootfs', supportsBlock: true });
+  return base(`{${parts.join(',')}}`, { solo5Net: 'tap', solo5Block: 'rootfs' });
 }
 
 function mirage(g: GuestInput): GuestOutput {
   const p: string[] = [];
   if (g.net) p.push(`--ipv4=${g.net.ip}/${maskToCidr(g.net.mask)}`, `--ipv4-gateway=${g.net.gateway}`);
   p.push(...g.args);
-  return base(p.join(' '), { supportsBlock: true });
+  return base(p.join(' '));
 }
 
 function mewz(g: GuestInput): GuestOutput {

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { invalidArgument, messageOf } from '../errors.js';
 import { resolveFileInRoot } from '../rootfs/resolve-in-root.js';
-import { buildGuest, type GuestRootfs } from './guests.js';
+import { buildGuest, supportsSharedFs, type GuestRootfs } from './guests.js';
 import { HYPERVISOR_PLUGINS } from './hypervisors/index.js';
 import type { VmSpec } from './hypervisors/types.js';
 import type { RuntimeConfig } from './runtime-config.js';
@@ -69,13 +69,12 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   const arch = process.arch === 'arm64' ? 'aarch64' : 'x86_64';
 
   // Boot artifacts, resolved inside the image root (a hostile path is an error, never followed out).
-  const kernel = resolveFileInRoot(inp.rootfs, uk.binary, `${'com.urunc.unikernel.'}binary`);
+  const kernel = resolveFileInRoot(inp.rootfs, uk.binary, 'com.urunc.unikernel.binary');
   const initrd = uk.initrd ? resolveFileInRoot(inp.rootfs, uk.initrd, 'com.urunc.unikernel.initrd') : undefined;
   const block = uk.block ? resolveFileInRoot(inp.rootfs, uk.block, 'com.urunc.unikernel.block') : undefined;
 
-  const probeGuest = buildGuest(uk.unikernelType, guestInput(inp, uk, 'none', arch));
   const rootfsType: GuestRootfs = uk.rootfsType
-    ?? (initrd ? 'initrd' : block && (uk.blkMntPoint ?? '/') === '/' ? 'block' : probeGuest.sharedFs ? '9pfs' : 'none');
+    ?? (initrd ? 'initrd' : block && (uk.blkMntPoint ?? '/') === '/' ? 'block' : supportsSharedFs(uk.unikernelType) ? '9pfs' : 'none');
   if (rootfsType === 'block' && !block) throw invalidArgument('rootfsType block needs com.urunc.unikernel.block');
   if (rootfsType === 'initrd' && !initrd) throw invalidArgument('rootfsType initrd needs com.urunc.unikernel.initrd');
   const guest = buildGuest(uk.unikernelType, guestInput(inp, uk, rootfsType, arch));
@@ -107,8 +106,10 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   fs.mkdirSync(root, { mode: 0o755 });
   const user = inp.spec.process?.user ?? { uid: 0, gid: 0 };
   fs.chownSync(scratch, user.uid, user.gid);
-  for (const [name, content] of Object.entries(cmd.files)) fs.writeFileSync(path.join(scratch, name), content, { mode: 0o600 });
-  for (const [name, content] of Object.entries(cmd.files)) fs.chownSync(path.join(scratch, name), user.uid, user.gid);
+  for (const [name, content] of Object.entries(cmd.files)) {
+    fs.writeFileSync(path.join(scratch, name), content, { mode: 0o600 });
+    fs.chownSync(path.join(scratch, name), user.uid, user.gid);
+  }
 
   const binds: Array<[string, string, boolean]> = [[binary, binary, true]];
   // The monitor's shared libraries: the library directories, as urunc binds them; merged-/usr

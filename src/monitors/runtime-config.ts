@@ -45,23 +45,13 @@ export interface RuntimeConfig extends Omit<z.infer<typeof ConfigSchema>, 'monit
   source: string;
 }
 
-/** Known keys, for the unknown-key warnings (the schema itself strips them). */
-const KNOWN: Record<string, unknown> = {
-  log: { level: 1, syslog: 1 },
-  timestamps: { enabled: 1, destination: 1 },
-  monitors: Object.fromEntries(HYPERVISORS.map((h) => [h, Object.fromEntries(Object.keys(monitorDefaults()).map((k) => [k, 1]))])),
-  extra_binaries: { virtiofsd: { path: 1, options: 1 } },
-  rootfs_view: { enabled: 1 },
-  watchdog: { boot_timeout_ms: 1 },
-  guests: { linux: { extra_cmdline: 1 } },
-};
-
-function unknownKeys(value: unknown, known: unknown, at: string, out: string[]): void {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || typeof known !== 'object' || known === null) return;
-  for (const [k, v] of Object.entries(value)) {
-    const kk = (known as Record<string, unknown>)[k];
-    if (kk === undefined) out.push(at ? `${at}.${k}` : k);
-    else unknownKeys(v, kk, at ? `${at}.${k}` : k, out);
+/** Keys of the raw TOML that the schema dropped (the parsed value keeps every known key, defaults included). */
+function unknownKeys(raw: unknown, parsed: unknown, at: string, out: string[]): void {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || typeof parsed !== 'object' || parsed === null) return;
+  for (const [k, v] of Object.entries(raw)) {
+    const key = at ? `${at}.${k}` : k;
+    if (!(k in parsed)) out.push(key);
+    else unknownKeys(v, (parsed as Record<string, unknown>)[k], key, out);
   }
 }
 
@@ -73,14 +63,14 @@ export function parseRuntimeConfig(text: string, source: string, warn: (msg: str
   } catch (err: unknown) {
     throw invalidArgument(`${source}: ${messageOf(err).split('\n')[0]}`);
   }
-  const unknown: string[] = [];
-  unknownKeys(raw, KNOWN, '', unknown);
-  for (const k of unknown) warn(`${source}: unknown key ${k} ignored`);
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const msgs = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     throw invalidArgument(`${source}: ${msgs.join('; ')}`);
   }
+  const unknown: string[] = [];
+  unknownKeys(raw, parsed.data, '', unknown);
+  for (const k of unknown) warn(`${source}: unknown key ${k} ignored`);
   const { monitors, ...rest } = parsed.data;
   return { ...rest, source, monitor: (name) => monitors[name] ?? monitorDefaults() };
 }

@@ -35,12 +35,17 @@ export function decodeStartInput(raw: Uint8Array, id: string, namespace: string)
       options = undefined;
     }
   }
-  if (options && options.typeUrl.endsWith('runtimeoptions.v1.Options')) {
-    try {
-      out.configPath = RuntimeOptions.decode(options.value).configPath || undefined;
-    } catch {
-      // unknown payload: ignore, as runc does with options it does not know
-    }
-  }
+  out.configPath = configPathOf(options);
   return out;
+}
+
+/** CRI's runtimeoptions.v1.Options.config_path (ctr --runtime-config-path sends the same), if any. */
+export function configPathOf(options: { typeUrl: string; value: Uint8Array } | undefined): string | undefined {
+  if (!options?.typeUrl.endsWith('runtimeoptions.v1.Options')) return undefined;
+  try {
+    return RuntimeOptions.decode(options.value).configPath || undefined;
+  } catch {
+    // unknown payload: ignore, as runc does with options it does not know
+    return undefined;
+  }
 }

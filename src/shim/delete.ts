@@ -7,6 +7,7 @@ import { DeleteResponse } from '../gen/containerd/task/v2/shim.js';
 import { Runc } from '../task/runc.js';
 import { unmountAll } from '../task/mounts.js';
 import { removeMonitorBundle } from '../monitors/launcher.js';
+import { messageOf } from '../errors.js';
 import type { ShimFlags } from './flags.js';
 import { canConnect, socketPath } from './address.js';
 import { toTimestamp } from './timestamp.js';
@@ -22,13 +23,13 @@ export async function runDelete(f: ShimFlags): Promise<void> {
     // never created
   }
   await runc.delete(f.id, bundle, true).catch((err: unknown) => {
-    const msg = err instanceof Error ? err.message : String(err);
+    const msg = messageOf(err);
     if (!/not ?found|does not exist/i.test(msg)) process.stderr.write(`runc delete: ${msg}\n`);
   });
   try {
     removeMonitorBundle(bundle);
   } catch (err: unknown) {
-    process.stderr.write(`remove monitor bundle: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`remove monitor bundle: ${messageOf(err)}\n`);
   }
   unmountAll(path.join(bundle, 'rootfs'));
   await removeDeadSocket(bundle);

@@ -5,9 +5,9 @@ import { GetContainerRequest, GetContainerResponse } from '../gen/containerd/ser
 import { ReadContentRequest, ReadContentResponse } from '../gen/containerd/services/content/content.js';
 import { GetImageRequest, GetImageResponse } from '../gen/containerd/services/images/images.js';
 import { Code, ShimError } from '../errors.js';
+import { PREFIX } from '../monitors/unikernel-config.js';
 import { ContainerdGrpc } from './containerd-grpc.js';
 
-const PREFIX = 'com.urunc.unikernel.';
 const INDEX_TYPES = ['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json'];
 
 interface Manifest {

@@ -9,17 +9,7 @@ import type { Status } from '../task/types.js';
 import { method, type CallContext, type Handler } from './ttrpc/server.js';
 import { encodeStats } from './stats.js';
 import { toTimestamp } from './timestamp.js';
-import { Options as RuntimeOptions } from '../gen/runtimeoptions/api.js';
-
-/** CRI's runtimeoptions.v1.Options.config_path (ctr --runtime-config-path sends the same). */
-function configPathOf(options: { typeUrl: string; value: Uint8Array } | undefined): string | undefined {
-  if (!options?.typeUrl.endsWith('runtimeoptions.v1.Options')) return undefined;
-  try {
-    return RuntimeOptions.decode(options.value).configPath || undefined;
-  } catch {
-    return undefined;
-  }
-}
+import { configPathOf } from './bootstrap.js';
 
 const STATUS: Record<Status, PbStatus> = {
   unknown: PbStatus.UNKNOWN,

@@ -42,7 +42,8 @@ interface Container {
   runc: RuncLike;
   init: Proc;
   execs: Map<string, Proc>;
-  rootfsMounted: boolean;
+  /** Where Create mounted the rootfs (owned by the task, unmounted at Delete); undefined when containerd gave no mounts. */
+  mountedRootfs: string | undefined;
   /** The init's exit, held until the last exec has exited. */
   initExitHeld: boolean;
   cgroupsPath: string | undefined;
@@ -128,7 +129,7 @@ export class TaskService {
     tlog.log.info({ pid: init.pid }, 'task created');
     const c: Container = {
       id: req.id, tlog, namespace, bundle: req.bundle, runcBundle, unikernel, watchdog: undefined, runc, init, execs: new Map(),
-      rootfsMounted: req.rootfs.length > 0, initExitHeld: false, cgroupsPath: spec.linux?.cgroupsPath, deleting: false,
+      mountedRootfs: req.rootfs.length > 0 ? rootfs : undefined, initExitHeld: false, cgroupsPath: spec.linux?.cgroupsPath, deleting: false,
     };
     this.containers.set(req.id, c);
     this.events.publish(namespace, {
@@ -264,7 +265,7 @@ export class TaskService {
         this.log.warn({ err, id }, 'remove monitor bundle');
       }
     }
-    if (c.rootfsMounted) unmountAll(specRootfs(c.bundle, readSpecQuiet(c.bundle)));
+    if (c.mountedRootfs) unmountAll(c.mountedRootfs);
     this.containers.delete(id);
     c.tlog.log.info({ exitStatus: p.exit?.exitStatus }, 'task deleted');
     c.tlog.close();
@@ -411,14 +412,6 @@ function killQuietly(pid: number, signal: number): void {
     process.kill(pid, signal);
   } catch {
     // gone already
-  }
-}
-
-function readSpecQuiet(bundle: string): OciSpec {
-  try {
-    return readSpec(bundle) as OciSpec;
-  } catch {
-    return { ociVersion: '' };
   }
 }
 
