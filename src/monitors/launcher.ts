@@ -12,22 +12,26 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { invalidArgument, messageOf } from '../errors.js';
 import { resolveFileInRoot } from '../rootfs/resolve-in-root.js';
-import { buildGuest, supportsSharedFs, type GuestRootfs } from './guests.js';
+import { buildGuest, type GuestRootfs } from './guests.js';
 import { HYPERVISOR_PLUGINS } from './hypervisors/index.js';
 import type { VmSpec } from './hypervisors/types.js';
 import type { RuntimeConfig } from './runtime-config.js';
 import type { UnikernelConfig } from './unikernel-config.js';
+import type { RootfsParams } from '../rootfs/planner.js';
+import { readParams } from '../rootfs/state.js';
 
 /** Inside the monitor root. */
 const GUEST_DIR = '/guest';
 const SHARED_ROOT = '/cntrRootfs';
 const SCRATCH = '/run/urunc';
+/** The container's block device, as a node in the monitor's /dev. */
+const BLOCK_DEVICE = '/dev/urunc-rootfs';
+export const VIRTIOFS_SOCKET = 'virtiofs.sock';
 
 export interface LaunchInput {
   id: string;
+  /** The bundle; the rootfs plan is read from its config.json (com.urunc.internal.rootfs.params). */
   bundle: string;
-  /** The container rootfs (the image, mounted). */
-  rootfs: string;
   /** config.json as parsed JSON. */
   spec: OciSpec;
   unikernel: UnikernelConfig;
@@ -68,15 +72,13 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   const mcfg = inp.config.monitor(uk.hypervisor);
   const arch = process.arch === 'arm64' ? 'aarch64' : 'x86_64';
 
-  // Boot artifacts, resolved inside the image root (a hostile path is an error, never followed out).
-  const kernel = resolveFileInRoot(inp.rootfs, uk.binary, 'com.urunc.unikernel.binary');
-  const initrd = uk.initrd ? resolveFileInRoot(inp.rootfs, uk.initrd, 'com.urunc.unikernel.initrd') : undefined;
-  const block = uk.block ? resolveFileInRoot(inp.rootfs, uk.block, 'com.urunc.unikernel.block') : undefined;
-
-  const rootfsType: GuestRootfs = uk.rootfsType
-    ?? (initrd ? 'initrd' : block && (uk.blkMntPoint ?? '/') === '/' ? 'block' : supportsSharedFs(uk.unikernelType) ? '9pfs' : 'none');
-  if (rootfsType === 'block' && !block) throw invalidArgument('rootfsType block needs com.urunc.unikernel.block');
-  if (rootfsType === 'initrd' && !initrd) throw invalidArgument('rootfsType initrd needs com.urunc.unikernel.initrd');
+  // The plan Create persisted, read back from disk (never from a copy held in memory).
+  const params = readParams(inp.bundle);
+  const rootfsType = params.type;
+  // Boot artifacts, resolved inside their root (a view, the rootfs, or copies): a hostile path is an error, never followed out.
+  const kernel = resolveFileInRoot(params.artifactRoot, uk.binary, 'com.urunc.unikernel.binary');
+  const initrd = uk.initrd ? resolveFileInRoot(params.artifactRoot, uk.initrd, 'com.urunc.unikernel.initrd') : undefined;
+  const block = rootfsType === 'block' ? blockDisk(params, uk) : undefined;
   const guest = buildGuest(uk.unikernelType, guestInput(inp, uk, rootfsType, arch));
 
   const binary = findBinary(mcfg.path || hv.defaultBinary(arch));
@@ -89,8 +91,10 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
     kernel: `${GUEST_DIR}/kernel`,
     initrd: initrd ? `${GUEST_DIR}/initrd` : undefined,
     guest, memoryMb, vcpus: mcfg.default_vcpus,
-    blocks: block && rootfsType === 'block' ? [{ id: 'rootfs', path: `${GUEST_DIR}/block` }] : [],
-    sharedFs: rootfsType === '9pfs' ? { kind: '9p', path: SHARED_ROOT } : undefined,
+    blocks: block ? [{ id: 'rootfs', path: block.device ? BLOCK_DEVICE : `${GUEST_DIR}/block` }] : [],
+    // A Linux guest gets a read-only export: it keeps its writes in its own overlay (tmpfs upper), off the container's files.
+    sharedFs: rootfsType === '9pfs' ? { kind: '9p', path: SHARED_ROOT, readonly: uk.unikernelType === 'linux' }
+      : rootfsType === 'virtiofs' ? { kind: 'virtiofs', socket: `${SCRATCH}/${VIRTIOFS_SOCKET}` } : undefined,
     net: undefined,
     seccomp: inp.spec.linux?.seccomp !== undefined,
     scratch: SCRATCH,
@@ -127,13 +131,14 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   for (const d of dataDirsWithLinks(hv.dataDirs(mcfg))) binds.push([d, d, true]);
   binds.push([kernel, vm.kernel, true]);
   if (initrd && vm.initrd) binds.push([initrd, vm.initrd, true]);
-  if (vm.blocks[0] && block) binds.push([block, vm.blocks[0].path, false]);
-  if (vm.sharedFs?.kind === '9p') binds.push([inp.rootfs, SHARED_ROOT, false]);
+  if (block && !block.device) binds.push([block.path, `${GUEST_DIR}/block`, false]);
+  if (vm.sharedFs?.kind === '9p') binds.push([params.mountedPath, SHARED_ROOT, false]);
   binds.push([scratch, SCRATCH, false]);
 
   const devices: Array<{ path: string; type: string; major: number; minor: number }> = [];
   if (accel === 'kvm') devices.push({ path: '/dev/kvm', type: 'c', major: 10, minor: 232 });
   if (vm.net) devices.push({ path: '/dev/net/tun', type: 'c', major: 10, minor: 200 });
+  if (block?.device) devices.push({ path: BLOCK_DEVICE, type: 'b', ...block.device });
 
   const spec = inp.spec;
   const linux = spec.linux ?? {};
@@ -183,6 +188,19 @@ export function removeMonitorBundle(bundle: string): void {
     throw new Error(`${root} still has mounts; not removing it`);
   }
   fs.rmSync(root, { recursive: true, force: true });
+}
+
+/** The guest's root disk on the host: the image's block file (inside the rootfs) or the container's own device or file. */
+function blockDisk(params: RootfsParams, uk: UnikernelConfig): { path: string; device?: { major: number; minor: number } } {
+  if (params.blockSource === 'image') {
+    if (!uk.block || !params.mountedPath) throw invalidArgument('block rootfs from the image needs com.urunc.unikernel.block and a mounted rootfs');
+    return { path: resolveFileInRoot(params.mountedPath, uk.block, 'com.urunc.unikernel.block') };
+  }
+  const p = params.blockPath;
+  if (!p) throw invalidArgument('block rootfs plan names no device');
+  if (params.blockKind !== 'device') return { path: p };
+  const rdev = fs.statSync(p).rdev;
+  return { path: p, device: { major: Math.floor(rdev / 256) & 0xfff, minor: (rdev & 0xff) | ((Math.floor(rdev / 4096) & 0xfff00)) } };
 }
 
 function guestInput(inp: LaunchInput, uk: UnikernelConfig, rootfs: GuestRootfs, arch: VmSpec['arch']) {

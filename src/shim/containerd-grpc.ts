@@ -25,13 +25,13 @@ export class ContainerdGrpc {
   }
 
   /** Every response message of one call (one for unary calls). */
-  async call<Req, Res>(namespace: string, method: string, req: Req, reqCodec: Codec<Req>, resCodec: Codec<Res>): Promise<Res[]> {
+  async call<Req, Res>(namespace: string, method: string, req: Req, reqCodec: Codec<Req>, resCodec: Codec<Res>, headers: Record<string, string> = {}): Promise<Res[]> {
     const body = reqCodec.encode(req).finish();
     const frame = Buffer.alloc(5 + body.length);
     frame.writeUInt32BE(body.length, 1);
     frame.set(body, 5);
     const stream = this.connect().request({
-      ':method': 'POST', ':path': method, 'content-type': 'application/grpc', te: 'trailers', 'containerd-namespace': namespace,
+      ':method': 'POST', ':path': method, 'content-type': 'application/grpc', te: 'trailers', 'containerd-namespace': namespace, ...headers,
     });
     stream.setTimeout(this.timeoutMs, () => stream.close(http2.constants.NGHTTP2_CANCEL));
     stream.end(frame);

@@ -5,8 +5,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DeleteResponse } from '../gen/containerd/task/v2/shim.js';
 import { Runc } from '../task/runc.js';
-import { unmountAll } from '../task/mounts.js';
+import { unmountAll } from '../rootfs/mounts.js';
 import { removeMonitorBundle } from '../monitors/launcher.js';
+import { releaseRootfs } from '../rootfs/release.js';
+import { snapshotApiFor } from './containerd-snapshots.js';
 import { messageOf } from '../errors.js';
 import type { ShimFlags } from './flags.js';
 import { canConnect, socketPath } from './address.js';
@@ -31,6 +33,11 @@ export async function runDelete(f: ShimFlags): Promise<void> {
   } catch (err: unknown) {
     process.stderr.write(`remove monitor bundle: ${messageOf(err)}\n`);
   }
+  // The view, its lease and the task's mounts, from the bundle's state file alone (the container
+  // record may be gone); containerd's address is the flag's, else the one recorded at Create.
+  const apiFor = snapshotApiFor();
+  await releaseRootfs(bundle, (recorded) => (f.address || recorded ? apiFor(f.address || recorded) : undefined))
+    .catch((err: unknown) => process.stderr.write(`rootfs cleanup: ${messageOf(err)}\n`));
   unmountAll(path.join(bundle, 'rootfs'));
   await removeDeadSocket(bundle);
   const out = DeleteResponse.encode({ pid, exitStatus: 128 + 9, exitedAt: toTimestamp(new Date()) }).finish();

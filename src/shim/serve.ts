@@ -13,6 +13,7 @@ import { TtrpcServer } from './ttrpc/server.js';
 import { kvmUsable } from '../sys/libc.js';
 import { ContainerdGrpc } from './containerd-grpc.js';
 import { imageAnnotationReader } from './image-annotations.js';
+import { snapshotApiFor } from './containerd-snapshots.js';
 
 export async function runServe(f: ShimFlags): Promise<void> {
   const bundle = process.cwd();
@@ -32,6 +33,7 @@ export async function runServe(f: ShimFlags): Promise<void> {
     taskBundle === bundle ? { log: log.child({ task: id }), close: () => undefined } : createBundleLogger(taskBundle, { namespace, id }, f.debug),
   {
     imageAnnotations: f.address ? imageAnnotationReader(new ContainerdGrpc(f.address.replace(/^unix:\/\//, ''))) : undefined,
+    containerd: f.address ? { address: f.address, snapshots: snapshotApiFor() } : undefined,
     kvmUsable: once(kvmUsable),
   });
   const server = new TtrpcServer(log);
@@ -43,6 +45,7 @@ export async function runServe(f: ShimFlags): Promise<void> {
     exiting = true;
     // Answer the Shutdown call first, then flush events and leave.
     setImmediate(async () => {
+      await service.releaseAll().catch((err: unknown) => log.error({ err }, 'release at shutdown'));
       await publisher.drain(3000);
       publisher.close();
       server.close();

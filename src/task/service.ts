@@ -5,8 +5,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, unimplemented } from '../errors.js';
-import { mountAll, unmountAll } from './mounts.js';
+import { alreadyExists, failedPrecondition, invalidArgument, messageOf, notFound, unimplemented } from '../errors.js';
+import { unmountAll } from '../rootfs/mounts.js';
+import { releaseRootfs } from '../rootfs/release.js';
+import { failpoint } from '../sys/failpoints.js';
 import { Proc } from './process.js';
 import type { Reaper } from './reaper.js';
 import { Runc } from './runc.js';
@@ -15,7 +17,7 @@ import type { CreateRequest, EventSink, ExecRequest, ExitInfo, ProcessState } fr
 import { readSpec } from './spec.js';
 import { oomKills } from './oom.js';
 import { validateId } from './identifiers.js';
-import { planUnikernel, specRootfs, type UnikernelHost, type UnikernelTask } from './unikernel.js';
+import { setupContainer, specRootfs, type UnikernelHost, type UnikernelTask } from './unikernel.js';
 import { removeMonitorBundle, type OciSpec } from '../monitors/launcher.js';
 import { Watchdog } from '../monitors/watchdog.js';
 
@@ -93,20 +95,19 @@ export class TaskService {
     const tlog = this.logFor(req.bundle, namespace, req.id);
     const undo: Array<() => Promise<void> | void> = [() => tlog.close()];
     let unikernel: UnikernelTask | undefined;
+    let mountedRootfs: string | undefined;
     let runcBundle = req.bundle;
     try {
-      if (req.rootfs.length > 0) {
-        mountAll(req.rootfs, rootfs);
-        undo.push(() => unmountAll(rootfs));
-      }
       undo.push(() => removeMonitorBundle(req.bundle));
-      unikernel = await planUnikernel({
-        host: this.unikernels, log: tlog.log, namespace, id: req.id, bundle: req.bundle, rootfs, spec: spec as OciSpec, configPath: req.configPath,
-      });
+      ({ unikernel, mountedRootfs } = await setupContainer({
+        host: this.unikernels, log: tlog.log, namespace, id: req.id, bundle: req.bundle, rootfs, mounts: req.rootfs,
+        spec: spec as OciSpec, configPath: req.configPath, undo: (step) => undo.push(step),
+      }));
       if (unikernel) runcBundle = unikernel.plan.runcBundle;
       const io = await ProcessIO.open(init.stdio, { containerId: req.id, namespace });
       init.io = io;
       undo.push(() => io.destroy());
+      failpoint('task.runc-create');
       const pidCreate = runc.create(req.id, runcBundle, {
         pidFile: path.join(req.bundle, 'init.pid'),
         consoleSocket: io.consoleSocket,
@@ -129,7 +130,7 @@ export class TaskService {
     tlog.log.info({ pid: init.pid }, 'task created');
     const c: Container = {
       id: req.id, tlog, namespace, bundle: req.bundle, runcBundle, unikernel, watchdog: undefined, runc, init, execs: new Map(),
-      mountedRootfs: req.rootfs.length > 0 ? rootfs : undefined, initExitHeld: false, cgroupsPath: spec.linux?.cgroupsPath, deleting: false,
+      mountedRootfs, initExitHeld: false, cgroupsPath: spec.linux?.cgroupsPath, deleting: false,
     };
     this.containers.set(req.id, c);
     this.events.publish(namespace, {
@@ -258,14 +259,7 @@ export class TaskService {
     p.io?.destroy();
     for (const e of c.execs.values()) e.io?.destroy();
     c.watchdog?.stop();
-    if (c.unikernel) {
-      try {
-        removeMonitorBundle(c.bundle);
-      } catch (err: unknown) {
-        this.log.warn({ err, id }, 'remove monitor bundle');
-      }
-    }
-    if (c.mountedRootfs) unmountAll(c.mountedRootfs);
+    await this.releaseResources(c);
     this.containers.delete(id);
     c.tlog.log.info({ exitStatus: p.exit?.exitStatus }, 'task deleted');
     c.tlog.close();
@@ -372,6 +366,34 @@ export class TaskService {
     const c = this.get(id);
     if (!c.init.alive) throw notFound(`task ${id}: not running`);
     return c.runc.stats(id, c.runcBundle);
+  }
+
+  /** Removes what Create set up for the container besides runc's state: monitor bundle, rootfs view, mounts. */
+  private async releaseResources(c: Container): Promise<void> {
+    if (c.unikernel) {
+      try {
+        removeMonitorBundle(c.bundle);
+      } catch (err: unknown) {
+        c.tlog.log.warn({ err: messageOf(err) }, 'remove monitor bundle');
+      }
+      const api = this.unikernels.containerd;
+      await releaseRootfs(c.bundle, (a) => (a && api ? api.snapshots(a) : undefined))
+        .catch((err: unknown) => c.tlog.log.error({ err: messageOf(err) }, 'rootfs cleanup failed; the state file stays for `delete`'));
+    }
+    if (c.mountedRootfs) unmountAll(c.mountedRootfs);
+  }
+
+  /**
+   * Shutdown with containers still present (Shutdown now=true): their hypervisors and processes are
+   * killed and every resource released, so nothing outlives the daemon.
+   */
+  async releaseAll(): Promise<void> {
+    for (const c of [...this.containers.values()]) {
+      c.watchdog?.stop();
+      await c.runc.delete(c.id, c.runcBundle, true).catch(() => undefined);
+      await this.releaseResources(c);
+      this.containers.delete(c.id);
+    }
   }
 
   /** The task pid containerd shows (Connect.task_pid): the init's pid, 0 when unknown. */

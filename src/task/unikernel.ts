@@ -1,21 +1,38 @@
 // The unikernel branch of Create: decides whether a container is a unikernel (spec annotations,
-// image annotations through containerd, urunc.json in the image) and, if so, has the launcher write
-// the monitor bundle runc will run instead of the container's own. Ordinary containers go to runc
-// unchanged.
+// image annotations through containerd, urunc.json in the image); if so, plans how the guest gets
+// its files, sets up the resources the plan needs (the rootfs mount, a snapshot view of the image,
+// copies of the boot artifacts, virtiofsd), persists plan and resources in the bundle, and has the
+// launcher write the monitor bundle runc runs instead of the container's own. Ordinary containers
+// get their rootfs mounted and go to runc unchanged.
+//
+// Resources are registered with the caller's undo list as soon as they exist, so a failure at any
+// later step of Create rolls everything back; after Create, releaseRootfs (Delete, Shutdown, the
+// `delete` command) undoes them from the state file alone.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { messageOf } from '../errors.js';
-import { prepareLaunch, type LaunchPlan, type OciSpec } from '../monitors/launcher.js';
+import { prepareLaunch, monitorDir, VIRTIOFS_SOCKET, type LaunchPlan, type OciSpec } from '../monitors/launcher.js';
+import { supportsSharedFs } from '../monitors/guests.js';
 import { DEFAULT_CONFIG_PATH, loadRuntimeConfig, type RuntimeConfig } from '../monitors/runtime-config.js';
 import { decodeUruncJson, pickUnikernelKeys, resolveUnikernelConfig, type UnikernelConfig } from '../monitors/unikernel-config.js';
-import { resolveInRoot } from '../rootfs/resolve-in-root.js';
+import { startVirtiofsd, virtiofsdArgv, virtiofsdAvailable } from '../monitors/virtiofsd.js';
+import { blockRootfs, mountAll, unmountAll, type BlockSource, type Mount } from '../rootfs/mounts.js';
+import { chooseRootfs, needsHostRootfs, type Choice, type RootfsParams } from '../rootfs/planner.js';
+import { processStartTime, releaseRootfs } from '../rootfs/release.js';
+import { resolveFileInRoot, resolveInRoot } from '../rootfs/resolve-in-root.js';
+import { assertNoInternalAnnotations, persistParams, StateFile } from '../rootfs/state.js';
+import { createView, type SnapshotApi } from '../rootfs/view.js';
+import { failpoint } from '../sys/failpoints.js';
 
 const REQUIRED = ['unikernelType', 'hypervisor', 'binary'];
+const SNAPSHOT_VIEW_ANNOTATION = 'com.urunc.unikernel.snapshotView';
 
 export interface UnikernelHost {
   /** com.urunc.unikernel.* from the container's labels and image manifest (containerd API). */
   imageAnnotations?: (namespace: string, id: string) => Promise<Record<string, string>>;
+  /** containerd's gRPC socket (persisted so the crash path can release views) and its snapshot calls. */
+  containerd?: { address: string; snapshots: (address: string) => SnapshotApi };
   kvmUsable: () => boolean;
 }
 
@@ -23,6 +40,28 @@ export interface UnikernelTask {
   config: UnikernelConfig;
   runtime: RuntimeConfig;
   plan: LaunchPlan;
+  params: RootfsParams;
+}
+
+export interface SetupInput {
+  host: UnikernelHost;
+  log: Logger;
+  namespace: string;
+  id: string;
+  bundle: string;
+  /** The spec's root path, where the rootfs is mounted when the plan needs it on the host. */
+  rootfs: string;
+  mounts: readonly Mount[];
+  spec: OciSpec;
+  configPath: string | undefined;
+  /** Registers an undo step, run in reverse order if a later step of Create fails. */
+  undo: (step: () => Promise<void> | void) => void;
+}
+
+export interface SetupResult {
+  unikernel: UnikernelTask | undefined;
+  /** Where the rootfs is mounted for the task's life (undefined when it is not). */
+  mountedRootfs: string | undefined;
 }
 
 /** The config file: the Create options' ConfigPath, else $URUNC_CONFIG_PATH, else /etc/urunc/config.toml. */
@@ -30,41 +69,151 @@ export function configPathFor(optionPath: string | undefined): string {
   return optionPath || process.env.URUNC_CONFIG_PATH || DEFAULT_CONFIG_PATH;
 }
 
-export async function planUnikernel(o: {
-  host: UnikernelHost;
-  log: Logger;
-  namespace: string;
-  id: string;
-  bundle: string;
-  rootfs: string;
-  spec: OciSpec;
-  configPath: string | undefined;
-}): Promise<UnikernelTask | undefined> {
+function readUruncJson(root: string): Record<string, string> {
+  let p: string;
+  try {
+    p = resolveInRoot(root, '/urunc.json', 'urunc.json');
+  } catch {
+    return {};
+  }
+  return fs.statSync(p).isFile() ? decodeUruncJson(fs.readFileSync(p, 'utf8')) : {};
+}
+
+/** Complete config from spec and image keys alone, or undefined (incomplete or not a unikernel). */
+function configWithoutImageFiles(spec: Record<string, string>, image: Record<string, string>): UnikernelConfig | undefined {
+  try {
+    return resolveUnikernelConfig({ spec, image, uruncJson: {} });
+  } catch {
+    return undefined;
+  }
+}
+
+function sharedFsSupport(uk: UnikernelConfig, rt: RuntimeConfig): { ninep: boolean; virtiofs: boolean } {
+  const guest = supportsSharedFs(uk.unikernelType);
+  return {
+    ninep: guest && uk.hypervisor === 'qemu',
+    virtiofs: guest && (uk.hypervisor === 'qemu' || uk.hypervisor === 'cloud-hypervisor') && virtiofsdAvailable(rt.extra_binaries.virtiofsd.path),
+  };
+}
+
+export async function setupContainer(o: SetupInput): Promise<SetupResult> {
   const specKeys = pickUnikernelKeys(o.spec.annotations);
   let imageKeys: Record<string, string> = {};
   if (o.host.imageAnnotations && REQUIRED.some((k) => specKeys[k] === undefined)) {
     try {
-      imageKeys = await o.host.imageAnnotations(o.namespace, o.id);
+      imageKeys = pickUnikernelKeys(await o.host.imageAnnotations(o.namespace, o.id));
     } catch (err: unknown) {
       // A container without an image record (or an unreachable containerd) is judged on the rest.
       o.log.debug({ err: messageOf(err) }, 'image annotations unavailable');
     }
   }
-  let uruncJson: Record<string, string> = {};
-  const jsonPath = (() => {
-    try {
-      return resolveInRoot(o.rootfs, '/urunc.json', 'urunc.json');
-    } catch {
-      return undefined;
-    }
-  })();
-  if (jsonPath && fs.statSync(jsonPath).isFile()) uruncJson = decodeUruncJson(fs.readFileSync(jsonPath, 'utf8'));
-  const config = resolveUnikernelConfig({ spec: specKeys, image: pickUnikernelKeys(imageKeys), uruncJson });
-  if (!config) return undefined;
+
+  // A block rootfs the guest boots from is never mounted on the host: decide that before mounting.
+  const block = blockRootfs(o.mounts);
+  const early = block ? configWithoutImageFiles(specKeys, imageKeys) : undefined;
+  const keepOffHost = early !== undefined && block !== undefined
+    && !needsHostRootfs(chooseRootfs({ keys: early, containerBlock: block, sharedFs: { ninep: false, virtiofs: false } }));
+
+  let mounted: string | undefined;
+  const mountRootfs = async (mounts: readonly Mount[]): Promise<void> => {
+    o.undo(() => unmountAll(o.rootfs));
+    await mountAll(mounts, o.rootfs);
+    mounted = o.rootfs;
+  };
+  if (!keepOffHost && o.mounts.length > 0) await mountRootfs(o.mounts);
+
+  let config = resolveUnikernelConfig({ spec: specKeys, image: imageKeys, uruncJson: mounted ? readUruncJson(mounted) : {} });
+  if (!config) return { unikernel: undefined, mountedRootfs: mounted };
+  assertNoInternalAnnotations(o.spec.annotations);
   const runtime = loadRuntimeConfig(configPathFor(o.configPath), (msg) => o.log.warn(msg));
-  const plan = prepareLaunch({ id: o.id, bundle: o.bundle, rootfs: o.rootfs, spec: o.spec, unikernel: config, config: runtime, kvmUsable: o.host.kvmUsable });
-  o.log.info({ hypervisor: config.hypervisor, type: config.unikernelType, rootfs: plan.rootfsType, accel: plan.accel }, 'unikernel container');
-  return { config, runtime, plan };
+
+  const state = new StateFile(o.bundle, { namespace: o.namespace, id: o.id, address: o.host.containerd?.address ?? '' });
+  o.undo(() => releaseRootfs(o.bundle, (a) => (a && o.host.containerd ? o.host.containerd.snapshots(a) : undefined)));
+  state.update(() => undefined);
+
+  // Boot artifacts come from a read-only view of the image when enabled (config, or the annotation).
+  const viewAnnotation = o.spec.annotations?.[SNAPSHOT_VIEW_ANNOTATION];
+  const wantView = viewAnnotation !== undefined ? /^(true|1)$/i.test(viewAnnotation) : runtime.rootfs_view.enabled;
+  let artifactRoot: string | undefined;
+  let artifacts: RootfsParams['artifacts'] = 'rootfs';
+  if (wantView) {
+    if (!o.host.containerd) o.log.warn('snapshot view unavailable (no containerd address); reading the boot artifacts from the rootfs');
+    else {
+      try {
+        artifactRoot = await createView(o.host.containerd.snapshots(o.host.containerd.address), state, o.bundle);
+        artifacts = 'view';
+      } catch (err: unknown) {
+        o.log.warn({ reason: messageOf(err) }, 'snapshot view unavailable; reading the boot artifacts from the rootfs');
+      }
+    }
+  }
+
+  // Without a host mount and without a view, the image's files are read from a transient read-only mount.
+  let probe = false;
+  if (!mounted && !artifactRoot && o.mounts.length > 0) {
+    await mountRootfs(o.mounts.map(readOnly));
+    probe = true;
+  }
+  const filesRoot = artifactRoot ?? mounted;
+  if (keepOffHost && filesRoot) config = resolveUnikernelConfig({ spec: specKeys, image: imageKeys, uruncJson: readUruncJson(filesRoot) }) ?? config;
+
+  const choice: Choice = chooseRootfs({ keys: config, containerBlock: block, sharedFs: sharedFsSupport(config, runtime) });
+  if (needsHostRootfs(choice) && (probe || !mounted) && o.mounts.length > 0) {
+    // urunc.json changed the plan to one that needs the rootfs: mount it for real.
+    unmountAll(o.rootfs);
+    probe = false;
+    await mountRootfs(o.mounts);
+  }
+  if (!artifactRoot) {
+    if (needsHostRootfs(choice)) artifactRoot = mounted ?? o.rootfs;
+    else {
+      // The guest is about to own the block device: copy the artifacts out, then release the host mount.
+      artifactRoot = copyArtifacts(mounted ?? o.rootfs, path.join(o.bundle, 'artifacts'), config, state);
+      artifacts = 'copy';
+    }
+  }
+  if (!needsHostRootfs(choice) && mounted) {
+    unmountAll(mounted);
+    mounted = undefined;
+  }
+
+  const params: RootfsParams = { ...choice, mountedPath: mounted ?? '', artifacts, artifactRoot };
+  failpoint('rootfs.persist');
+  state.update((s) => (s.params = params));
+  persistParams(o.bundle, params);
+
+  const plan = prepareLaunch({ id: o.id, bundle: o.bundle, spec: o.spec, unikernel: config, config: runtime, kvmUsable: o.host.kvmUsable });
+  if (choice.type === 'virtiofs') await startSharedFsDaemon(runtime, mounted ?? o.rootfs, o.bundle, state);
+  o.log.info({ hypervisor: config.hypervisor, type: config.unikernelType, rootfs: choice.type, artifacts, accel: plan.accel }, 'unikernel container');
+  return { unikernel: { config, runtime, plan, params }, mountedRootfs: mounted };
+}
+
+function readOnly(m: Mount): Mount {
+  const opts = m.options.filter((x) => x !== 'rw');
+  // ext4 would replay its journal even on a read-only mount; noload keeps the device untouched.
+  if (m.type === 'ext4' || m.type === 'ext3') opts.push('noload');
+  return { ...m, options: [...opts, 'ro'] };
+}
+
+/** Copies kernel and initrd (same paths) from the image root into `dest`; returns dest. */
+function copyArtifacts(root: string, dest: string, uk: UnikernelConfig, state: StateFile): string {
+  state.update((s) => s.dirs.push(dest));
+  for (const [p, what] of [[uk.binary, 'binary'], [uk.initrd, 'initrd']] as const) {
+    if (!p) continue;
+    const src = resolveFileInRoot(root, p, `com.urunc.unikernel.${what}`);
+    // Kept at the path the image names, where the launcher looks it up.
+    const to = path.join(dest, path.posix.normalize(`/${p}`));
+    fs.mkdirSync(path.dirname(to), { recursive: true });
+    fs.copyFileSync(src, to);
+  }
+  return dest;
+}
+
+async function startSharedFsDaemon(rt: RuntimeConfig, shared: string, bundle: string, state: StateFile): Promise<void> {
+  const vf = rt.extra_binaries.virtiofsd;
+  const socket = path.join(monitorDir(bundle), 'scratch', VIRTIOFS_SOCKET);
+  const pid = await startVirtiofsd(virtiofsdArgv(vf.path, vf.options, socket, shared), socket);
+  state.update((s) => (s.virtiofsd = { pid, startTime: processStartTime(pid) ?? '' }));
 }
 
 /** The container's root as the spec names it (relative paths are relative to the bundle). */

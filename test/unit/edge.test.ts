@@ -9,7 +9,7 @@ import { socketAddress } from '../../src/shim/address.js';
 import { decodeStartInput } from '../../src/shim/bootstrap.js';
 import { parseFlags, toArgs } from '../../src/shim/flags.js';
 import { encodeEvent } from '../../src/shim/publisher.js';
-import { parseMountOptions } from '../../src/task/mounts.js';
+import { parseMountOptions } from '../../src/rootfs/mounts.js';
 import { decodeWaitStatus } from '../../src/sys/libc.js';
 
 describe('flags', () => {

@@ -148,9 +148,9 @@ describe('hypervisors', () => {
   });
   it('qemu microvm/tcg: mmio devices, 9p and virtio-fs', () => {
     const config = parseRuntimeConfig('[monitors.qemu]\nmachine = "microvm"\n', 't').monitor('qemu');
-    let a = HYPERVISOR_PLUGINS.qemu.command('q', vm({ config, accel: 'tcg', sharedFs: { kind: '9p', path: '/cntrRootfs' } })).argv.join(' ');
+    let a = HYPERVISOR_PLUGINS.qemu.command('q', vm({ config, accel: 'tcg', sharedFs: { kind: '9p', path: '/cntrRootfs', readonly: true } })).argv.join(' ');
     expect(a).toContain('-M microvm,pit=on,pic=on,rtc=on -accel tcg -cpu max');
-    expect(a).toContain('-fsdev local,id=rootfs9p,security_model=none,path=/cntrRootfs -device virtio-9p-device,fsdev=rootfs9p,mount_tag=fs0');
+    expect(a).toContain('-fsdev local,id=rootfs9p,security_model=none,path=/cntrRootfs,readonly=on -device virtio-9p-device,fsdev=rootfs9p,mount_tag=fs0');
     a = HYPERVISOR_PLUGINS.qemu.command('q', vm({ sharedFs: { kind: 'virtiofs', socket: '/run/urunc/vfs.sock' } })).argv.join(' ');
     expect(a).toContain('-object memory-backend-file,id=mem,size=268M,mem-path=/run/urunc,share=on -numa node,memdev=mem -chardev socket,id=char0,path=/run/urunc/vfs.sock -device vhost-user-fs-pci,queue-size=1024,chardev=char0,tag=fs0');
   });

@@ -14,7 +14,7 @@ export interface VmSpec {
   vcpus: number;
   blocks: Array<{ id: string; path: string }>;
   /** 9p export of this directory as fs0, or virtio-fs through virtiofsd's socket. */
-  sharedFs: { kind: '9p'; path: string } | { kind: 'virtiofs'; socket: string } | undefined;
+  sharedFs: { kind: '9p'; path: string; readonly: boolean } | { kind: 'virtiofs'; socket: string } | undefined;
   net: { tap: string; mac: string } | undefined;
   seccomp: boolean;
   /** Writable directory inside the monitor root, also reachable from the host (sockets, config files). */

@@ -1,0 +1,76 @@
+// The rootfs planner: how the guest gets its files, chosen once per container with urunc's
+// priority: an initrd; a block image from the image (blkMntPoint /); the container's own rootfs as
+// a block device (mountRootfs, on a block snapshotter); a shared filesystem (virtio-fs when the
+// guest, the monitor and virtiofsd allow it, else 9p); none. Ours: rootfsType forces a choice.
+// Pure: the caller describes the rootfs (mounts.ts) and persists the result (state.ts).
+import { invalidArgument } from '../errors.js';
+import type { BlockSource } from './mounts.js';
+
+export type RootfsType = 'initrd' | 'block' | '9pfs' | 'virtiofs' | 'none';
+
+/** The persisted plan: config.json annotation com.urunc.internal.rootfs.params. */
+export interface RootfsParams {
+  type: RootfsType;
+  /** For type block: the image's block file (a path inside the image) or the container's own rootfs. */
+  blockSource?: 'image' | 'container';
+  /** The container rootfs's block device or file on the host (blockSource container). */
+  blockPath?: string;
+  blockKind?: BlockSource['kind'];
+  fstype?: string;
+  /** Where the container rootfs is mounted on the host while the task lives ("" when it never is). */
+  mountedPath: string;
+  /** Where kernel, initrd and urunc.json are read from: a snapshot view, the rootfs, or copies in the bundle. */
+  artifacts: 'view' | 'rootfs' | 'copy';
+  artifactRoot: string;
+}
+
+export interface PlanInput {
+  keys: {
+    initrd?: string | undefined;
+    block?: string | undefined;
+    blkMntPoint?: string | undefined;
+    mountRootfs?: boolean | undefined;
+    rootfsType?: 'initrd' | 'block' | '9pfs' | 'none' | undefined;
+  };
+  /** The container rootfs when it is a single block filesystem. */
+  containerBlock: BlockSource | undefined;
+  /** Whether guest type and monitor can take a shared-filesystem root. */
+  sharedFs: { ninep: boolean; virtiofs: boolean };
+}
+
+export type Choice = Pick<RootfsParams, 'type' | 'blockSource' | 'blockPath' | 'blockKind' | 'fstype'>;
+
+export function chooseRootfs(inp: PlanInput): Choice {
+  const k = inp.keys;
+  const imageBlock = k.block !== undefined && (k.blkMntPoint ?? '/') === '/';
+  const container = inp.containerBlock;
+  const fromContainer = (): Choice => {
+    if (!container) throw invalidArgument('the container rootfs is not a block device (com.urunc.unikernel.mountRootfs needs a block snapshotter such as blockfile or devmapper)');
+    return { type: 'block', blockSource: 'container', blockPath: container.path, blockKind: container.kind, fstype: container.fstype };
+  };
+  const shared = (): Choice | undefined => (inp.sharedFs.virtiofs ? { type: 'virtiofs' } : inp.sharedFs.ninep ? { type: '9pfs' } : undefined);
+  switch (k.rootfsType) {
+    case 'initrd':
+      if (!k.initrd) throw invalidArgument('rootfsType initrd needs com.urunc.unikernel.initrd');
+      return { type: 'initrd' };
+    case 'block':
+      if (k.block !== undefined) return { type: 'block', blockSource: 'image' };
+      return fromContainer();
+    case '9pfs':
+      if (!inp.sharedFs.ninep) throw invalidArgument('rootfsType 9pfs: this guest type or monitor has no 9p root');
+      return { type: '9pfs' };
+    case 'none':
+      return { type: 'none' };
+    case undefined:
+      break;
+  }
+  if (k.initrd) return { type: 'initrd' };
+  if (imageBlock) return { type: 'block', blockSource: 'image' };
+  if (k.mountRootfs && container) return fromContainer();
+  return shared() ?? { type: 'none' };
+}
+
+/** Whether a plan needs the container rootfs mounted on the host while the task lives. */
+export function needsHostRootfs(c: Choice): boolean {
+  return !(c.type === 'block' && c.blockSource === 'container');
+}

@@ -1,0 +1,53 @@
+// Undoes everything a unikernel container's rootfs set-up recorded in its state file: virtiofsd,
+// the snapshot view and its lease, host mounts, owned directories. Works from the bundle alone (the
+// daemon at Delete, Shutdown and rollback; `delete` after a crash, even when containerd's container
+// record is gone). Idempotent: the state file is removed only once every step succeeded, so a failed
+// step is retried by the next caller.
+import fs from 'node:fs';
+import { messageOf } from '../errors.js';
+import { hasMountsUnder, unmountAll } from './mounts.js';
+import { readState, statePath, writeAtomic } from './state.js';
+import { releaseView, type SnapshotApi } from './view.js';
+
+/** The start time (field 22 of /proc/PID/stat) that identifies one process across pid reuse. */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+export async function releaseRootfs(bundle: string, apiFor: (address: string) => SnapshotApi | undefined): Promise<void> {
+  const st = readState(bundle);
+  if (!st) return;
+  const errors: string[] = [];
+  const vf = st.virtiofsd;
+  if (vf && processStartTime(vf.pid) === vf.startTime) {
+    try {
+      process.kill(vf.pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+  if (st.view) {
+    try {
+      await releaseView(apiFor(st.address), st.namespace, st.view);
+      delete st.view;
+    } catch (err: unknown) {
+      errors.push(messageOf(err));
+    }
+  }
+  for (const m of [...st.mounts].reverse()) {
+    unmountAll(m);
+    if (hasMountsUnder(m)) errors.push(`${m} is still mounted`);
+  }
+  if (errors.length === 0) {
+    for (const d of st.dirs) fs.rmSync(d, { recursive: true, force: true });
+    fs.rmSync(statePath(bundle), { force: true });
+    return;
+  }
+  writeAtomic(statePath(bundle), JSON.stringify(st));
+  throw new Error(`rootfs cleanup of ${st.id}: ${errors.join('; ')}`);
+}
