@@ -12,6 +12,8 @@ export interface Codec<T> {
 
 export class ContainerdGrpc {
   private session: http2.ClientHttp2Session | undefined;
+  /** Calls in flight: the session keeps the process alive only while there are some. */
+  private pending = 0;
 
   constructor(private readonly socket: string, private readonly timeoutMs = 10_000) {}
 
@@ -30,7 +32,17 @@ export class ContainerdGrpc {
     const frame = Buffer.alloc(5 + body.length);
     frame.writeUInt32BE(body.length, 1);
     frame.set(body, 5);
-    const stream = this.connect().request({
+    const session = this.connect();
+    if (this.pending++ === 0) session.ref();
+    try {
+      return await this.exchange(session, method, frame, namespace, headers, resCodec);
+    } finally {
+      if (--this.pending === 0) session.unref();
+    }
+  }
+
+  private async exchange<Res>(session: http2.ClientHttp2Session, method: string, frame: Buffer, namespace: string, headers: Record<string, string>, resCodec: Codec<Res>): Promise<Res[]> {
+    const stream = session.request({
       ':method': 'POST', ':path': method, 'content-type': 'application/grpc', te: 'trailers', 'containerd-namespace': namespace, ...headers,
     });
     stream.setTimeout(this.timeoutMs, () => stream.close(http2.constants.NGHTTP2_CANCEL));

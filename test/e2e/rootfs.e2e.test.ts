@@ -1,0 +1,300 @@
+// Root filesystems end to end: the container's block rootfs passed straight to the VM (blockfile
+// snapshotter, never mounted on the host), read-only snapshot views of the image for the boot
+// artifacts (lease + view visible while the task runs, gone after it), cleanup after a shim crash
+// (with and without containerd's container record), failure injection at each Create step, and the
+// read-only 9p export a Linux guest overlays with a tmpfs. Real containerd, runc and qemu.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { writeOciImage } from '../../scripts/lib/oci-image.js';
+import { ContainerdGrpc } from '../../src/shim/containerd-grpc.js';
+import { GUESTS, buildGuests, linuxRootLayer, unikernelImage } from '../fixtures/unikernel-images.js';
+import { Containerd, RUNTIME, pidsMatching, sleep, versionsUnderTest, waitFor, type Version } from './containerd.js';
+
+const HELLO_LAYERED = 'docker.io/library/hello-uk:layered';
+const LINUX_BLOCK = 'docker.io/library/linux-uk:block';
+const LINUX_9P_WRITE = 'docker.io/library/linux-uk:9p-write';
+const VIEW_ON = ['--annotation', 'com.urunc.unikernel.snapshotView=true'];
+
+const QEMU_KVM = '[monitors.qemu]\naccelerator = "kvm"\nmachine = "microvm"\ncpu = "host,-arch-capabilities"\n';
+const QEMU_TCG = '[monitors.qemu]\naccelerator = "tcg"\nmachine = "microvm"\n[guests.linux]\nextra_cmdline = "tsc_early_khz=2000000 tsc=reliable quiet"\n';
+
+const REPO_CACHE = path.join(GUESTS, '..', 'images');
+const qemuPids = (): number[] => pidsMatching((argv) => (argv[0] ?? '').includes('qemu-system') && argv.some((a) => a.startsWith('urunc-')));
+
+/** The hello kernel in one layer and its urunc.json in another (the view must merge them). */
+function layeredHelloImage(): string {
+  const out = path.join(REPO_CACHE, 'uk-hello-layered.tar');
+  if (fs.existsSync(out)) return out;
+  fs.mkdirSync(REPO_CACHE, { recursive: true });
+  const k = fs.mkdtempSync(path.join(os.tmpdir(), 'lk-'));
+  const j = fs.mkdtempSync(path.join(os.tmpdir(), 'lj-'));
+  try {
+    fs.mkdirSync(path.join(k, 'unikernel'));
+    fs.copyFileSync(path.join(GUESTS, 'hello.elf'), path.join(k, 'unikernel', 'hello.elf'));
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    fs.writeFileSync(path.join(j, 'urunc.json'), JSON.stringify({
+      'com.urunc.unikernel.unikernelType': b64('unikraft'),
+      'com.urunc.unikernel.hypervisor': b64('qemu'),
+      'com.urunc.unikernel.binary': b64('/unikernel/hello.elf'),
+    }));
+    writeOciImage({ name: HELLO_LAYERED, layers: [k, j], config: { Cmd: ['exit=3'] } }, `${out}.tmp`);
+    fs.renameSync(`${out}.tmp`, out);
+    return out;
+  } finally {
+    fs.rmSync(k, { recursive: true, force: true });
+    fs.rmSync(j, { recursive: true, force: true });
+  }
+}
+
+/** Loop devices and the files behind them. */
+function loopBackingFiles(): string[] {
+  const out: string[] = [];
+  for (const d of fs.readdirSync('/sys/block').filter((n) => n.startsWith('loop'))) {
+    try {
+      out.push(fs.readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').trim());
+    } catch {
+      // not attached
+    }
+  }
+  return out;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([p, sleep(ms).then(() => { throw new Error('timeout'); })]);
+}
+
+describe.each(versionsUnderTest())('rootfs plans and snapshot views on containerd %s', (version: Version) => {
+  let c: Containerd;
+  let cfgDir: string;
+  let kvmConfig: string;
+  let tcgViewConfig: string;
+  let failFile: string;
+  const used: string[] = [];
+  const id = (name: string): string => {
+    used.push(name);
+    return name;
+  };
+  const hasBlockfile = version !== '1.6';
+
+  const views = async (snapshotter = 'overlayfs'): Promise<{ snapshots: string[]; leases: string[] }> => {
+    const s = await c.ctr(['snapshots', '--snapshotter', snapshotter, 'ls']);
+    const l = await c.ctr(['leases', 'ls']);
+    return {
+      snapshots: s.stdout.split('\n').filter((x) => x.includes('urunc-rootfs-view-')).map((x) => x.split(/\s+/)[0] as string),
+      leases: l.stdout.split('\n').filter((x) => x.includes('urunc-rootfs-view-lease-')).map((x) => x.split(/\s+/)[0] as string),
+    };
+  };
+
+  /** Nothing of the container is left: no view, lease, mount, loop device, hypervisor or shim. */
+  const expectClean = async (snapshotter = 'overlayfs'): Promise<void> => {
+    await waitFor('no shim and no qemu', () => (c.shimPids().length === 0 && qemuPids().length === 0) || undefined, 20_000);
+    expect(await views(snapshotter)).toEqual({ snapshots: [], leases: [] });
+    expect(c.mounts()).toEqual([]);
+    expect(loopBackingFiles().filter((f) => f.startsWith(c.dir))).toEqual([]);
+  };
+
+  beforeAll(async () => {
+    buildGuests();
+    cfgDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rfcfg-'));
+    kvmConfig = path.join(cfgDir, 'kvm.toml');
+    fs.writeFileSync(kvmConfig, QEMU_KVM);
+    tcgViewConfig = path.join(cfgDir, 'tcg-view.toml');
+    fs.writeFileSync(tcgViewConfig, `${QEMU_TCG}[rootfs_view]\nenabled = true\n[watchdog]\nboot_timeout_ms = 60000\n`);
+    failFile = path.join(cfgDir, 'failpoints');
+    fs.writeFileSync(failFile, '');
+    c = await Containerd.start(version, { URUNC_CONFIG_PATH: kvmConfig, URUNC_FAILPOINTS_FILE: failFile }, hasBlockfile ? { blockfileMb: 192 } : {});
+    const blockImage = unikernelImage({
+        name: LINUX_BLOCK, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
+        describe: 'annotations', extra: { mountRootfs: 'true', rootfsType: 'block' }, layers: [linuxRootLayer()],
+        cmd: ['/bin/app', 'block-root'], env: ['PATH=/bin', 'GREETING=from-the-disk', 'READ_FILE=/secret.txt', 'SHOW_ROOT=1', 'EXIT_CODE=5'],
+    });
+    const images = [
+      layeredHelloImage(),
+      unikernelImage({
+        name: LINUX_9P_WRITE, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
+        describe: 'annotations', extra: { rootfsType: '9pfs' }, layers: [linuxRootLayer()],
+        cmd: ['/bin/app', 'overlay'], env: ['PATH=/bin', 'GREETING=nine-p', 'WRITE_FILE=/guest-wrote.txt', 'SHOW_ROOT=1'],
+      }),
+    ];
+    for (const tar of images) {
+      const r = await c.ctr(['images', 'import', tar]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    if (hasBlockfile) {
+      const r = await c.ctr(['images', 'import', '--local', '--snapshotter', 'blockfile', blockImage]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+  }, 180_000);
+
+  afterEach(async () => {
+    fs.writeFileSync(failFile, '');
+    for (const t of used.splice(0)) {
+      await c.ctr(['task', 'kill', '-s', 'KILL', t]);
+      await c.ctr(['task', 'rm', '-f', t]);
+      await c.ctr(['c', 'rm', t]);
+    }
+  });
+
+  afterAll(async () => {
+    await c?.destroy();
+    if (cfgDir) fs.rmSync(cfgDir, { recursive: true, force: true });
+  });
+
+  it.skipIf(!hasBlockfile)('blockfile: a Linux guest boots from the container block rootfs, never mounted on the host; boot artifacts come from the view', async () => {
+    const t = id('rf-block');
+    const logFile = path.join(c.dir, `${t}.log`);
+    const r = await c.ctr(['run', '-d', '--snapshotter', 'blockfile', '--runtime', RUNTIME, '--runtime-config-path', tcgViewConfig,
+      '--log-uri', `file://${logFile}`, '--env', 'SLEEP=60', LINUX_BLOCK, t]);
+    expect(r.code, r.stderr).toBe(0);
+    const out = await waitFor('the guest to report its root', () => {
+      const s = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
+      return s.includes('rootdev:') ? s : undefined;
+    }, 60_000);
+    expect(out).toContain('URUNC_LINUX_MARKER greeting=from-the-disk arg=block-root');
+    expect(out).toContain('file: only-in-the-image-7f3a');
+    expect(out).toMatch(/rootdev: \/dev\/vda \/ ext4 rw/);
+
+    const bundle = path.join(c.state, 'io.containerd.runtime.v2.task', 'default', t);
+    const params = JSON.parse(JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')).annotations['com.urunc.internal.rootfs.params']);
+    expect(params).toMatchObject({ type: 'block', blockSource: 'container', blockKind: 'file', fstype: 'ext4', mountedPath: '', artifacts: 'view', artifactRoot: path.join(bundle, 'rootfs-view') });
+    // The disk qemu has open is the container's snapshot file, and no loop device (so no mount) uses it.
+    const [qemu] = qemuPids();
+    expect(qemu).toBeGreaterThan(0);
+    const snapDir = path.join(c.root, 'io.containerd.snapshotter.v1.blockfile', 'snapshots');
+    const disk = fs.statSync(`/proc/${qemu}/root/guest/block`);
+    const diskFile = fs.readdirSync(snapDir).map((n) => path.join(snapDir, n)).find((f) => {
+      const s = fs.statSync(f);
+      return s.ino === disk.ino && s.dev === disk.dev;
+    });
+    expect(diskFile).toBe(params.blockPath);
+    expect(loopBackingFiles()).not.toContain(diskFile);
+    expect(fs.readFileSync('/proc/mounts', 'utf8')).not.toContain(path.join(bundle, 'rootfs '));
+    // The kernel the monitor booted is the file in the view's (read-only, loop) mount.
+    const k = fs.statSync(`/proc/${qemu}/root/guest/kernel`);
+    const inView = fs.statSync(path.join(bundle, 'rootfs-view', 'unikernel', 'vmlinux'));
+    expect([k.dev, k.ino]).toEqual([inView.dev, inView.ino]);
+    expect((await views('blockfile')).snapshots).toEqual([`urunc-rootfs-view-${t}`]);
+
+    await c.ctr(['task', 'kill', '-s', 'KILL', t]);
+    await waitFor('stopped', async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined), 20_000);
+    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+    used.splice(used.indexOf(t), 1);
+    await expectClean('blockfile');
+  }, 120_000);
+
+  it('overlayfs, multi-layer image, views on: the view and its lease exist while the task runs, and are gone after task rm and c rm', async () => {
+    const t = id('rf-view');
+    const r = await c.ctr(['run', '-d', '--runtime', RUNTIME, ...VIEW_ON, HELLO_LAYERED, t, 'wait']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await views()).toEqual({ snapshots: [`urunc-rootfs-view-${t}`], leases: [`urunc-rootfs-view-lease-${t}`] });
+    const bundle = path.join(c.state, 'io.containerd.runtime.v2.task', 'default', t);
+    const [qemu] = qemuPids();
+    const k = fs.statSync(`/proc/${qemu}/root/guest/kernel`);
+    const inView = fs.statSync(path.join(bundle, 'rootfs-view', 'unikernel', 'hello.elf'));
+    expect([k.dev, k.ino]).toEqual([inView.dev, inView.ino]);
+    // The view is read-only on the host.
+    expect(() => fs.writeFileSync(path.join(bundle, 'rootfs-view', 'x'), 'x')).toThrow(/EROFS|read-only/);
+    const state = JSON.parse(fs.readFileSync(path.join(bundle, 'urunc-rootfs.json'), 'utf8'));
+    expect(state.view).toMatchObject({ snapshotter: 'overlayfs', key: `urunc-rootfs-view-${t}`, lease: `urunc-rootfs-view-lease-${t}` });
+
+    await c.ctr(['task', 'kill', '-s', 'KILL', t]);
+    await waitFor('stopped', async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined), 20_000);
+    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+    used.splice(used.indexOf(t), 1);
+    await expectClean();
+  }, 60_000);
+
+  it('views on, ctr run --rm: the boot works and leaves nothing', async () => {
+    const t = id('rf-view-rm');
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, ...VIEW_ON, HELLO_LAYERED, t]);
+    expect(r.stdout).toContain('Hello from a urunc-ts unikernel!');
+    expect(r.code).toBe(7);
+    await expectClean();
+  }, 60_000);
+
+  for (const order of ['shim killed', 'container record removed, then shim killed'] as const) {
+    it(`SIGKILL of the shim mid-run (${order}): containerd's cleanup leaves no view, lease or mount`, async () => {
+      const t = id(order === 'shim killed' ? 'rf-crash' : 'rf-crash-norecord');
+      const r = await c.ctr(['run', '-d', '--runtime', RUNTIME, ...VIEW_ON, HELLO_LAYERED, t, 'wait']);
+      expect(r.code, r.stderr).toBe(0);
+      expect((await views()).leases).toEqual([`urunc-rootfs-view-lease-${t}`]);
+      if (order !== 'shim killed') {
+        // The API deletes the record even with a live task (ctr refuses; other clients may not).
+        const grpc = new ContainerdGrpc(c.address);
+        const idField = Buffer.concat([Buffer.from([0x0a, t.length]), Buffer.from(t)]);
+        await withTimeout(grpc.call('default', '/containerd.services.containers.v1.Containers/Delete', t,
+          { encode: () => ({ finish: () => idField }), decode: () => t }, { encode: () => ({ finish: () => new Uint8Array() }), decode: () => ({}) }), 10_000);
+        grpc.close();
+        expect((await c.ctr(['c', 'info', t])).code).not.toBe(0);
+      }
+      const shims = c.shimPids();
+      expect(shims.length).toBe(1);
+      process.kill(shims[0] as number, 'SIGKILL');
+      await waitFor('the view and lease released by delete', async () => {
+        const v = await views();
+        return v.leases.length === 0 && v.snapshots.length === 0 && c.mounts().length === 0 ? true : undefined;
+      }, 30_000);
+      await expectClean();
+    }, 60_000);
+  }
+
+  const fallbackSteps = ['rootfs.lease', 'rootfs.view', 'rootfs.mount'] as const;
+  for (const step of fallbackSteps) {
+    it(`failure injected at ${step}: the view is dropped, the boot falls back to the rootfs and nothing is left`, async () => {
+      fs.writeFileSync(failFile, step);
+      const t = id(`rf-fail-${step.split('.')[1]}`);
+      const r = await c.ctr(['run', '-d', '--runtime', RUNTIME, ...VIEW_ON, HELLO_LAYERED, t, 'wait']);
+      expect(r.code, r.stderr).toBe(0);
+      // Running, without any view resource.
+      expect(await views()).toEqual({ snapshots: [], leases: [] });
+      const bundle = path.join(c.state, 'io.containerd.runtime.v2.task', 'default', t);
+      const params = JSON.parse(JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')).annotations['com.urunc.internal.rootfs.params']);
+      expect(params.artifacts).toBe('rootfs');
+      expect(fs.existsSync(path.join(bundle, 'rootfs-view'))).toBe(false);
+      expect(fs.readFileSync(c.logFile, 'utf8')).toContain(`failpoint ${step}: injected failure`);
+      await c.ctr(['task', 'kill', '-s', 'KILL', t]);
+      await waitFor('stopped', async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined), 20_000);
+      await c.ctr(['task', 'rm', t]);
+      await c.ctr(['c', 'rm', t]);
+      used.splice(used.indexOf(t), 1);
+      await expectClean();
+    }, 60_000);
+  }
+
+  for (const step of ['rootfs.persist', 'task.runc-create'] as const) {
+    it(`failure injected at ${step} (after the view exists): Create fails and every step is rolled back`, async () => {
+      fs.writeFileSync(failFile, step);
+      const t = id(`rf-fail-${step.split('.')[1]}`);
+      const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, ...VIEW_ON, HELLO_LAYERED, t]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(`failpoint ${step}: injected failure`);
+      // The view had been made (containerd logs it at debug level) before the failing step.
+      expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(new RegExp(`prepare view snapshot.*key=urunc-rootfs-view-${t} `));
+      await c.ctr(['c', 'rm', t]);
+      await expectClean();
+      const bundle = path.join(c.state, 'io.containerd.runtime.v2.task', 'default', t);
+      expect(fs.existsSync(bundle)).toBe(false);
+    }, 60_000);
+  }
+
+  it('9p root of a Linux guest: the export is read-only, the guest writes into its own tmpfs overlay, the container rootfs is untouched', async () => {
+    const t = id('rf-9p');
+    const r = await c.ctr(['run', '--runtime', RUNTIME, '--runtime-config-path', tcgViewConfig, LINUX_9P_WRITE, t], { timeoutMs: 90_000 });
+    expect(r.stdout).toContain('URUNC_LINUX_MARKER greeting=nine-p arg=overlay');
+    expect(r.stdout).toContain('wrote: written-by-guest');
+    expect(r.stdout).toMatch(/rootdev: overlay \/ overlay/);
+    expect(r.code).toBe(1);
+    // The container's writable layer did not receive the guest's file.
+    const m = await c.ctr(['snapshots', 'mounts', '/x', t]);
+    const upper = /upperdir=([^,\s]+)/.exec(m.stdout)?.[1];
+    expect(upper).toBeTruthy();
+    expect(fs.readdirSync(upper as string)).not.toContain('guest-wrote.txt');
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+    used.splice(used.indexOf(t), 1);
+    await expectClean();
+  }, 120_000);
+});
