@@ -1,0 +1,211 @@
+// The rootfs planner's priorities, the mount handler table's block detection, the persisted state
+// and params, the view's create/release against a recording fake of containerd's API (real bind
+// mounts), release from the state file, and virtiofsd's exact arguments and lifecycle (a fake binary).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Code, ShimError } from '../../src/errors.js';
+import { startVirtiofsd, virtiofsdArgv } from '../../src/monitors/virtiofsd.js';
+import { blockRootfs, hasMountsUnder, type Mount } from '../../src/rootfs/mounts.js';
+import { chooseRootfs, type PlanInput } from '../../src/rootfs/planner.js';
+import { processStartTime, releaseRootfs } from '../../src/rootfs/release.js';
+import { assertNoInternalAnnotations, persistParams, readParams, readState, StateFile, statePath } from '../../src/rootfs/state.js';
+import { createView, type SnapshotApi } from '../../src/rootfs/view.js';
+
+const tmp: string[] = [];
+const tmpdir = (): string => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'rfu-'));
+  tmp.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of tmp.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+const file = { path: '/snap/7', kind: 'file' as const, fstype: 'ext4', readonly: false };
+const plan = (keys: PlanInput['keys'], over: Partial<PlanInput> = {}) =>
+  chooseRootfs({ keys, containerBlock: undefined, sharedFs: { ninep: true, virtiofs: false }, ...over });
+
+describe('rootfs planner', () => {
+  it("follows urunc's priority: initrd, image block, container block, virtio-fs, 9p, none", () => {
+    const all = { initrd: '/i', block: '/b.img', mountRootfs: true };
+    expect(plan(all, { containerBlock: file }).type).toBe('initrd');
+    expect(plan({ block: '/b.img', mountRootfs: true }, { containerBlock: file })).toEqual({ type: 'block', blockSource: 'image' });
+    // A block image mounted elsewhere than / is a volume, not the root.
+    expect(plan({ block: '/b.img', blkMntPoint: '/data', mountRootfs: true }, { containerBlock: file }))
+      .toEqual({ type: 'block', blockSource: 'container', blockPath: '/snap/7', blockKind: 'file', fstype: 'ext4' });
+    expect(plan({ mountRootfs: true }).type).toBe('9pfs');
+    expect(plan({}, { sharedFs: { ninep: true, virtiofs: true } }).type).toBe('virtiofs');
+    expect(plan({}, { sharedFs: { ninep: false, virtiofs: false } }).type).toBe('none');
+    expect(plan({}, { containerBlock: file }).type).toBe('9pfs');
+  });
+  it('rootfsType forces a choice, and an impossible one is a clear error', () => {
+    expect(plan({ rootfsType: 'block', initrd: '/i', mountRootfs: true }, { containerBlock: file }).blockSource).toBe('container');
+    expect(plan({ rootfsType: '9pfs', initrd: '/i' }, { sharedFs: { ninep: true, virtiofs: true } }).type).toBe('9pfs');
+    expect(plan({ rootfsType: 'none', initrd: '/i' }).type).toBe('none');
+    expect(() => plan({ rootfsType: 'block' })).toThrow(/not a block device/);
+    expect(() => plan({ rootfsType: 'initrd' })).toThrow(/needs com.urunc.unikernel.initrd/);
+    expect(() => plan({ rootfsType: '9pfs' }, { sharedFs: { ninep: false, virtiofs: false } })).toThrow(/no 9p root/);
+  });
+});
+
+describe('mount handlers', () => {
+  it('a single ext4 mount of an image file with loop is a block rootfs; anything else is mounted', () => {
+    const d = tmpdir();
+    const img = path.join(d, 'snap');
+    fs.writeFileSync(img, '');
+    const m = (over: Partial<Mount>): Mount => ({ type: 'ext4', source: img, target: '', options: ['loop', 'rw'], ...over });
+    expect(blockRootfs([m({})])).toEqual({ path: img, kind: 'file', fstype: 'ext4', readonly: false });
+    expect(blockRootfs([m({ options: ['loop', 'ro'] })])?.readonly).toBe(true);
+    expect(blockRootfs([m({ options: ['rw'] })])).toBeUndefined();
+    expect(blockRootfs([m({ type: 'overlay', source: 'overlay', options: ['lowerdir=/a'] })])).toBeUndefined();
+    expect(blockRootfs([m({ type: 'bind', options: ['rbind', 'ro'] })])).toBeUndefined();
+    expect(blockRootfs([m({}), m({})])).toBeUndefined();
+    // A block device mounted at a directory inside the root (2.x target) is not the root itself.
+    expect(blockRootfs([m({ target: 'data' })])).toBeUndefined();
+    expect(blockRootfs([m({ source: path.join(d, 'missing') })])).toBeUndefined();
+  });
+  it('a block device node is a block rootfs without loop', () => {
+    const dev = fs.readdirSync('/dev').map((n) => `/dev/${n}`).find((p) => {
+      try {
+        return fs.statSync(p).isBlockDevice();
+      } catch {
+        return false;
+      }
+    });
+    if (!dev) return;
+    expect(blockRootfs([{ type: 'xfs', source: dev, target: '', options: [] }])).toEqual({ path: dev, kind: 'device', fstype: 'xfs', readonly: false });
+  });
+});
+
+describe('persisted state and params', () => {
+  it('writes the state file atomically and reads it back; params go into config.json, keeping its mode', () => {
+    const b = tmpdir();
+    fs.writeFileSync(path.join(b, 'config.json'), JSON.stringify({ ociVersion: '1.0.2', annotations: { a: 'b' } }), { mode: 0o640 });
+    const s = new StateFile(b, { namespace: 'ns', id: 'c1', address: '/run/c.sock' });
+    s.update((x) => x.mounts.push('/m'));
+    expect(readState(b)).toMatchObject({ version: 1, namespace: 'ns', id: 'c1', mounts: ['/m'] });
+    expect(fs.readdirSync(b).sort()).toEqual(['config.json', 'urunc-rootfs.json']);
+    const params = { type: 'block' as const, blockSource: 'container' as const, blockPath: '/f', mountedPath: '', artifacts: 'view' as const, artifactRoot: '/v' };
+    persistParams(b, params);
+    expect(readParams(b)).toEqual(params);
+    const spec = JSON.parse(fs.readFileSync(path.join(b, 'config.json'), 'utf8'));
+    expect(spec.annotations.a).toBe('b');
+    expect(fs.statSync(path.join(b, 'config.json')).mode & 0o777).toBe(0o640);
+    fs.writeFileSync(statePath(b), '{"version":9}');
+    expect(() => readState(b)).toThrow(/unknown layout/);
+  });
+  it('a spec may not carry the runtime internal annotations', () => {
+    expect(() => assertNoInternalAnnotations({ 'com.urunc.internal.rootfs.params': '{}' })).toThrow(/reserved for the runtime/);
+    expect(() => assertNoInternalAnnotations({ 'com.urunc.unikernel.binary': '/k' })).not.toThrow();
+  });
+});
+
+/** A recording fake of containerd's snapshot and lease calls; views are bind mounts of a directory. */
+function fakeApi(layers: Record<string, { parent: string; kind: 'active' | 'committed' }>, source: string, fail: Partial<Record<keyof SnapshotApi, Error>> = {}) {
+  const calls: string[] = [];
+  const leases = new Set<string>();
+  const snapshots = new Set<string>();
+  const step = (name: keyof SnapshotApi, what: string) => {
+    calls.push(`${name} ${what}`);
+    const err = fail[name];
+    if (err) throw err;
+  };
+  const api: SnapshotApi = {
+    containerSnapshot: async (_ns, id) => (step('containerSnapshot', id), { snapshotter: 'overlayfs', key: id }),
+    stat: async (_ns, _s, key) => {
+      step('stat', key);
+      const l = layers[key];
+      if (!l) throw new ShimError(Code.NotFound, key);
+      return l;
+    },
+    createLease: async (_ns, id) => (step('createLease', id), void leases.add(id)),
+    view: async (_ns, lease, _s, key, parent) => {
+      step('view', `${key}<-${parent}@${lease}`);
+      snapshots.add(key);
+      return [{ type: 'bind', source, target: '', options: ['rbind'] }];
+    },
+    removeSnapshot: async (_ns, _s, key) => (step('removeSnapshot', key), void snapshots.delete(key)),
+    deleteLease: async (_ns, id) => (step('deleteLease', id), void leases.delete(id)),
+  };
+  return { api, calls, leases, snapshots };
+}
+
+describe('snapshot view', () => {
+  const layers = { c1: { parent: 'top', kind: 'active' as const }, top: { parent: 'base', kind: 'committed' as const }, base: { parent: '', kind: 'committed' as const } };
+
+  it('walks to the committed parent, leases, views, mounts read-only; release undoes all of it once', async () => {
+    const b = tmpdir();
+    const src = tmpdir();
+    fs.writeFileSync(path.join(src, 'kernel'), 'k');
+    const f = fakeApi(layers, src);
+    const st = new StateFile(b, { namespace: 'ns', id: 'c1', address: '/c.sock' });
+    const mp = await createView(f.api, st, b);
+    try {
+      expect(f.calls).toEqual(['containerSnapshot c1', 'stat c1', 'stat top', 'createLease urunc-rootfs-view-lease-c1', 'view urunc-rootfs-view-c1<-top@urunc-rootfs-view-lease-c1']);
+      expect(fs.readFileSync(path.join(mp, 'kernel'), 'utf8')).toBe('k');
+      expect(() => fs.writeFileSync(path.join(mp, 'x'), 'x')).toThrow(/EROFS|read-only/);
+      expect(readState(b)?.view).toEqual({ snapshotter: 'overlayfs', key: 'urunc-rootfs-view-c1', lease: 'urunc-rootfs-view-lease-c1', parent: 'top', mountpoint: mp });
+    } finally {
+      await releaseRootfs(b, () => f.api);
+    }
+    expect(hasMountsUnder(mp)).toBe(false);
+    expect(fs.existsSync(mp)).toBe(false);
+    expect([...f.leases, ...f.snapshots]).toEqual([]);
+    expect(fs.existsSync(statePath(b))).toBe(false);
+    const n = f.calls.length;
+    await releaseRootfs(b, () => f.api);
+    expect(f.calls.length).toBe(n);
+  });
+
+  it('a failed View releases the lease it took and clears the record', async () => {
+    const b = tmpdir();
+    const f = fakeApi(layers, tmpdir(), { view: new Error('snapshotter exploded') });
+    const st = new StateFile(b, { namespace: 'ns', id: 'c1', address: '/c.sock' });
+    await expect(createView(f.api, st, b)).rejects.toThrow(/snapshotter exploded/);
+    expect(f.calls).toContain('deleteLease urunc-rootfs-view-lease-c1');
+    expect(f.leases.size).toBe(0);
+    expect(readState(b)?.view).toBeUndefined();
+  });
+
+  it('a release step that fails keeps the state file, and a later release finishes the job', async () => {
+    const b = tmpdir();
+    const src = tmpdir();
+    const bad = fakeApi(layers, src, { deleteLease: new Error('containerd is down') });
+    const st = new StateFile(b, { namespace: 'ns', id: 'c1', address: '/c.sock' });
+    const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+    st.update((s) => (s.virtiofsd = { pid: sleeper.pid as number, startTime: processStartTime(sleeper.pid as number) ?? '' }));
+    await createView(bad.api, st, b);
+    const exited = new Promise((r) => sleeper.once('exit', r));
+    await expect(releaseRootfs(b, () => bad.api)).rejects.toThrow(/containerd is down/);
+    await exited;
+    expect(readState(b)?.view?.lease).toBe('urunc-rootfs-view-lease-c1');
+    const good = fakeApi(layers, src);
+    await releaseRootfs(b, () => good.api);
+    expect(good.calls).toEqual(['removeSnapshot urunc-rootfs-view-c1', 'deleteLease urunc-rootfs-view-lease-c1']);
+    expect(fs.existsSync(statePath(b))).toBe(false);
+  });
+});
+
+describe('virtiofsd', () => {
+  it("has urunc's exact arguments, with the configured binary and options", () => {
+    expect(virtiofsdArgv('/usr/libexec/virtiofsd', '--cache always --sandbox none', '/b/monitor/scratch/virtiofs.sock', '/b/rootfs')).toEqual([
+      '/usr/libexec/virtiofsd', '--socket-path=/b/monitor/scratch/virtiofs.sock', '--shared-dir', '/b/rootfs', '--cache', 'always', '--sandbox', 'none',
+    ]);
+    expect(virtiofsdArgv('/opt/vfsd', '  --cache=never  --thread-pool-size=2 ', '/s', '/d')).toEqual(['/opt/vfsd', '--socket-path=/s', '--shared-dir', '/d', '--cache=never', '--thread-pool-size=2']);
+  });
+  it('starts a daemon that creates its socket, and reports one that exits first with its stderr', async () => {
+    const d = tmpdir();
+    const fake = path.join(d, 'virtiofsd');
+    // Behaves like virtiofsd: refuses a missing shared dir on stderr, else creates the socket and serves.
+    fs.writeFileSync(fake, '#!/bin/sh\nsock=${1#--socket-path=}\n[ -d "$3" ] || { echo "shared dir $3 missing" >&2; exit 1; }\n: > "$sock"\nexec sleep 60\n', { mode: 0o755 });
+    const sock = path.join(d, 'vfs.sock');
+    const pid = await startVirtiofsd(virtiofsdArgv(fake, '', sock, d), sock);
+    expect(fs.existsSync(sock)).toBe(true);
+    expect(processStartTime(pid)).toBeTruthy();
+    process.kill(pid, 'SIGKILL');
+    await expect(startVirtiofsd(virtiofsdArgv(fake, '', path.join(d, 'other.sock'), path.join(d, 'nope')), path.join(d, 'other.sock'))).rejects.toThrow(/exited with 1: shared dir .* missing/);
+  });
+});
