@@ -391,8 +391,11 @@ export class TaskService {
     for (const c of [...this.containers.values()]) {
       c.watchdog?.stop();
       await c.runc.delete(c.id, c.runcBundle, true).catch(() => undefined);
+      for (const p of [c.init, ...c.execs.values()]) p.io?.destroy();
       await this.releaseResources(c);
       this.containers.delete(c.id);
+      c.tlog.log.warn('shutdown: container killed and its resources released');
+      c.tlog.close();
     }
   }
 

@@ -8,7 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { writeOciImage } from '../../scripts/lib/oci-image.js';
+import { socketAddress } from '../../src/shim/address.js';
 import { ContainerdGrpc } from '../../src/shim/containerd-grpc.js';
+import { NAMESPACE_KEY } from '../../src/shim/ttrpc/server.js';
+import { TtrpcClient } from '../../src/shim/ttrpc/client.js';
+import * as pb from '../../src/gen/containerd/task/v2/shim.js';
 import { GUESTS, buildGuests, linuxRootLayer, unikernelImage } from '../fixtures/unikernel-images.js';
 import { Containerd, RUNTIME, pidsMatching, sleep, versionsUnderTest, waitFor, type Version } from './containerd.js';
 
@@ -213,6 +217,48 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, ...VIEW_ON, HELLO_LAYERED, t]);
     expect(r.stdout).toContain('Hello from a urunc-ts unikernel!');
     expect(r.code).toBe(7);
+    await expectClean();
+  }, 60_000);
+
+  it.skipIf(!hasBlockfile)('blockfile, views off: the boot artifacts are copied out of a transient read-only mount, released before the guest starts', async () => {
+    const t = id('rf-block-copy');
+    const logFile = path.join(c.dir, `${t}.log`);
+    const r = await c.ctr(['run', '-d', '--snapshotter', 'blockfile', '--runtime', RUNTIME, '--runtime-config-path', tcgViewConfig,
+      '--annotation', 'com.urunc.unikernel.snapshotView=false', '--log-uri', `file://${logFile}`, '--env', 'SLEEP=60', LINUX_BLOCK, t]);
+    expect(r.code, r.stderr).toBe(0);
+    const bundle = path.join(c.state, 'io.containerd.runtime.v2.task', 'default', t);
+    const params = JSON.parse(JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')).annotations['com.urunc.internal.rootfs.params']);
+    expect(params).toMatchObject({ type: 'block', blockSource: 'container', mountedPath: '', artifacts: 'copy', artifactRoot: path.join(bundle, 'artifacts') });
+    expect(fs.readdirSync(path.join(bundle, 'artifacts', 'unikernel')).sort()).toEqual(['initramfs.gz', 'vmlinux']);
+    expect(c.mounts()).toEqual([]);
+    expect(loopBackingFiles().filter((f) => f.startsWith(c.dir))).toEqual([]);
+    expect(await views('blockfile')).toEqual({ snapshots: [], leases: [] });
+    const out = await waitFor('the guest to report its root', () => {
+      const s = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
+      return s.includes('rootdev:') ? s : undefined;
+    }, 60_000);
+    expect(out).toMatch(/rootdev: \/dev\/vda \/ ext4 rw/);
+    await c.ctr(['task', 'kill', '-s', 'KILL', t]);
+    await waitFor('stopped', async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined), 20_000);
+    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
+    expect(fs.existsSync(bundle)).toBe(false);
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+    used.splice(used.indexOf(t), 1);
+    await expectClean('blockfile');
+  }, 120_000);
+
+  it('Shutdown with now=true while a task runs: the daemon kills it and releases view, lease and mounts before it exits', async () => {
+    const t = id('rf-shutdown');
+    expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, ...VIEW_ON, HELLO_LAYERED, t, 'wait'])).code).toBe(0);
+    expect((await views()).leases).toEqual([`urunc-rootfs-view-lease-${t}`]);
+    const client = await TtrpcClient.connect(socketAddress(c.address, 'default', t));
+    try {
+      await client.call('containerd.task.v2.Task', 'Shutdown', pb.ShutdownRequest.encode({ id: t, now: true }).finish(), { metadata: { [NAMESPACE_KEY]: 'default' }, timeoutMs: 5000 });
+    } finally {
+      client.close();
+    }
+    await waitFor('the shim to exit', () => (c.shimPids().length === 0 ? true : undefined), 20_000);
+    expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(new RegExp(`"task":"${t}".*shutdown: container killed and its resources released`));
     await expectClean();
   }, 60_000);
 
