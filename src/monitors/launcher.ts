@@ -19,6 +19,7 @@ import type { RuntimeConfig } from './runtime-config.js';
 import type { UnikernelConfig } from './unikernel-config.js';
 import type { RootfsParams } from '../rootfs/planner.js';
 import { readParams } from '../rootfs/state.js';
+import { hasMountsUnder } from '../rootfs/mounts.js';
 
 /** Inside the monitor root. */
 const GUEST_DIR = '/guest';
@@ -184,7 +185,7 @@ export function removeMonitorBundle(bundle: string): void {
   fs.rmSync(monitorDir(bundle), { recursive: true, force: true });
   const root = monitorRoot(bundle);
   if (!fs.existsSync(root)) return;
-  if (fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${root}`)) {
+  if (hasMountsUnder(root)) {
     throw new Error(`${root} still has mounts; not removing it`);
   }
   fs.rmSync(root, { recursive: true, force: true });

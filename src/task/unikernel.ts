@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { messageOf } from '../errors.js';
+import { invalidArgument, messageOf } from '../errors.js';
 import { prepareLaunch, monitorDir, VIRTIOFS_SOCKET, type LaunchPlan, type OciSpec } from '../monitors/launcher.js';
 import { supportsSharedFs } from '../monitors/guests.js';
 import { DEFAULT_CONFIG_PATH, loadRuntimeConfig, type RuntimeConfig } from '../monitors/runtime-config.js';
@@ -129,10 +129,14 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
 
   const state = new StateFile(o.bundle, { namespace: o.namespace, id: o.id, address: o.host.containerd?.address ?? '' });
   o.undo(() => releaseRootfs(o.bundle, (a) => (a && o.host.containerd ? o.host.containerd.snapshots(a) : undefined)));
-  state.update(() => undefined);
+  // The rootfs path is recorded whether or not it is mounted now (a transient mount may come); unmounting is idempotent.
+  state.update((s) => (o.mounts.length > 0 ? s.mounts.push(o.rootfs) : undefined));
 
   // Boot artifacts come from a read-only view of the image when enabled (config, or the annotation).
   const viewAnnotation = o.spec.annotations?.[SNAPSHOT_VIEW_ANNOTATION];
+  if (viewAnnotation !== undefined && !/^(true|false|1|0)$/i.test(viewAnnotation)) {
+    throw invalidArgument(`${SNAPSHOT_VIEW_ANNOTATION}: must be true or false, got ${JSON.stringify(viewAnnotation)}`);
+  }
   const wantView = viewAnnotation !== undefined ? /^(true|1)$/i.test(viewAnnotation) : runtime.rootfs_view.enabled;
   let artifactRoot: string | undefined;
   let artifacts: RootfsParams['artifacts'] = 'rootfs';
