@@ -327,6 +327,15 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     }, 60_000);
   }
 
+  it('a snapshotView annotation that is not a boolean fails Create with a clear error and leaves nothing', async () => {
+    const t = id('rf-bad-annotation');
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--annotation', 'com.urunc.unikernel.snapshotView=maybe', HELLO_LAYERED, t]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('com.urunc.unikernel.snapshotView: must be true or false, got "maybe"');
+    await c.ctr(['c', 'rm', t]);
+    await expectClean();
+  }, 60_000);
+
   it('9p root of a Linux guest: the export is read-only, the guest writes into its own tmpfs overlay, the container rootfs is untouched', async () => {
     const t = id('rf-9p');
     const r = await c.ctr(['run', '--runtime', RUNTIME, '--runtime-config-path', tcgViewConfig, LINUX_9P_WRITE, t], { timeoutMs: 90_000 });
