@@ -99,6 +99,18 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     expect(loopBackingFiles().filter((f) => f.startsWith(c.dir))).toEqual([]);
   };
 
+  const bundleOf = (t: string) => path.join(c.state, 'io.containerd.runtime.v2.task', 'default', t);
+  /** The plan Create persisted in the bundle's config.json. */
+  const paramsOf = (t: string) => JSON.parse(JSON.parse(fs.readFileSync(path.join(bundleOf(t), 'config.json'), 'utf8')).annotations['com.urunc.internal.rootfs.params']);
+  /** Kill, wait for STOPPED, task rm and c rm (each must succeed). */
+  const stopAndRemove = async (t: string): Promise<void> => {
+    await c.ctr(['task', 'kill', '-s', 'KILL', t]);
+    await waitFor('stopped', async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined), 20_000);
+    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+    used.splice(used.indexOf(t), 1);
+  };
+
   beforeAll(async () => {
     buildGuests();
     cfgDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rfcfg-'));
@@ -160,8 +172,8 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     expect(out).toContain('file: only-in-the-image-7f3a');
     expect(out).toMatch(/rootdev: \/dev\/vda \/ ext4 rw/);
 
-    const bundle = path.join(c.state, 'io.containerd.runtime.v2.task', 'default', t);
-    const params = JSON.parse(JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')).annotations['com.urunc.internal.rootfs.params']);
+    const bundle = bundleOf(t);
+    const params = paramsOf(t);
     expect(params).toMatchObject({ type: 'block', blockSource: 'container', blockKind: 'file', fstype: 'ext4', mountedPath: '', artifacts: 'view', artifactRoot: path.join(bundle, 'rootfs-view') });
     // The disk qemu has open is the container's snapshot file, and no loop device (so no mount) uses it.
     const [qemu] = qemuPids();
@@ -181,11 +193,7 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     expect([k.dev, k.ino]).toEqual([inView.dev, inView.ino]);
     expect((await views('blockfile')).snapshots).toEqual([`urunc-rootfs-view-${t}`]);
 
-    await c.ctr(['task', 'kill', '-s', 'KILL', t]);
-    await waitFor('stopped', async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined), 20_000);
-    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
-    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
-    used.splice(used.indexOf(t), 1);
+    await stopAndRemove(t);
     await expectClean('blockfile');
   }, 120_000);
 
@@ -194,7 +202,7 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     const r = await c.ctr(['run', '-d', '--runtime', RUNTIME, ...VIEW_ON, HELLO_LAYERED, t, 'wait']);
     expect(r.code, r.stderr).toBe(0);
     expect(await views()).toEqual({ snapshots: [`urunc-rootfs-view-${t}`], leases: [`urunc-rootfs-view-lease-${t}`] });
-    const bundle = path.join(c.state, 'io.containerd.runtime.v2.task', 'default', t);
+    const bundle = bundleOf(t);
     const [qemu] = qemuPids();
     const k = fs.statSync(`/proc/${qemu}/root/guest/kernel`);
     const inView = fs.statSync(path.join(bundle, 'rootfs-view', 'unikernel', 'hello.elf'));
@@ -204,11 +212,7 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     const state = JSON.parse(fs.readFileSync(path.join(bundle, 'urunc-rootfs.json'), 'utf8'));
     expect(state.view).toMatchObject({ snapshotter: 'overlayfs', key: `urunc-rootfs-view-${t}`, lease: `urunc-rootfs-view-lease-${t}` });
 
-    await c.ctr(['task', 'kill', '-s', 'KILL', t]);
-    await waitFor('stopped', async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined), 20_000);
-    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
-    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
-    used.splice(used.indexOf(t), 1);
+    await stopAndRemove(t);
     await expectClean();
   }, 60_000);
 
@@ -226,8 +230,8 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     const r = await c.ctr(['run', '-d', '--snapshotter', 'blockfile', '--runtime', RUNTIME, '--runtime-config-path', tcgViewConfig,
       '--annotation', 'com.urunc.unikernel.snapshotView=false', '--log-uri', `file://${logFile}`, '--env', 'SLEEP=60', LINUX_BLOCK, t]);
     expect(r.code, r.stderr).toBe(0);
-    const bundle = path.join(c.state, 'io.containerd.runtime.v2.task', 'default', t);
-    const params = JSON.parse(JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')).annotations['com.urunc.internal.rootfs.params']);
+    const bundle = bundleOf(t);
+    const params = paramsOf(t);
     expect(params).toMatchObject({ type: 'block', blockSource: 'container', mountedPath: '', artifacts: 'copy', artifactRoot: path.join(bundle, 'artifacts') });
     expect(fs.readdirSync(path.join(bundle, 'artifacts', 'unikernel')).sort()).toEqual(['initramfs.gz', 'vmlinux']);
     expect(c.mounts()).toEqual([]);
@@ -238,12 +242,8 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
       return s.includes('rootdev:') ? s : undefined;
     }, 60_000);
     expect(out).toMatch(/rootdev: \/dev\/vda \/ ext4 rw/);
-    await c.ctr(['task', 'kill', '-s', 'KILL', t]);
-    await waitFor('stopped', async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined), 20_000);
-    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
-    expect(fs.existsSync(bundle)).toBe(false);
-    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
-    used.splice(used.indexOf(t), 1);
+    await stopAndRemove(t);
+    expect(fs.existsSync(bundleOf(t))).toBe(false);
     await expectClean('blockfile');
   }, 120_000);
 
@@ -297,16 +297,12 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
       expect(r.code, r.stderr).toBe(0);
       // Running, without any view resource.
       expect(await views()).toEqual({ snapshots: [], leases: [] });
-      const bundle = path.join(c.state, 'io.containerd.runtime.v2.task', 'default', t);
-      const params = JSON.parse(JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')).annotations['com.urunc.internal.rootfs.params']);
+      const bundle = bundleOf(t);
+      const params = paramsOf(t);
       expect(params.artifacts).toBe('rootfs');
       expect(fs.existsSync(path.join(bundle, 'rootfs-view'))).toBe(false);
       expect(fs.readFileSync(c.logFile, 'utf8')).toContain(`failpoint ${step}: injected failure`);
-      await c.ctr(['task', 'kill', '-s', 'KILL', t]);
-      await waitFor('stopped', async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined), 20_000);
-      await c.ctr(['task', 'rm', t]);
-      await c.ctr(['c', 'rm', t]);
-      used.splice(used.indexOf(t), 1);
+      await stopAndRemove(t);
       await expectClean();
     }, 60_000);
   }
@@ -322,7 +318,7 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
       expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(new RegExp(`prepare view snapshot.*key=urunc-rootfs-view-${t} `));
       await c.ctr(['c', 'rm', t]);
       await expectClean();
-      const bundle = path.join(c.state, 'io.containerd.runtime.v2.task', 'default', t);
+      const bundle = bundleOf(t);
       expect(fs.existsSync(bundle)).toBe(false);
     }, 60_000);
   }
