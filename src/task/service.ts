@@ -53,6 +53,9 @@ interface Container {
   deleting: boolean;
 }
 
+/** How many times Delete tries to release a unikernel's rootfs resources before it reports them left behind. */
+const RELEASE_ATTEMPTS = 3;
+
 /** How long Delete waits for output still held open by the container's orphans. */
 const IO_DRAIN_MS = 2000;
 
@@ -377,8 +380,19 @@ export class TaskService {
         c.tlog.log.warn({ err: messageOf(err) }, 'remove monitor bundle');
       }
       const api = this.unikernels.containerd;
-      await releaseRootfs(c.bundle, (a) => (a && api ? api.snapshots(a) : undefined))
-        .catch((err: unknown) => c.tlog.log.error({ err: messageOf(err) }, 'rootfs cleanup failed; the state file stays for `delete`'));
+      // Every step is idempotent, so a transient failure (containerd busy, a mount still busy) is retried.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await releaseRootfs(c.bundle, (a) => (a && api ? api.snapshots(a) : undefined));
+          break;
+        } catch (err: unknown) {
+          if (attempt === RELEASE_ATTEMPTS) {
+            c.tlog.log.error({ err: messageOf(err) }, 'rootfs cleanup failed; these resources are left behind');
+            break;
+          }
+          await sleep(500 * attempt);
+        }
+      }
     }
     if (c.mountedRootfs) unmountAll(c.mountedRootfs);
   }
