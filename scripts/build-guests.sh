@@ -4,6 +4,7 @@
 #   vmlinux          Debian's kernel, uncompressed (linux-image-6.1 package, unpacked, not installed)
 #   initramfs.gz     busybox + the 9p/virtio-blk/ext4/overlay modules + test/guests/linux scripts
 #   fake-monitor     a static stand-in for monitors not packaged here (test/guests/fake-monitor)
+#   pause            a static pause program for the test pods' sandbox image (test/guests/pause)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 out=$repo/.cache/guests
@@ -19,6 +20,11 @@ fi
 if [ ! -x "$out/fake-monitor" ] || [ test/guests/fake-monitor/fake-monitor.c -nt "$out/fake-monitor" ]; then
   gcc -O2 -static -Wall -Wextra -Werror -o "$out/fake-monitor.tmp" test/guests/fake-monitor/fake-monitor.c
   mv "$out/fake-monitor.tmp" "$out/fake-monitor"
+fi
+
+if [ ! -x "$out/pause" ] || [ test/guests/pause/pause.c -nt "$out/pause" ]; then
+  gcc -O2 -static -Wall -Wextra -Werror -o "$out/pause.tmp" test/guests/pause/pause.c
+  mv "$out/pause.tmp" "$out/pause"
 fi
 
 # The kernel package linux-image-amd64 depends on (downloaded with apt, unpacked with dpkg -x).

@@ -7,7 +7,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
-packages=(containerd runc protobuf-compiler busybox-static util-linux mount bsdutils iproute2 e2fsprogs tar gzip xz-utils cpio ca-certificates qemu-system-x86 gcc libc6-dev)
+packages=(containerd runc containernetworking-plugins iptables protobuf-compiler busybox-static util-linux mount bsdutils iproute2 e2fsprogs tar gzip xz-utils cpio ca-certificates qemu-system-x86 gcc libc6-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

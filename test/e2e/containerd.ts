@@ -80,7 +80,8 @@ export class Containerd {
   }
 
   /** blockfileMb: also configure containerd's blockfile snapshotter (1.7, 2.x) with an ext4 scratch image of that size. */
-  static async start(version: Version, env: NodeJS.ProcessEnv = {}, opts: { blockfileMb?: number } = {}): Promise<Containerd> {
+  /** cri: enable the CRI plugin with the urunc handler, this sandbox image and a CNI conf dir (restrict_oom_score_adj on). */
+  static async start(version: Version, env: NodeJS.ProcessEnv = {}, opts: { blockfileMb?: number; cri?: CriOptions } = {}): Promise<Containerd> {
     const bin = binDir(version);
     if (!fs.existsSync(path.join(bin, 'containerd'))) {
       throw new Error(`containerd ${version} missing at ${bin}: run scripts/setup.sh`);
@@ -96,14 +97,40 @@ export class Containerd {
       if (r.code !== 0) throw new Error(`mkfs.ext4: ${r.stderr}`);
       extra = ['[plugins."io.containerd.snapshotter.v1.blockfile"]', `  scratch_file = "${scratch}"`, '  fs_type = "ext4"', '  mount_options = []', ''].join('\n');
     }
+    if (opts.cri) extra += c.criConfig(opts.cri);
+    c.cri = opts.cri !== undefined;
     fs.writeFileSync(c.configFile, c.config() + extra);
     await c.launch();
     return c;
   }
 
+  private cri = false;
+
+  private criConfig(o: CriOptions): string {
+    const annotations = '["com.urunc.unikernel.*"]';
+    if (this.version === '2.x') {
+      return [
+        "[plugins.'io.containerd.cri.v1.images'.pinned_images]", `  sandbox = '${o.sandboxImage}'`,
+        "[plugins.'io.containerd.cri.v1.runtime']", '  restrict_oom_score_adj = true',
+        "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]", "  runtime_type = 'io.containerd.runc.v2'",
+        "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.urunc]", `  runtime_type = '${RUNTIME}'`,
+        `  pod_annotations = ${annotations}`, `  container_annotations = ${annotations}`,
+        "[plugins.'io.containerd.cri.v1.runtime'.cni]", "  bin_dirs = ['/usr/lib/cni']", `  conf_dir = '${o.cniConfDir}'`, '',
+      ].join('\n');
+    }
+    const cri = '[plugins."io.containerd.grpc.v1.cri"]';
+    return [
+      cri, `  sandbox_image = "${o.sandboxImage}"`, '  restrict_oom_score_adj = true',
+      '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]', '  runtime_type = "io.containerd.runc.v2"',
+      `[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.urunc]`, `  runtime_type = "${RUNTIME}"`,
+      `  pod_annotations = ${annotations}`, `  container_annotations = ${annotations}`,
+      `[plugins."io.containerd.grpc.v1.cri".cni]`, '  bin_dir = "/usr/lib/cni"', `  conf_dir = "${o.cniConfDir}"`, '',
+    ].join('\n');
+  }
+
   private config(): string {
     const v3 = this.version === '2.x';
-    const disabled = v3
+    const disabled = this.cri ? ['io.containerd.internal.v1.opt', 'io.containerd.nri.v1.nri'] : v3
       ? ['io.containerd.grpc.v1.cri', 'io.containerd.cri.v1.images', 'io.containerd.cri.v1.runtime', 'io.containerd.podsandbox.controller.v1.podsandbox', 'io.containerd.sandbox.controller.v1.shim', 'io.containerd.internal.v1.opt', 'io.containerd.nri.v1.nri']
       : ['io.containerd.grpc.v1.cri', 'io.containerd.internal.v1.opt', 'io.containerd.nri.v1.nri'];
     return [
@@ -187,6 +214,11 @@ export class Containerd {
     for (const m of this.mounts().sort().reverse()) await runCmd('umount', ['-l', m]);
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+export interface CriOptions {
+  sandboxImage: string;
+  cniConfDir: string;
 }
 
 export function pidsMatching(pred: (argv: string[]) => boolean): number[] {

@@ -1,0 +1,161 @@
+// Kubernetes pods through containerd's CRI plugin with the `urunc` handler (a RuntimeClass's
+// handler), driven by a @grpc/grpc-js CRI client as a kubelet would, with the CNI bridge plugin:
+// the pause container runs through runc inside this shim, a pod's containers share that shim, an
+// ordinary container and a unikernel both work, their output is in the CRI container log, their
+// exit codes reach ContainerStatus, and removing the pod leaves no shim, mount or network namespace.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BUSYBOX_IMAGE, buildBusyboxImage, writeOciImage } from '../fixtures/oci-image.js';
+import { GUESTS, REPO, buildGuests, unikernelImage } from '../fixtures/unikernel-images.js';
+import { Containerd, pidsMatching, sleep, versionsUnderTest, waitFor, type Version } from './containerd.js';
+import { CriClient, cri } from './cri.js';
+
+const PAUSE = 'localhost/pause:urunc-test';
+const HELLO = 'localhost/hello-uk:cri';
+const HANDLER = 'urunc';
+const QEMU_KVM = '[monitors.qemu]\naccelerator = "kvm"\nmachine = "microvm"\ncpu = "host,-arch-capabilities"\n';
+
+const qemuPids = (): number[] => pidsMatching((argv) => (argv[0] ?? '').includes('qemu-system') && argv.some((a) => a.startsWith('urunc-')));
+
+function pauseImage(dir: string): string {
+  const root = path.join(dir, 'pause-root');
+  fs.mkdirSync(root);
+  fs.copyFileSync(path.join(GUESTS, 'pause'), path.join(root, 'pause'));
+  fs.chmodSync(path.join(root, 'pause'), 0o755);
+  const tar = path.join(dir, 'pause.tar');
+  writeOciImage({ name: PAUSE, layers: [root], config: { Entrypoint: ['/pause'] } }, tar);
+  return tar;
+}
+
+describe.each(versionsUnderTest())('CRI pods with the urunc handler on containerd %s', (version: Version) => {
+  let c: Containerd;
+  let dir: string;
+  let client: CriClient;
+  let bridge: string;
+  let subnet: string;
+  let pods = 0;
+
+  beforeAll(async () => {
+    buildGuests();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cri-'));
+    const conf = path.join(dir, 'cni');
+    fs.mkdirSync(conf);
+    bridge = `urb${process.pid % 10000}${version.replace(/\D/g, '')}`;
+    subnet = `10.88.${100 + (version === '1.6' ? 0 : version === '1.7' ? 1 : 2)}`;
+    fs.writeFileSync(path.join(conf, '10-urunc-test.conflist'), JSON.stringify({
+      cniVersion: '1.0.0', name: 'urunc-test', plugins: [
+        { type: 'bridge', bridge, isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: `${subnet}.0/24` }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: path.join(dir, 'ipam') } },
+        { type: 'loopback' },
+      ],
+    }));
+    const cfg = path.join(dir, 'urunc.toml');
+    fs.writeFileSync(cfg, QEMU_KVM);
+    c = await Containerd.start(version, { URUNC_CONFIG_PATH: cfg }, { cri: { sandboxImage: PAUSE, cniConfDir: conf } });
+    const hello = unikernelImage({ name: HELLO, type: 'unikraft', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['exit=3'] });
+    for (const tar of [pauseImage(dir), buildBusyboxImage(path.join(REPO, '.cache', 'images')), hello]) {
+      const r = await c.ctr(['images', 'import', tar], { ns: 'k8s.io' });
+      expect(r.code, r.stderr).toBe(0);
+    }
+    client = new CriClient(c.address);
+    await waitFor('the CRI service', async () => ((await client.version().catch(() => undefined))?.runtimeApiVersion === 'v1' ? true : undefined), 30_000);
+  }, 120_000);
+
+  afterAll(async () => {
+    client?.close();
+    await c?.destroy();
+    spawnSync('ip', ['link', 'del', bridge]);
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const newPod = async () => {
+    const n = ++pods;
+    const logDirectory = path.join(dir, `logs-${n}`);
+    fs.mkdirSync(logDirectory);
+    const sandboxConfig = { metadata: { name: `pod${n}`, uid: `uid-${n}`, namespace: 'default', attempt: 0 }, hostname: `pod${n}`, logDirectory, linux: {} };
+    const { podSandboxId } = await client.runPodSandbox(sandboxConfig, HANDLER);
+    return { podSandboxId, sandboxConfig, logDirectory };
+  };
+
+  const runToExit = async (pod: Awaited<ReturnType<typeof newPod>>, name: string, config: object) => {
+    const { containerId } = await client.createContainer(pod.podSandboxId, { metadata: { name }, logPath: `${name}.log`, ...config }, pod.sandboxConfig);
+    await client.startContainer(containerId);
+    const status = await waitFor(`${name} to exit`, async () => {
+      const s = (await client.containerStatus(containerId)).status;
+      return s?.state === cri.ContainerState.CONTAINER_EXITED ? s : undefined;
+    }, 30_000);
+    return { containerId, status, log: fs.readFileSync(path.join(pod.logDirectory, `${name}.log`), 'utf8') };
+  };
+
+  /** Stop and remove the pod; then nothing of it is left. */
+  const removePod = async (podSandboxId: string, netns: string): Promise<void> => {
+    await client.stopPodSandbox(podSandboxId);
+    await client.removePodSandbox(podSandboxId);
+    await waitFor('no shim', () => (c.shimPids().length === 0 ? true : undefined), 20_000);
+    expect(qemuPids()).toEqual([]);
+    expect(c.mounts()).toEqual([]);
+    expect(fs.existsSync(netns)).toBe(false);
+  };
+
+  /** The sandbox's pid and network namespace path, from the verbose status. */
+  const sandboxInfo = async (podSandboxId: string) => {
+    const st = await client.podSandboxStatus(podSandboxId);
+    const info = JSON.parse(st.info.info ?? '{}') as { pid: number; runtimeSpec: { linux: { namespaces: Array<{ type: string; path?: string }> } } };
+    const netns = info.runtimeSpec.linux.namespaces.find((n) => n.type === 'network')?.path ?? '';
+    return { status: st.status, pid: info.pid, netns };
+  };
+
+  it('an ordinary container: the pause runs through runc in this shim, the pod gets an IP, the log and exit code come back', async () => {
+    const pod = await newPod();
+    const sb = await sandboxInfo(pod.podSandboxId);
+    expect(sb.status?.state).toBe(cri.PodSandboxState.SANDBOX_READY);
+    expect(sb.status?.network?.ip).toMatch(new RegExp(`^${subnet.replace(/\./g, '\\.')}\\.\\d+$`));
+    // The sandbox pid is the real pause process, in the pod's network namespace.
+    expect(fs.readFileSync(`/proc/${sb.pid}/cmdline`, 'utf8')).toBe('/pause\0');
+    expect(fs.statSync(`/proc/${sb.pid}/ns/net`).ino).toBe(fs.statSync(sb.netns).ino);
+    const shims = c.shimPids();
+    expect(shims.length).toBe(1);
+    const r = await runToExit(pod, 'busybox', { image: { image: BUSYBOX_IMAGE }, command: ['sh', '-c', 'echo hello-from-cri; exit 3'] });
+    expect(r.status.exitCode).toBe(3);
+    expect(r.log).toMatch(/^\S+ stdout F hello-from-cri$/m);
+    expect(c.shimPids()).toEqual(shims);
+    await client.removeContainer(r.containerId);
+    await removePod(pod.podSandboxId, sb.netns);
+  }, 120_000);
+
+  it('a unikernel and an ordinary container in one pod share the shim; the guest console is the CRI log; exit codes reach ContainerStatus', async () => {
+    const pod = await newPod();
+    const sb = await sandboxInfo(pod.podSandboxId);
+    const shims = c.shimPids();
+    const uk = await runToExit(pod, 'hello', { image: { image: HELLO } });
+    expect(uk.log).toMatch(/^\S+ stdout [PF] Hello from a urunc-ts unikernel!$/m);
+    expect(uk.status.exitCode).toBe(7);
+    const bb = await runToExit(pod, 'busybox', { image: { image: BUSYBOX_IMAGE }, command: ['sh', '-c', 'echo second; exit 0'] });
+    expect(bb.status.exitCode).toBe(0);
+    expect(bb.log).toMatch(/stdout F second$/m);
+    expect(c.shimPids()).toEqual(shims);
+    await client.removeContainer(uk.containerId);
+    await client.removeContainer(bb.containerId);
+    await removePod(pod.podSandboxId, sb.netns);
+  }, 120_000);
+
+  it('a running unikernel in the pod joins the pod network namespace; stopping the pod stops it and leaves nothing', async () => {
+    const pod = await newPod();
+    const sb = await sandboxInfo(pod.podSandboxId);
+    const { containerId } = await client.createContainer(pod.podSandboxId, { metadata: { name: 'waiter' }, image: { image: HELLO }, args: ['wait'], logPath: 'waiter.log' }, pod.sandboxConfig);
+    await client.startContainer(containerId);
+    const [qemu] = await waitFor('qemu', () => {
+      const p = qemuPids();
+      return p.length === 1 ? p : undefined;
+    });
+    expect(fs.statSync(`/proc/${qemu}/ns/net`).ino).toBe(fs.statSync(sb.netns).ino);
+    await sleep(200);
+    expect((await client.containerStatus(containerId)).status?.state).toBe(cri.ContainerState.CONTAINER_RUNNING);
+    await client.stopContainer(containerId, 0);
+    expect((await client.containerStatus(containerId)).status?.exitCode).toBe(137);
+    await client.removeContainer(containerId);
+    await removePod(pod.podSandboxId, sb.netns);
+  }, 120_000);
+});
