@@ -2,7 +2,7 @@
 # Builds the test guests into .cache/guests (idempotent; rebuilt only when a source changes):
 #   hello.elf        the multiboot hello kernel (test/guests/hello)
 #   vmlinux          Debian's kernel, uncompressed (linux-image-6.1 package, unpacked, not installed)
-#   initramfs.gz     busybox + the 9p/virtio-blk/ext4/overlay modules + test/guests/linux scripts
+#   initramfs.gz     busybox + the 9p/virtio-blk/virtio-net/ext4/overlay modules + test/guests/linux scripts
 #   fake-monitor     a static stand-in for monitors not packaged here (test/guests/fake-monitor)
 #   pause            a static pause program for the test pods' sandbox image (test/guests/pause)
 set -euo pipefail
@@ -56,13 +56,13 @@ if [ ! -f "$out/initramfs.gz" ] || [ "$(cat "$out/initramfs.stamp" 2>/dev/null)"
   trap 'rm -rf "$ird"' EXIT
   mkdir -p "$ird"/{bin,sbin,proc,sys,dev,modules,newroot,lower,upper,tmp}
   cp /bin/busybox "$ird/bin/busybox"
-  for a in sh cat echo mount umount insmod mkdir switch_root dd printf poweroff grep sleep ls head; do ln -s busybox "$ird/bin/$a"; done
+  for a in sh cat echo mount umount insmod mkdir switch_root dd printf poweroff grep sleep ls head ip ipcalc nc; do ln -s busybox "$ird/bin/$a"; done
   install -m 0755 test/guests/linux/init "$ird/init"
   install -m 0755 test/guests/linux/app "$ird/bin/app"
   install -m 0755 test/guests/linux/guest-exit "$ird/bin/guest-exit"
-  # 9p over virtio (mmio for microvm, pci for pc), virtio-blk, ext4, overlay and their dependencies, in load order.
+  # 9p over virtio (mmio for microvm, pci for pc), virtio-blk, virtio-net, ext4, overlay and their dependencies, in load order.
   mdir=$kdir/root/lib/modules/$kver
-  want="kernel/crypto/crc32c_generic.ko kernel/fs/overlayfs/overlay.ko kernel/fs/ext4/ext4.ko kernel/fs/9p/9p.ko kernel/net/9p/9pnet_virtio.ko kernel/drivers/virtio/virtio_mmio.ko kernel/drivers/virtio/virtio_pci.ko kernel/drivers/block/virtio_blk.ko"
+  want="kernel/drivers/net/virtio_net.ko kernel/crypto/crc32c_generic.ko kernel/fs/overlayfs/overlay.ko kernel/fs/ext4/ext4.ko kernel/fs/9p/9p.ko kernel/net/9p/9pnet_virtio.ko kernel/drivers/virtio/virtio_mmio.ko kernel/drivers/virtio/virtio_pci.ko kernel/drivers/block/virtio_blk.ko"
   order=()
   # No depmod here: dependencies come from each module's own modinfo "depends=" string.
   path_of() { find "$mdir/kernel" -name "$(echo "$1" | sed 's/[-_]/[-_]/g').ko*" | head -1 | sed "s|^$mdir/||"; }

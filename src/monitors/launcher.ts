@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { invalidArgument, messageOf } from '../errors.js';
 import { resolveFileInRoot } from '../rootfs/resolve-in-root.js';
-import { buildGuest, type GuestRootfs } from './guests.js';
+import { buildGuest, type GuestNet, type GuestRootfs } from './guests.js';
 import { HYPERVISOR_PLUGINS } from './hypervisors/index.js';
 import type { VmSpec } from './hypervisors/types.js';
 import type { RuntimeConfig } from './runtime-config.js';
@@ -38,6 +38,8 @@ export interface LaunchInput {
   unikernel: UnikernelConfig;
   config: RuntimeConfig;
   kvmUsable: () => boolean;
+  /** The guest's network (a tap in the container's network namespace), when it has one. */
+  net?: { tap: string; mac: string; guest: GuestNet } | undefined;
 }
 
 export interface LaunchPlan {
@@ -96,7 +98,7 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
     // A Linux guest gets a read-only export: it keeps its writes in its own overlay (tmpfs upper), off the container's files.
     sharedFs: rootfsType === '9pfs' ? { kind: '9p', path: SHARED_ROOT, readonly: uk.unikernelType === 'linux' }
       : rootfsType === 'virtiofs' ? { kind: 'virtiofs', socket: `${SCRATCH}/${VIRTIOFS_SOCKET}` } : undefined,
-    net: undefined,
+    net: inp.net ? { tap: inp.net.tap, mac: inp.net.mac } : undefined,
     seccomp: inp.spec.linux?.seccomp !== undefined,
     scratch: SCRATCH,
     accel, config: mcfg,
@@ -207,7 +209,7 @@ function blockDisk(params: RootfsParams, uk: UnikernelConfig): { path: string; d
 function guestInput(inp: LaunchInput, uk: UnikernelConfig, rootfs: GuestRootfs, arch: VmSpec['arch']) {
   const args = inp.spec.process?.args?.length ? inp.spec.process.args : (uk.cmdline ?? '').split(/\s+/).filter(Boolean);
   return {
-    monitor: uk.hypervisor, arch, version: uk.unikernelVersion, args, env: inp.spec.process?.env ?? [], net: undefined, rootfs,
+    monitor: uk.hypervisor, arch, version: uk.unikernelVersion, args, env: inp.spec.process?.env ?? [], net: inp.net?.guest, rootfs,
     blockMountPoint: uk.blkMntPoint, extraKernelArgs: inp.config.guests.linux.extra_cmdline,
   };
 }

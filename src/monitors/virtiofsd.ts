@@ -1,9 +1,9 @@
 // virtiofsd for a virtio-fs root: one daemon per container, started by the shim on the host with
 // the configured binary and options (urunc's defaults: --cache always --sandbox none), sharing the
 // container's rootfs on a socket in the monitor's scratch directory, where qemu connects to it.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { messageOf } from '../errors.js';
+import { spawnOwned } from '../sys/spawn.js';
 
 export function virtiofsdArgv(binary: string, options: string, socket: string, sharedDir: string): string[] {
   return [binary, `--socket-path=${socket}`, '--shared-dir', sharedDir, ...options.split(/\s+/).filter(Boolean)];
@@ -22,7 +22,7 @@ export function virtiofsdAvailable(binary: string): boolean {
 /** Starts virtiofsd and waits for its socket; the pid is the caller's to record and kill. */
 export async function startVirtiofsd(argv: string[], socket: string, timeoutMs = 10_000): Promise<number> {
   const [bin, ...args] = argv;
-  const child = spawn(bin as string, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const child = spawnOwned(bin as string, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
   const exited = new Promise<string>((resolve) => {

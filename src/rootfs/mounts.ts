@@ -2,10 +2,10 @@
 // table of handlers keyed by mount type: how to mount it on the host, and whether it is a block
 // filesystem (a device, or an image file with `loop`) that a VM can take as a disk without the host
 // ever mounting it. Mounts are unmounted by path alone (Delete, rollback, and the `delete` command).
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { invalidArgument, messageOf } from '../errors.js';
+import { invalidArgument } from '../errors.js';
+import { run } from '../sys/spawn.js';
 import { EBUSY, EINVAL, ENOENT, MNT_DETACH, mount, umount } from '../sys/libc.js';
 import { resolveInRoot } from './resolve-in-root.js';
 
@@ -90,13 +90,8 @@ const blockFs: MountHandler = {
   async mount(m, target) {
     if (!m.options.includes('loop')) return syscallMount(m, target);
     // A loop device needs attaching first; mount(8) does it with autoclear, so the unmount frees it.
-    const opts = m.options.join(',');
-    await new Promise<void>((resolve, reject) => {
-      execFile('mount', ['-t', m.type, '-o', opts, '--', m.source, target], { timeout: 30_000 }, (err, _out, stderr) => {
-        if (err) reject(new Error(`mount ${m.source} on ${target}: ${stderr.trim() || messageOf(err)}`));
-        else resolve();
-      });
-    });
+    const r = await run('mount', ['-t', m.type, '-o', m.options.join(','), '--', m.source, target], { timeoutMs: 30_000 });
+    if (r.code !== 0) throw new Error(`mount ${m.source} on ${target}: ${r.stderr.trim() || `exit status ${r.code}`}`);
   },
 };
 

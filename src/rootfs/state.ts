@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { invalidArgument, messageOf } from '../errors.js';
 import type { RootfsParams } from './planner.js';
+import type { NetRecord } from '../monitors/network.js';
 
 export const PARAMS_ANNOTATION = 'com.urunc.internal.rootfs.params';
 const INTERNAL_PREFIX = 'com.urunc.internal.';
@@ -35,6 +36,8 @@ export interface RootfsState {
   mounts: string[];
   /** Directories this container owns, removed after the unmounts. */
   dirs: string[];
+  /** The guest's tap, tc filters and NAT rules in the pod's network namespace. */
+  net?: NetRecord;
   /** A virtiofsd this container started: killed only if the pid still has the recorded start time. */
   virtiofsd?: { pid: number; startTime: string };
 }

@@ -5,7 +5,7 @@
 // still get its real status.
 import fs from 'node:fs';
 import { reapPid, Errno, ECHILD } from '../sys/libc.js';
-import { isOwnedChild } from './spawn.js';
+import { isOwnedChild } from '../sys/spawn.js';
 
 export type ExitHandler = (status: number, exitedAt: Date) => void;
 

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Code, ShimError } from '../errors.js';
-import { run, spawnOwned } from './spawn.js';
+import { run, spawnOwned } from '../sys/spawn.js';
 
 export interface RuncStdio {
   stdin: number | 'ignore';

@@ -9,7 +9,7 @@ import tty from 'node:tty';
 import { constants as C } from 'node:fs';
 import { Code, ShimError, messageOf } from '../errors.js';
 import { closeFd, dupFd, makePipe, recvFd, setWinsize } from '../sys/libc.js';
-import { spawnOwned } from './spawn.js';
+import { spawnOwned } from '../sys/spawn.js';
 import type { RuncStdio } from './runc.js';
 
 export interface StdioSpec {

@@ -17,6 +17,7 @@ import { supportsSharedFs } from '../monitors/guests.js';
 import { DEFAULT_CONFIG_PATH, loadRuntimeConfig, type RuntimeConfig } from '../monitors/runtime-config.js';
 import { decodeUruncJson, pickUnikernelKeys, resolveUnikernelConfig, type UnikernelConfig } from '../monitors/unikernel-config.js';
 import { startVirtiofsd, virtiofsdArgv, virtiofsdAvailable } from '../monitors/virtiofsd.js';
+import { setupNetwork } from '../monitors/network.js';
 import { blockRootfs, mountAll, unmountAll, type BlockSource, type Mount } from '../rootfs/mounts.js';
 import { chooseRootfs, needsHostRootfs, type Choice, type RootfsParams } from '../rootfs/planner.js';
 import { processStartTime, releaseRootfs } from '../rootfs/release.js';
@@ -186,7 +187,16 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
   state.update((s) => (s.params = params));
   persistParams(o.bundle, params);
 
-  const plan = prepareLaunch({ id: o.id, bundle: o.bundle, spec: o.spec, unikernel: config, config: runtime, kvmUsable: o.host.kvmUsable });
+  // The guest's network in the container's (pod's) network namespace, when CNI gave it one.
+  const netns = o.spec.linux?.namespaces?.find((n) => n.type === 'network')?.path;
+  const net = netns ? await setupNetwork({
+    netns, namespace: o.namespace, id: o.id, user: o.spec.process?.user ?? { uid: 0, gid: 0 },
+    staticMode: o.spec.annotations?.['io.kubernetes.cri.container-name'] === 'user-container',
+    record: (r) => state.update((s) => (s.net = r)),
+  }) : undefined;
+  if (net) o.log.info({ tap: net.tap, mode: net.record.mode, ip: net.guest.ip }, 'guest network');
+
+  const plan = prepareLaunch({ id: o.id, bundle: o.bundle, spec: o.spec, unikernel: config, config: runtime, kvmUsable: o.host.kvmUsable, net });
   if (choice.type === 'virtiofs') await startSharedFsDaemon(runtime, mounted ?? o.rootfs, o.bundle, state);
   o.log.info({ hypervisor: config.hypervisor, type: config.unikernelType, rootfs: choice.type, artifacts, accel: plan.accel }, 'unikernel container');
   return { unikernel: { config, runtime, plan, params }, mountedRootfs: mounted };

@@ -49,6 +49,7 @@ export function runCmd(file: string, args: string[], opts: { input?: string; env
       const stdoutBytes = Buffer.concat(out);
       resolve({ code: code ?? (sig ? 128 + 9 : 1), stdout: stdoutBytes.toString(), stderr, stdoutBytes });
     });
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }

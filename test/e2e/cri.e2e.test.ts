@@ -4,19 +4,22 @@
 // ordinary container and a unikernel both work, their output is in the CRI container log, their
 // exit codes reach ContainerStatus, and removing the pod leaves no shim, mount or network namespace.
 import { spawnSync } from 'node:child_process';
+import net from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUSYBOX_IMAGE, buildBusyboxImage, writeOciImage } from '../fixtures/oci-image.js';
 import { GUESTS, REPO, buildGuests, unikernelImage } from '../fixtures/unikernel-images.js';
-import { Containerd, pidsMatching, sleep, versionsUnderTest, waitFor, type Version } from './containerd.js';
+import { Containerd, pidsMatching, runCmd, sleep, versionsUnderTest, waitFor, type Version } from './containerd.js';
 import { CriClient, cri } from './cri.js';
 
 const PAUSE = 'localhost/pause:urunc-test';
 const HELLO = 'localhost/hello-uk:cri';
 const HANDLER = 'urunc';
-const QEMU_KVM = '[monitors.qemu]\naccelerator = "kvm"\nmachine = "microvm"\ncpu = "host,-arch-capabilities"\n';
+// tcg: the Linux guest needs it on this machine, and the multiboot hello kernel runs under it too.
+const QEMU_TCG = '[monitors.qemu]\naccelerator = "tcg"\nmachine = "microvm"\n[guests.linux]\nextra_cmdline = "tsc_early_khz=2000000 tsc=reliable quiet"\n';
+const LINUX = 'localhost/linux-uk:cri';
 
 const qemuPids = (): number[] => pidsMatching((argv) => (argv[0] ?? '').includes('qemu-system') && argv.some((a) => a.startsWith('urunc-')));
 
@@ -37,6 +40,7 @@ describe.each(versionsUnderTest())('CRI pods with the urunc handler on container
   let bridge: string;
   let subnet: string;
   let pods = 0;
+  const livePods: string[] = [];
 
   beforeAll(async () => {
     buildGuests();
@@ -52,10 +56,14 @@ describe.each(versionsUnderTest())('CRI pods with the urunc handler on container
       ],
     }));
     const cfg = path.join(dir, 'urunc.toml');
-    fs.writeFileSync(cfg, QEMU_KVM);
+    fs.writeFileSync(cfg, QEMU_TCG);
     c = await Containerd.start(version, { URUNC_CONFIG_PATH: cfg }, { cri: { sandboxImage: PAUSE, cniConfDir: conf } });
     const hello = unikernelImage({ name: HELLO, type: 'unikraft', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['exit=3'] });
-    for (const tar of [pauseImage(dir), buildBusyboxImage(path.join(REPO, '.cache', 'images')), hello]) {
+    const linux = unikernelImage({
+      name: LINUX, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
+      describe: 'annotations', cmd: ['/bin/app', 'in-a-pod'], env: ['PATH=/bin', 'GREETING=pod', 'SLEEP=120'],
+    });
+    for (const tar of [pauseImage(dir), buildBusyboxImage(path.join(REPO, '.cache', 'images')), hello, linux]) {
       const r = await c.ctr(['images', 'import', tar], { ns: 'k8s.io' });
       expect(r.code, r.stderr).toBe(0);
     }
@@ -64,6 +72,12 @@ describe.each(versionsUnderTest())('CRI pods with the urunc handler on container
   }, 120_000);
 
   afterAll(async () => {
+    // A failed test may leave its pod: remove it so that no shim or guest outlives the instance.
+    for (const id of livePods.splice(0)) {
+      await client.stopPodSandbox(id).catch(() => undefined);
+      await client.removePodSandbox(id).catch(() => undefined);
+    }
+    if (process.env.E2E_KEEP_LOG && c) fs.copyFileSync(c.logFile, process.env.E2E_KEEP_LOG);
     client?.close();
     await c?.destroy();
     spawnSync('ip', ['link', 'del', bridge]);
@@ -76,6 +90,7 @@ describe.each(versionsUnderTest())('CRI pods with the urunc handler on container
     fs.mkdirSync(logDirectory);
     const sandboxConfig = { metadata: { name: `pod${n}`, uid: `uid-${n}`, namespace: 'default', attempt: 0 }, hostname: `pod${n}`, logDirectory, linux: {} };
     const { podSandboxId } = await client.runPodSandbox(sandboxConfig, HANDLER);
+    livePods.push(podSandboxId);
     return { podSandboxId, sandboxConfig, logDirectory };
   };
 
@@ -93,6 +108,7 @@ describe.each(versionsUnderTest())('CRI pods with the urunc handler on container
   const removePod = async (podSandboxId: string, netns: string): Promise<void> => {
     await client.stopPodSandbox(podSandboxId);
     await client.removePodSandbox(podSandboxId);
+    livePods.splice(livePods.indexOf(podSandboxId), 1);
     await waitFor('no shim', () => (c.shimPids().length === 0 ? true : undefined), 20_000);
     expect(qemuPids()).toEqual([]);
     expect(c.mounts()).toEqual([]);
@@ -158,4 +174,62 @@ describe.each(versionsUnderTest())('CRI pods with the urunc handler on container
     await client.removeContainer(containerId);
     await removePod(pod.podSandboxId, sb.netns);
   }, 120_000);
+
+  /** ip(8) or tc(8) output inside the pod's network namespace. */
+  const inPod = async (netns: string, argv: string[]) => (await runCmd('nsenter', [`--net=${netns}`, '--', ...argv])).stdout;
+  const logOf = (pod: { logDirectory: string }, name: string) => {
+    const f = path.join(pod.logDirectory, `${name}.log`);
+    return fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '';
+  };
+
+  it('networked unikernels: the first takes the pod IP and answers ping from the host; a second one in the same pod reaches out through NAT; removal cleans only their own devices', async () => {
+    const pod = await newPod();
+    const sb = await sandboxInfo(pod.podSandboxId);
+    const podIp = sb.status?.network?.ip as string;
+    const gw = `${subnet}.1`;
+    const links = async () => [...(await inPod(sb.netns, ['ip', '-o', 'link', 'show'])).matchAll(/^\d+: ([^:@]+)/gm)].map((m) => m[1]);
+    const before = await links();
+    // A TCP service on the host side of the pod network, for the second guest to reach.
+    const server = net.createServer((sock) => sock.once('data', (d) => sock.end(`pong to ${d.toString().trim()}\n`)));
+    await new Promise<void>((r) => server.listen(0, gw, r));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const first = await client.createContainer(pod.podSandboxId, { metadata: { name: 'web' }, image: { image: LINUX }, logPath: 'web.log' }, pod.sandboxConfig);
+      await client.startContainer(first.containerId);
+      await waitFor('the first guest to configure the pod IP', () => (logOf(pod, 'web').includes(`net: ${podIp}/24 via ${gw}`) ? true : undefined), 90_000)
+        .catch((err: unknown) => {
+          throw new Error(`${String(err)}; guest log:\n${logOf(pod, 'web')}`);
+        });
+      const ping = await runCmd('busybox', ['ping', '-c', '2', '-W', '3', podIp]);
+      expect(ping.code, ping.stdout + ping.stderr).toBe(0);
+
+      const second = await client.createContainer(pod.podSandboxId, {
+        metadata: { name: 'client' }, image: { image: LINUX }, logPath: 'client.log', envs: [{ key: 'CONNECT', value: `${gw}:${port}` }],
+      }, pod.sandboxConfig);
+      await client.startContainer(second.containerId);
+      await waitFor('the second guest to talk through NAT', () => (/net-reply: pong to hello from 172\.16\.1\.2/.test(logOf(pod, 'client')) ? true : undefined), 90_000);
+      expect(logOf(pod, 'client')).toContain('net: 172.16.1.2/30 via 172.16.1.1');
+      // The first still answers at the pod IP.
+      expect((await runCmd('busybox', ['ping', '-c', '1', '-W', '3', podIp])).code).toBe(0);
+      const taps = (await inPod(sb.netns, ['ip', '-o', 'link', 'show'])).match(/ukt[0-9a-f]{10}/g) ?? [];
+      expect(new Set(taps).size).toBe(2);
+
+      // Removing the second leaves the first's tap and filters alone.
+      await client.stopContainer(second.containerId, 0);
+      expect((await client.containerStatus(second.containerId)).status?.exitCode).toBe(137);
+      await client.removeContainer(second.containerId);
+      expect(new Set((await inPod(sb.netns, ['ip', '-o', 'link', 'show'])).match(/ukt[0-9a-f]{10}/g) ?? []).size).toBe(1);
+      expect(await inPod(sb.netns, ['iptables', '-t', 'nat', '-S', 'POSTROUTING'])).not.toContain('172.16.1.0/30');
+      expect((await runCmd('busybox', ['ping', '-c', '1', '-W', '3', podIp])).code).toBe(0);
+
+      await client.stopContainer(first.containerId, 0);
+      await client.removeContainer(first.containerId);
+      // Back to what CNI made: no tap, no filter, no ingress qdisc of ours.
+      expect(await links()).toEqual(before);
+      expect(await inPod(sb.netns, ['tc', 'qdisc', 'show', 'dev', 'eth0'])).not.toContain('ingress');
+    } finally {
+      server.close();
+    }
+    await removePod(pod.podSandboxId, sb.netns);
+  }, 240_000);
 });

@@ -1,5 +1,6 @@
 // The dependency rules of shared/style.md, checked on the source: rootfs/ and monitors/ never
-// import shim/; task/ (the domain) never imports shim/ or generated protobuf code.
+// import shim/; task/ (the domain) never imports shim/ or generated protobuf code; child processes
+// are only spawned through src/sys/spawn.ts.
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -35,6 +36,15 @@ describe('layering', () => {
       }
     }
     expect(bad).toEqual([]);
+  });
+
+  // Regression (CRI pods hung in Delete): the daemon's reaper sweeps zombies it does not own, so a
+  // child spawned past spawnOwned could have its exit stolen and its promise never settle. Only
+  // src/sys/spawn.ts (and `start`, which runs before any reaper exists) may spawn.
+  it('only src/sys/spawn.ts and src/shim/start.ts use node:child_process', () => {
+    const users = filesUnder(SRC).filter((f) => /from\s+['"](node:)?child_process['"]/.test(fs.readFileSync(f, 'utf8')))
+      .map((f) => path.relative(SRC, f)).sort();
+    expect(users).toEqual(['shim/start.ts', 'sys/spawn.ts']);
   });
 
   it('the checker sees imports (guards against a rule that cannot fail)', () => {

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { beforeAll, expect, it } from 'vitest';
 import { setChildSubreaper } from '../../src/sys/libc.js';
 import { Reaper } from '../../src/task/reaper.js';
-import { run } from '../../src/task/spawn.js';
+import { run } from '../../src/sys/spawn.js';
 
 beforeAll(() => setChildSubreaper());
 

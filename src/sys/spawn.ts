@@ -1,4 +1,4 @@
-// Child processes the shim starts itself (runc, loggers). Their pids are recorded so the reaper's
+// Child processes the shim starts itself (runc, loggers, mount(8), ip/tc/iptables, virtiofsd). Their pids are recorded so the reaper's
 // sweep of stray zombies never steals a status libuv is waiting for.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 
@@ -20,23 +20,33 @@ export function spawnOwned(file: string, args: readonly string[], opts: SpawnOpt
 
 export interface RunResult {
   code: number;
+  /** stdout, followed by stderr when there was any. */
   stdout: string;
+  stderr: string;
 }
 
-/** Runs a command to completion; rejects on spawn failure. stdin, if given, is written then closed. */
-export function run(file: string, args: readonly string[], opts: SpawnOptions & { input?: string } = {}): Promise<RunResult> {
+/**
+ * Runs a command to completion; rejects on spawn failure. stdin, if given, is written then closed;
+ * timeoutMs kills it (status 137). Always through spawnOwned: the reaper's sweep must not steal the exit.
+ */
+export function run(file: string, args: readonly string[], opts: SpawnOptions & { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const { input, ...rest } = opts;
+    const { input, timeoutMs, ...rest } = opts;
     const child = spawnOwned(file, args, { stdio: [input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'], ...rest });
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     child.once('error', reject);
+    const timer = timeoutMs ? setTimeout(() => child.kill('SIGKILL'), timeoutMs) : undefined;
     child.once('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
       const rc = code ?? 128 + (signal ? 9 : 0);
-      resolve({ code: rc, stdout: stdout + (stderr ? `\n${stderr}` : '') });
+      resolve({ code: rc, stdout: stdout + (stderr ? `\n${stderr}` : ''), stderr });
     });
-    if (input !== undefined) child.stdin?.end(input);
+    if (input !== undefined) {
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(input);
+    }
   });
 }

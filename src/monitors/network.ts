@@ -1,0 +1,167 @@
+// Guest networking inside the container's network namespace (the pod's, set up by CNI), with
+// urunc's two modes and none of its one-guest-per-netns limits:
+//  - dynamic: the guest takes the pod interface's IP, mask, gateway and MAC; tc ingress + u32 +
+//    mirred redirect everything between the pod interface and the guest's tap, except TCP/UDP to
+//    the reserved NAT ports (61440-65535), which stay with the namespace's own stack, and ARP, which
+//    both see (mirrored);
+//  - static: the guest gets a private /30 (172.16.<k>.2, gateway .1 on its tap) and reaches out
+//    through NAT on the pod interface (MASQUERADE into the reserved ports), with forwarding on.
+//    Used for knative's `user-container` (as urunc) and for every further guest in a namespace
+//    whose dynamic slot is taken, so several unikernels share one pod.
+// Tap names derive from the container, so they are unique; every device, filter and rule made is
+// recorded first and removed by release, which never touches what others made. Commands run as
+// `nsenter --net=<path> -- ip|tc|iptables ...`, with argument arrays.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import { messageOf } from '../errors.js';
+import { run as spawnRun } from '../sys/spawn.js';
+import type { GuestNet } from './guests.js';
+
+export const NAT_PORTS = { from: 61440, to: 65535 };
+/** tc filter priorities this runtime owns on the pod interface (one dynamic guest per namespace). */
+const PREF = { passTcp: 49100, passUdp: 49101, arp: 49102, redirect: 49103 } as const;
+const STATIC_NET = '172.16';
+
+export interface NetRecord {
+  netns: string;
+  tap: string;
+  mode: 'dynamic' | 'static';
+  podIf: string;
+  /** static: the /30 index k (172.16.k.0/30). */
+  index?: number;
+  /** iptables -t nat rule specs added (deleted with -D). */
+  nat: string[][];
+}
+
+export interface NetPlan {
+  record: NetRecord;
+  guest: GuestNet;
+  tap: string;
+  mac: string;
+}
+
+interface IpAddr { ifname: string; address: string; mtu: number; addr_info?: Array<{ family: string; local: string; prefixlen: number }> }
+interface IpRoute { dst: string; gateway?: string; dev: string }
+
+async function run(netns: string, argv: string[], input?: string): Promise<string> {
+  const r = await spawnRun('nsenter', [`--net=${netns}`, '--', ...argv], { input, timeoutMs: 15_000 });
+  if (r.code !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr.trim() || `exit status ${r.code}`}`);
+  return r.stdout;
+}
+
+export const tapName = (namespace: string, id: string) => `ukt${createHash('sha256').update(`${namespace}/${id}`).digest('hex').slice(0, 10)}`;
+const macFor = (tap: string) => `02:${createHash('sha256').update(tap).digest('hex').slice(0, 10).match(/../g)?.join(':')}`;
+
+export function prefixToMask(prefix: number): string {
+  const bits = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  return [24, 16, 8, 0].map((s) => (bits >>> s) & 0xff).join('.');
+}
+
+/** The namespace's interface with an IPv4 address and the default route (CNI's eth0), or undefined. */
+async function podInterface(netns: string): Promise<{ name: string; ip: string; prefix: number; gateway: string; mac: string; mtu: number } | undefined> {
+  const routes = JSON.parse(await run(netns, ['ip', '-j', '-4', 'route', 'show', 'default'])) as IpRoute[];
+  const def = routes.find((r) => r.gateway);
+  if (!def) return undefined;
+  const links = JSON.parse(await run(netns, ['ip', '-j', 'addr', 'show', 'dev', def.dev])) as IpAddr[];
+  const link = links[0];
+  const v4 = link?.addr_info?.find((a) => a.family === 'inet');
+  if (!link || !v4) return undefined;
+  return { name: link.ifname, ip: v4.local, prefix: v4.prefixlen, gateway: def.gateway as string, mac: link.address, mtu: link.mtu };
+}
+
+async function hasDynamicGuest(netns: string, podIf: string): Promise<boolean> {
+  const out = await run(netns, ['tc', 'filter', 'show', 'dev', podIf, 'ingress']).catch(() => '');
+  return new RegExp(`pref ${PREF.redirect} `).test(out);
+}
+
+async function usedStaticIndexes(netns: string): Promise<Set<number>> {
+  const links = JSON.parse(await run(netns, ['ip', '-j', '-4', 'addr', 'show'])) as IpAddr[];
+  const used = new Set<number>();
+  for (const l of links) {
+    for (const a of l.addr_info ?? []) {
+      const m = new RegExp(`^${STATIC_NET.replace('.', '\\.')}\\.(\\d+)\\.1$`).exec(a.local);
+      if (m) used.add(Number(m[1]));
+    }
+  }
+  return used;
+}
+
+/**
+ * Plans and creates the guest's network in `netns`; `record` is called with what will be made
+ * before it is made. Undefined when the namespace has no pod interface (no CNI, e.g. plain ctr).
+ */
+export async function setupNetwork(o: {
+  netns: string;
+  namespace: string;
+  id: string;
+  staticMode: boolean;
+  user: { uid: number; gid: number };
+  record: (r: NetRecord) => void;
+}): Promise<NetPlan | undefined> {
+  if (!fs.existsSync(o.netns)) return undefined;
+  const pod = await podInterface(o.netns);
+  if (!pod) return undefined;
+  const tap = tapName(o.namespace, o.id);
+  const dynamic = !o.staticMode && !(await hasDynamicGuest(o.netns, pod.name));
+  const rec: NetRecord = { netns: o.netns, tap, mode: dynamic ? 'dynamic' : 'static', podIf: pod.name, nat: [] };
+  let guest: GuestNet;
+  let mac: string;
+  if (dynamic) {
+    guest = { ip: pod.ip, mask: prefixToMask(pod.prefix), gateway: pod.gateway, mac: pod.mac };
+    mac = pod.mac;
+  } else {
+    const used = await usedStaticIndexes(o.netns);
+    let k = 1;
+    while (used.has(k)) k++;
+    if (k > 254) throw new Error('no free static guest subnet in this network namespace');
+    rec.index = k;
+    const src = `${STATIC_NET}.${k}.0/30`;
+    for (const proto of ['tcp', 'udp']) rec.nat.push(['POSTROUTING', '-s', src, '-o', pod.name, '-p', proto, '-j', 'MASQUERADE', '--to-ports', `${NAT_PORTS.from}-${NAT_PORTS.to}`]);
+    rec.nat.push(['POSTROUTING', '-s', src, '-o', pod.name, '-j', 'MASQUERADE']);
+    mac = macFor(tap);
+    guest = { ip: `${STATIC_NET}.${k}.2`, mask: '255.255.255.252', gateway: `${STATIC_NET}.${k}.1`, mac };
+  }
+  o.record(rec);
+
+  await run(o.netns, ['ip', 'tuntap', 'add', 'dev', tap, 'mode', 'tap', 'vnet_hdr', 'user', String(o.user.uid), 'group', String(o.user.gid)]);
+  await run(o.netns, ['ip', 'link', 'set', 'dev', tap, 'mtu', String(pod.mtu), 'up']);
+  if (dynamic) {
+    await run(o.netns, ['tc', 'qdisc', 'replace', 'dev', pod.name, 'ingress']);
+    const f = ['tc', 'filter', 'add', 'dev', pod.name, 'parent', 'ffff:'];
+    // Replies to the static guests' NAT stay with the namespace's stack (a classid ends classification).
+    await run(o.netns, [...f, 'prio', String(PREF.passTcp), 'protocol', 'ip', 'u32', 'match', 'ip', 'protocol', '6', '0xff',
+      'match', 'ip', 'dport', String(NAT_PORTS.from), '0xf000', 'flowid', 'ffff:1']);
+    await run(o.netns, [...f, 'prio', String(PREF.passUdp), 'protocol', 'ip', 'u32', 'match', 'ip', 'protocol', '17', '0xff',
+      'match', 'ip', 'dport', String(NAT_PORTS.from), '0xf000', 'flowid', 'ffff:1']);
+    await run(o.netns, [...f, 'prio', String(PREF.arp), 'protocol', 'arp', 'u32', 'match', 'u8', '0', '0', 'action', 'mirred', 'egress', 'mirror', 'dev', tap]);
+    await run(o.netns, [...f, 'prio', String(PREF.redirect), 'protocol', 'all', 'u32', 'match', 'u8', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', tap]);
+    await run(o.netns, ['tc', 'qdisc', 'add', 'dev', tap, 'ingress']);
+    await run(o.netns, ['tc', 'filter', 'add', 'dev', tap, 'parent', 'ffff:', 'protocol', 'all', 'u32', 'match', 'u8', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', pod.name]);
+  } else {
+    await run(o.netns, ['ip', 'addr', 'add', `${guest.gateway}/30`, 'dev', tap]);
+    await run(o.netns, ['tee', '/proc/sys/net/ipv4/ip_forward'], '1\n');
+    for (const rule of rec.nat) await run(o.netns, ['iptables', '-w', '5', '-t', 'nat', '-A', ...rule]);
+  }
+  return { record: rec, guest, tap, mac };
+}
+
+/** Removes what setupNetwork recorded; idempotent, and a gone namespace means nothing is left. */
+export async function releaseNetwork(r: NetRecord): Promise<void> {
+  if (!fs.existsSync(r.netns)) return;
+  const errors: string[] = [];
+  const quiet = (p: Promise<unknown>, what: string, benign: RegExp) => p.catch((err: unknown) => {
+    if (!benign.test(messageOf(err))) errors.push(`${what}: ${messageOf(err)}`);
+  });
+  const gone = /Cannot find device|No such file or directory|does not exist|not find|Bad rule|No chain\/target\/match|Cannot find specified qdisc|Invalid handle/i;
+  if (r.mode === 'dynamic') {
+    for (const pref of Object.values(PREF)) {
+      await quiet(run(r.netns, ['tc', 'filter', 'del', 'dev', r.podIf, 'parent', 'ffff:', 'prio', String(pref)]), `tc filter ${pref}`, gone);
+    }
+  }
+  for (const rule of r.nat) await quiet(run(r.netns, ['iptables', '-w', '5', '-t', 'nat', '-D', ...rule]), 'iptables', gone);
+  await quiet(run(r.netns, ['ip', 'link', 'del', 'dev', r.tap]), 'tap', gone);
+  // The pod interface's ingress qdisc goes only when no filter of anyone is left on it.
+  const left = await run(r.netns, ['tc', 'filter', 'show', 'dev', r.podIf, 'ingress']).catch(() => '');
+  if (r.mode === 'dynamic' && left.trim() === '') await quiet(run(r.netns, ['tc', 'qdisc', 'del', 'dev', r.podIf, 'ingress']), 'tc qdisc', gone);
+  if (errors.length > 0) throw new Error(errors.join('; '));
+}
