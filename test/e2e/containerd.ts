@@ -81,7 +81,10 @@ export class Containerd {
   }
 
   /** blockfileMb: also configure containerd's blockfile snapshotter (1.7, 2.x) with an ext4 scratch image of that size. */
-  /** cri: enable the CRI plugin with the urunc handler, this sandbox image and a CNI conf dir (restrict_oom_score_adj on). */
+  /**
+   * cri: enable the CRI plugin (this sandbox image, a CNI conf dir, restrict_oom_score_adj) and add the
+   * runtime with deploy/install.sh, whose shim copy containerd then runs.
+   */
   static async start(version: Version, env: NodeJS.ProcessEnv = {}, opts: { blockfileMb?: number; cri?: CriOptions } = {}): Promise<Containerd> {
     const bin = binDir(version);
     if (!fs.existsSync(path.join(bin, 'containerd'))) {
@@ -98,35 +101,39 @@ export class Containerd {
       if (r.code !== 0) throw new Error(`mkfs.ext4: ${r.stderr}`);
       extra = ['[plugins."io.containerd.snapshotter.v1.blockfile"]', `  scratch_file = "${scratch}"`, '  fs_type = "ext4"', '  mount_options = []', ''].join('\n');
     }
-    if (opts.cri) extra += c.criConfig(opts.cri);
+    if (opts.cri) extra += c.criBase(opts.cri);
     c.cri = opts.cri !== undefined;
     fs.writeFileSync(c.configFile, c.config() + extra);
+    if (opts.cri) await c.install(opts.cri);
     await c.launch();
     return c;
   }
 
   private cri = false;
+  /** Where containerd finds the shim: the checkout's bin/, or where deploy/install.sh put it. */
+  private shimBin = SHIM_BIN;
 
-  private criConfig(o: CriOptions): string {
-    const annotations = '["com.urunc.unikernel.*"]';
+  /** The admin's part of a CRI config (sandbox image, CNI, the test host's oom limit); the runtime comes from deploy/install.sh. */
+  private criBase(o: CriOptions): string {
     if (this.version === '2.x') {
       return [
         "[plugins.'io.containerd.cri.v1.images'.pinned_images]", `  sandbox = '${o.sandboxImage}'`,
         "[plugins.'io.containerd.cri.v1.runtime']", '  restrict_oom_score_adj = true',
-        "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]", "  runtime_type = 'io.containerd.runc.v2'",
-        "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.urunc]", `  runtime_type = '${RUNTIME}'`,
-        `  pod_annotations = ${annotations}`, `  container_annotations = ${annotations}`,
         "[plugins.'io.containerd.cri.v1.runtime'.cni]", "  bin_dirs = ['/usr/lib/cni']", `  conf_dir = '${o.cniConfDir}'`, '',
       ].join('\n');
     }
-    const cri = '[plugins."io.containerd.grpc.v1.cri"]';
     return [
-      cri, `  sandbox_image = "${o.sandboxImage}"`, '  restrict_oom_score_adj = true',
-      '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]', '  runtime_type = "io.containerd.runc.v2"',
-      `[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.urunc]`, `  runtime_type = "${RUNTIME}"`,
-      `  pod_annotations = ${annotations}`, `  container_annotations = ${annotations}`,
-      `[plugins."io.containerd.grpc.v1.cri".cni]`, '  bin_dir = "/usr/lib/cni"', `  conf_dir = "${o.cniConfDir}"`, '',
+      '[plugins."io.containerd.grpc.v1.cri"]', `  sandbox_image = "${o.sandboxImage}"`, '  restrict_oom_score_adj = true',
+      '[plugins."io.containerd.grpc.v1.cri".cni]', '  bin_dir = "/usr/lib/cni"', `  conf_dir = "${o.cniConfDir}"`, '',
     ].join('\n');
+  }
+
+  /** Runs deploy/install.sh against this instance: shim into <dir>/opt, link into <dir>/bin, runtime into the config. */
+  private async install(o: CriOptions): Promise<void> {
+    const r = await runCmd('bash', [path.join(REPO, 'deploy', 'install.sh'), '--prefix', path.join(this.dir, 'opt'), '--bindir', path.join(this.dir, 'bin'),
+      '--containerd-config', this.configFile, '--urunc-config', o.runtimeConfig, '--version', this.version === '2.x' ? '3' : '2']);
+    if (r.code !== 0) throw new Error(`install.sh: ${r.stderr}`);
+    this.shimBin = path.join(this.dir, 'bin');
   }
 
   private config(): string {
@@ -148,7 +155,7 @@ export class Containerd {
 
   async launch(): Promise<void> {
     this.logFd = fs.openSync(this.logFile, 'a');
-    const env = { ...process.env, ...this.env, PATH: `${SHIM_BIN}:${this.bin}:${process.env.PATH ?? '/usr/bin:/bin'}` };
+    const env = { ...process.env, ...this.env, PATH: `${this.shimBin}:${this.bin}:${process.env.PATH ?? '/usr/bin:/bin'}` };
     this.proc = spawn(path.join(this.bin, 'containerd'), ['--config', this.configFile], {
       stdio: ['ignore', this.logFd, this.logFd],
       env,
@@ -220,6 +227,8 @@ export class Containerd {
 export interface CriOptions {
   sandboxImage: string;
   cniConfDir: string;
+  /** The runtime config (/etc/urunc/config.toml) the installer names in the runtime options' ConfigPath. */
+  runtimeConfig: string;
 }
 
 export function pidsMatching(pred: (argv: string[]) => boolean): number[] {

@@ -57,7 +57,9 @@ describe.each(versionsUnderTest())('CRI pods with the urunc handler on container
     }));
     const cfg = path.join(dir, 'urunc.toml');
     fs.writeFileSync(cfg, QEMU_TCG);
-    c = await Containerd.start(version, { URUNC_CONFIG_PATH: cfg }, { cri: { sandboxImage: PAUSE, cniConfDir: conf } });
+    // The runtime goes in through deploy/install.sh; the config reaches the shim as the CRI runtime options' ConfigPath.
+    c = await Containerd.start(version, {}, { cri: { sandboxImage: PAUSE, cniConfDir: conf, runtimeConfig: cfg } });
+    expect(fs.readFileSync(c.configFile, 'utf8')).toMatch(/# BEGIN urunc-ts\n[^]*runtimes\.urunc\][^]*ConfigPath[^]*# END urunc-ts/);
     const hello = unikernelImage({ name: HELLO, type: 'unikraft', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['exit=3'] });
     const linux = unikernelImage({
       name: LINUX, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
