@@ -167,7 +167,7 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
       ...binds.map(([src, dst, ro]) => ({ destination: dst, type: 'bind', source: src, options: ['rbind', 'nosuid', 'nodev', ro ? 'ro' : 'rw'] })),
     ],
-    hooks: spec.hooks,
+    // No hooks: the shim runs the container's hooks with its own bundle in the state (src/task/hooks.ts).
     annotations: spec.annotations,
     linux: {
       ...pick(linux, ['uidMappings', 'gidMappings', 'sysctl', 'cgroupsPath', 'rootfsPropagation', 'mountLabel', 'intelRdt']),

@@ -20,6 +20,7 @@ import { validateId } from './identifiers.js';
 import { setupContainer, specRootfs, type UnikernelHost, type UnikernelTask } from './unikernel.js';
 import { removeMonitorBundle, type OciSpec } from '../monitors/launcher.js';
 import { Watchdog } from '../monitors/watchdog.js';
+import { hooksOf, runHooks, type OciState } from './hooks.js';
 
 /** The runc operations the service uses; the real CLI wrapper or a recording fake in unit tests. */
 export type RuncLike = Pick<Runc, 'create' | 'start' | 'exec' | 'kill' | 'delete' | 'pause' | 'resume' | 'update' | 'ps' | 'stats'>;
@@ -51,6 +52,8 @@ interface Container {
   cgroupsPath: string | undefined;
   /** Delete of the init is in flight: the task counts as gone for a second Delete. */
   deleting: boolean;
+  /** A unikernel's OCI hooks and the fields of its state (runc runs an ordinary container's hooks itself). */
+  hooks: { spec: OciSpec } | undefined;
 }
 
 /** How many times Delete tries to release a unikernel's rootfs resources before it reports them left behind. */
@@ -120,6 +123,11 @@ export class TaskService {
       init.pid = await pidCreate;
       await io.receiveConsole();
       io.releaseChildFds();
+      if (unikernel) {
+        const st = ociState(req.id, req.bundle, spec as OciSpec, init.pid, 'creating');
+        await runHooks(hooksOf(spec, 'createRuntime'), 'createRuntime', st);
+        await runHooks(hooksOf(spec, 'createContainer'), 'createContainer', st);
+      }
     } catch (err: unknown) {
       for (const u of undo.reverse()) {
         try {
@@ -134,6 +142,7 @@ export class TaskService {
     const c: Container = {
       id: req.id, tlog, namespace, bundle: req.bundle, runcBundle, unikernel, watchdog: undefined, runc, init, execs: new Map(),
       mountedRootfs, initExitHeld: false, cgroupsPath: spec.linux?.cgroupsPath, deleting: false,
+      hooks: unikernel ? { spec: spec as OciSpec } : undefined,
     };
     this.containers.set(req.id, c);
     this.events.publish(namespace, {
@@ -152,9 +161,14 @@ export class TaskService {
     p.starting = true;
     try {
       if (p.isInit) {
+        if (c.hooks) await runHooks(hooksOf(c.hooks.spec, 'startContainer'), 'startContainer', ociState(id, c.bundle, c.hooks.spec, p.pid, 'created'));
         await c.runc.start(id, c.runcBundle);
         p.status = 'running';
         this.armWatchdog(c);
+        if (c.hooks) {
+          await runHooks(hooksOf(c.hooks.spec, 'poststart'), 'poststart', ociState(id, c.bundle, c.hooks.spec, p.pid, 'running'))
+            .catch((err: unknown) => c.tlog.log.warn({ err: messageOf(err) }, 'poststart hook'));
+        }
         this.events.publish(c.namespace, { topic: '/tasks/start', containerId: id, pid: p.pid });
       } else {
         if (!c.init.alive) throw failedPrecondition(`cannot start exec ${execId}: task ${id} is ${c.init.status}`);
@@ -262,6 +276,10 @@ export class TaskService {
     p.io?.destroy();
     for (const e of c.execs.values()) e.io?.destroy();
     c.watchdog?.stop();
+    if (c.hooks) {
+      await runHooks(hooksOf(c.hooks.spec, 'poststop'), 'poststop', ociState(id, c.bundle, c.hooks.spec, p.pid, 'stopped'))
+        .catch((err: unknown) => c.tlog.log.warn({ err: messageOf(err) }, 'poststop hook'));
+    }
     await this.releaseResources(c);
     this.containers.delete(id);
     c.tlog.log.info({ exitStatus: p.exit?.exitStatus }, 'task deleted');
@@ -444,6 +462,10 @@ export class TaskService {
     if (!p) throw notFound(`exec ${execId} of task ${c.id}`);
     return p;
   }
+}
+
+function ociState(id: string, bundle: string, spec: OciSpec, pid: number, status: OciState['status']): OciState {
+  return { ociVersion: spec.ociVersion, id, status, pid, bundle, annotations: spec.annotations ?? {} };
 }
 
 function killQuietly(pid: number, signal: number): void {
