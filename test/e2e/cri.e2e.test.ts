@@ -159,7 +159,7 @@ describe.each(versionsUnderTest())('CRI pods with the urunc handler on container
     await removePod(pod.podSandboxId, sb.netns);
   }, 120_000);
 
-  it('a running unikernel in the pod joins the pod network namespace; stopping the pod stops it and leaves nothing', async () => {
+  it('a running unikernel joins the pod network namespace with its own tap; StopPodSandbox stops it and removal leaves nothing', async () => {
     const pod = await newPod();
     const sb = await sandboxInfo(pod.podSandboxId);
     const { containerId } = await client.createContainer(pod.podSandboxId, { metadata: { name: 'waiter' }, image: { image: HELLO }, args: ['wait'], logPath: 'waiter.log' }, pod.sandboxConfig);
@@ -169,10 +169,17 @@ describe.each(versionsUnderTest())('CRI pods with the urunc handler on container
       return p.length === 1 ? p : undefined;
     });
     expect(fs.statSync(`/proc/${qemu}/ns/net`).ino).toBe(fs.statSync(sb.netns).ino);
+    // It got a tap in the pod's namespace (its own name), redirected from eth0.
+    const tap = /ukt[0-9a-f]{10}/.exec((await runCmd('nsenter', [`--net=${sb.netns}`, '--', 'ip', '-o', 'link', 'show'])).stdout)?.[0];
+    expect(tap).toBeTruthy();
+    expect((await runCmd('nsenter', [`--net=${sb.netns}`, '--', 'tc', 'filter', 'show', 'dev', 'eth0', 'ingress'])).stdout).toContain(`device ${tap}`);
     await sleep(200);
     expect((await client.containerStatus(containerId)).status?.state).toBe(cri.ContainerState.CONTAINER_RUNNING);
-    await client.stopContainer(containerId, 0);
-    expect((await client.containerStatus(containerId)).status?.exitCode).toBe(137);
+    // Stopping the pod stops the guest (kubelet's order when a pod is deleted), then everything goes.
+    await client.stopPodSandbox(pod.podSandboxId);
+    const st = (await client.containerStatus(containerId)).status;
+    expect(st?.state).toBe(cri.ContainerState.CONTAINER_EXITED);
+    expect(st?.exitCode).toBe(137);
     await client.removeContainer(containerId);
     await removePod(pod.podSandboxId, sb.netns);
   }, 120_000);
