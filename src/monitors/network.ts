@@ -24,6 +24,8 @@ const STATIC_NET = '172.16';
 
 export interface NetRecord {
   netns: string;
+  /** The namespace's inode: the path may be /proc/<pause pid>/ns/net, gone (or reused) before the namespace is. */
+  netnsIno?: number;
   tap: string;
   mode: 'dynamic' | 'static';
   podIf: string;
@@ -103,7 +105,7 @@ export async function setupNetwork(o: {
   if (!pod) return undefined;
   const tap = tapName(o.namespace, o.id);
   const dynamic = !o.staticMode && !(await hasDynamicGuest(o.netns, pod.name));
-  const rec: NetRecord = { netns: o.netns, tap, mode: dynamic ? 'dynamic' : 'static', podIf: pod.name, nat: [] };
+  const rec: NetRecord = { netns: o.netns, netnsIno: fs.statSync(o.netns).ino, tap, mode: dynamic ? 'dynamic' : 'static', podIf: pod.name, nat: [] };
   let guest: GuestNet;
   let mac: string;
   if (dynamic) {
@@ -145,14 +147,43 @@ export async function setupNetwork(o: {
   return { record: rec, guest, tap, mac };
 }
 
+const inoOf = (p: string): number | undefined => {
+  try {
+    return fs.statSync(p).ino;
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * A path to the recorded namespace now: the recorded path if it still is that namespace, else a
+ * pinned one (CNI's /var/run/netns) or any process's with the same inode; undefined once it is gone.
+ */
+export function findNetns(r: Pick<NetRecord, 'netns' | 'netnsIno'>): string | undefined {
+  if (r.netnsIno === undefined) return fs.existsSync(r.netns) ? r.netns : undefined;
+  if (inoOf(r.netns) === r.netnsIno) return r.netns;
+  const candidates: string[] = [];
+  for (const dir of ['/var/run/netns', '/run/netns']) {
+    try {
+      candidates.push(...fs.readdirSync(dir).map((n) => `${dir}/${n}`));
+    } catch {
+      // none pinned here
+    }
+  }
+  candidates.push(...fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map((d) => `/proc/${d}/ns/net`));
+  return candidates.find((p) => inoOf(p) === r.netnsIno);
+}
+
 /** Removes what setupNetwork recorded; idempotent, and a gone namespace means nothing is left. */
-export async function releaseNetwork(r: NetRecord): Promise<void> {
-  if (!fs.existsSync(r.netns)) return;
+export async function releaseNetwork(rec: NetRecord): Promise<void> {
+  const netns = findNetns(rec);
+  if (!netns) return;
+  const r = { ...rec, netns };
   const errors: string[] = [];
   const quiet = (p: Promise<unknown>, what: string, benign: RegExp) => p.catch((err: unknown) => {
     if (!benign.test(messageOf(err))) errors.push(`${what}: ${messageOf(err)}`);
   });
-  const gone = /Cannot find device|No such file or directory|does not exist|not find|Bad rule|No chain\/target\/match|Cannot find specified qdisc|Invalid handle/i;
+  const gone = /Cannot find device|No such file or directory|does not exist|not find|not found|Bad rule|No chain\/target\/match|Cannot find specified qdisc|Invalid handle/i;
   if (r.mode === 'dynamic') {
     for (const pref of Object.values(PREF)) {
       await quiet(run(r.netns, ['tc', 'filter', 'del', 'dev', r.podIf, 'parent', 'ffff:', 'prio', String(pref)]), `tc filter ${pref}`, gone);

@@ -241,4 +241,22 @@ describe.each(versionsUnderTest())('CRI pods with the urunc handler on container
     }
     await removePod(pod.podSandboxId, sb.netns);
   }, 240_000);
+
+  it('SIGKILL of the pod shim with a networked unikernel running: containerd\'s cleanup (`delete`) removes its tap and filters from the pod namespace', async () => {
+    const pod = await newPod();
+    const sb = await sandboxInfo(pod.podSandboxId);
+    const taps = async () => (await runCmd('nsenter', [`--net=${sb.netns}`, '--', 'ip', '-o', 'link', 'show'])).stdout.match(/ukt[0-9a-f]{10}/g) ?? [];
+    const { containerId } = await client.createContainer(pod.podSandboxId, { metadata: { name: 'crash' }, image: { image: HELLO }, args: ['wait'], logPath: 'crash.log' }, pod.sandboxConfig);
+    await client.startContainer(containerId);
+    expect((await taps()).length).toBe(1);
+    const [shim] = c.shimPids();
+    process.kill(shim as number, 'SIGKILL');
+    const ingress = async () => (await runCmd('nsenter', [`--net=${sb.netns}`, '--', 'tc', 'qdisc', 'show', 'dev', 'eth0'])).stdout.includes('ingress');
+    await waitFor('the tap, its filters and the ingress qdisc released by delete', async () => ((await taps()).length === 0 && !(await ingress()) ? true : undefined), 30_000);
+    await waitFor('no qemu', () => (qemuPids().length === 0 ? true : undefined), 20_000);
+    // CRI retries its own clean-up of the dead task, then reports the container exited (as kubelet would see it).
+    await waitFor('CRI to see the exit', async () => ((await client.containerStatus(containerId)).status?.state === cri.ContainerState.CONTAINER_EXITED ? true : undefined), 30_000);
+    await client.removeContainer(containerId);
+    await removePod(pod.podSandboxId, sb.netns);
+  }, 120_000);
 });
