@@ -231,6 +231,9 @@ export interface CriOptions {
   runtimeConfig: string;
 }
 
+/** This runtime's qemu processes (named urunc-<id>), on the whole machine. */
+export const qemuPids = (): number[] => pidsMatching((argv) => (argv[0] ?? '').includes('qemu-system') && argv.some((a) => a.startsWith('urunc-')));
+
 export function pidsMatching(pred: (argv: string[]) => boolean): number[] {
   const out: number[] = [];
   for (const d of fs.readdirSync('/proc')) {

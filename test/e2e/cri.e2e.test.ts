@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUSYBOX_IMAGE, buildBusyboxImage, writeOciImage } from '../fixtures/oci-image.js';
 import { GUESTS, REPO, buildGuests, unikernelImage } from '../fixtures/unikernel-images.js';
-import { Containerd, pidsMatching, runCmd, sleep, versionsUnderTest, waitFor, type Version } from './containerd.js';
+import { Containerd, runCmd, sleep, versionsUnderTest, waitFor, qemuPids, type Version } from './containerd.js';
 import { CriClient, cri } from './cri.js';
 
 const PAUSE = 'localhost/pause:urunc-test';
@@ -21,7 +21,6 @@ const HANDLER = 'urunc';
 const QEMU_TCG = '[monitors.qemu]\naccelerator = "tcg"\nmachine = "microvm"\n[guests.linux]\nextra_cmdline = "tsc_early_khz=2000000 tsc=reliable quiet"\n';
 const LINUX = 'localhost/linux-uk:cri';
 
-const qemuPids = (): number[] => pidsMatching((argv) => (argv[0] ?? '').includes('qemu-system') && argv.some((a) => a.startsWith('urunc-')));
 
 function pauseImage(dir: string): string {
   const root = path.join(dir, 'pause-root');

@@ -7,10 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GUESTS, buildGuests, linuxRootLayer } from '../fixtures/unikernel-images.js';
-import { Containerd, RUNTIME, pidsMatching, versionsUnderTest, waitFor, type Version } from './containerd.js';
+import { Containerd, RUNTIME, versionsUnderTest, waitFor, qemuPids, type Version } from './containerd.js';
 
 const KINDS = ['createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'] as const;
-const qemuPids = (): number[] => pidsMatching((argv) => (argv[0] ?? '').includes('qemu-system') && argv.some((a) => a.startsWith('urunc-')));
 
 describe.each(versionsUnderTest())('OCI hooks on containerd %s', (version: Version) => {
   let c: Containerd;

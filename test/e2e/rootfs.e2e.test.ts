@@ -14,7 +14,7 @@ import { NAMESPACE_KEY } from '../../src/shim/ttrpc/server.js';
 import { TtrpcClient } from '../../src/shim/ttrpc/client.js';
 import * as pb from '../../src/gen/containerd/task/v2/shim.js';
 import { GUESTS, buildGuests, linuxRootLayer, unikernelImage } from '../fixtures/unikernel-images.js';
-import { Containerd, RUNTIME, pidsMatching, sleep, versionsUnderTest, waitFor, type Version } from './containerd.js';
+import { Containerd, RUNTIME, sleep, versionsUnderTest, waitFor, qemuPids, type Version } from './containerd.js';
 
 const HELLO_LAYERED = 'docker.io/library/hello-uk:layered';
 const LINUX_BLOCK = 'docker.io/library/linux-uk:block';
@@ -25,7 +25,6 @@ const QEMU_KVM = '[monitors.qemu]\naccelerator = "kvm"\nmachine = "microvm"\ncpu
 const QEMU_TCG = '[monitors.qemu]\naccelerator = "tcg"\nmachine = "microvm"\n[guests.linux]\nextra_cmdline = "tsc_early_khz=2000000 tsc=reliable quiet"\n';
 
 const REPO_CACHE = path.join(GUESTS, '..', 'images');
-const qemuPids = (): number[] => pidsMatching((argv) => (argv[0] ?? '').includes('qemu-system') && argv.some((a) => a.startsWith('urunc-')));
 
 /** The hello kernel in one layer and its urunc.json in another (the view must merge them). */
 function layeredHelloImage(): string {

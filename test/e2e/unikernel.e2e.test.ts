@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GUESTS, buildGuests, linuxRootLayer, symlinkEscapeImage, unikernelImage } from '../fixtures/unikernel-images.js';
-import { Containerd, RUNTIME, pidsMatching, sleep, versionsUnderTest, waitFor } from './containerd.js';
+import { Containerd, RUNTIME, sleep, versionsUnderTest, waitFor, qemuPids } from './containerd.js';
 
 const HELLO = 'docker.io/library/hello-uk:annotations';
 const HELLO_JSON = 'docker.io/library/hello-uk:urunc-json';
@@ -27,7 +27,6 @@ function writeConfig(dir: string, name: string, text: string): string {
   return f;
 }
 
-const qemuPids = (): number[] => pidsMatching((argv) => (argv[0] ?? '').includes('qemu-system') && argv.some((a) => a.startsWith('urunc-')));
 
 describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
   let c: Containerd;
