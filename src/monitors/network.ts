@@ -92,14 +92,32 @@ async function usedStaticIndexes(netns: string): Promise<Set<number>> {
  * Plans and creates the guest's network in `netns`; `record` is called with what will be made
  * before it is made. Undefined when the namespace has no pod interface (no CNI, e.g. plain ctr).
  */
-export async function setupNetwork(o: {
+type SetupInput = {
   netns: string;
   namespace: string;
   id: string;
   staticMode: boolean;
   user: { uid: number; gid: number };
   record: (r: NetRecord) => void;
-}): Promise<NetPlan | undefined> {
+};
+
+/** Set-ups in one namespace run one at a time (a pod's containers share the daemon): the dynamic slot and the /30s are read, then taken. */
+const netnsQueues = new Map<number, Promise<unknown>>();
+
+export async function setupNetwork(o: SetupInput): Promise<NetPlan | undefined> {
+  const ino = inoOf(o.netns);
+  if (ino === undefined) return undefined;
+  const prev = netnsQueues.get(ino) ?? Promise.resolve();
+  const mine = prev.catch(() => undefined).then(() => setupNetworkNow(o));
+  netnsQueues.set(ino, mine);
+  try {
+    return await mine;
+  } finally {
+    if (netnsQueues.get(ino) === mine) netnsQueues.delete(ino);
+  }
+}
+
+async function setupNetworkNow(o: SetupInput): Promise<NetPlan | undefined> {
   if (!fs.existsSync(o.netns)) return undefined;
   const pod = await podInterface(o.netns);
   if (!pod) return undefined;

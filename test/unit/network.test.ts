@@ -77,6 +77,15 @@ describe('guest network plumbing', () => {
     expect(findNetns({ netns: '/proc/999999999/ns/net', netnsIno: 1 })).toBeUndefined();
   });
 
+  it('concurrent set-ups in one namespace take one dynamic slot and distinct static subnets', async () => {
+    const user = { uid: 0, gid: 0 };
+    const plans = await Promise.all(['p', 'q', 'r'].map((id) => setupNetwork({ netns, namespace: 'k8s.io', id, staticMode: false, user, record: () => undefined })));
+    expect(plans.filter((p) => p?.record.mode === 'dynamic')).toHaveLength(1);
+    expect(new Set(plans.map((p) => p?.guest.ip)).size).toBe(3);
+    for (const p of plans) await releaseNetwork(p?.record as NetRecord);
+    expect(inNs('ip', '-o', 'link', 'show')).not.toMatch(/ukt/);
+  });
+
   it('a half-made dynamic set-up (some filters missing) still releases cleanly; no pod interface means no network', async () => {
     const a = await setupNetwork({ netns, namespace: 'x', id: 'a', staticMode: false, user: { uid: 0, gid: 0 }, record: () => undefined });
     inNs('tc', 'filter', 'del', 'dev', 'eth0', 'parent', 'ffff:', 'prio', '49101');
