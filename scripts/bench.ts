@@ -1,10 +1,12 @@
 // npm run bench: this shim against the stock runc shim, interleaved in one run on one private
 // containerd, reported as medians and ratios (never asserted).
 //   1. `ctr run --rm` of a busybox echo, N times each, alternating runtimes.
-//   2. RSS and PSS of the shim daemon while one container sleeps, per runtime.
+//   2. RSS and PSS of the shim daemon while one container sleeps, and per container (summed PSS of
+//      every shim process / 10) while 10 sleep, per runtime.
 //   3. `ctr run --rm` of the hello unikernel through this shim against the same kernel booted by a
 //      bare qemu command with the same machine arguments (the floor); the difference is what the
-//      container machinery adds.
+//      container machinery adds; then BENCH_CONCURRENT (50) hello containers started at once against
+//      as many bare boots at once. docs/latency.svg (shown in the README) plots every sample of both pairs.
 //   4. Root filesystems on containerd 2.x with the blockfile snapshotter: a Linux unikernel whose
 //      root is the container's block device, with its boot artifacts (66 MB kernel, initrd) read
 //      from a snapshot view against copied out of a transient mount: Create-to-running time
@@ -16,7 +18,7 @@ import path from 'node:path';
 import { Containerd, REPO, RUNTIME, pidsMatching, sleep, type Version } from '../test/e2e/containerd.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../test/fixtures/oci-image.js';
 import { GUESTS, buildGuests, linuxRootLayer, unikernelImage } from '../test/fixtures/unikernel-images.js';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import os from 'node:os';
 
 const HELLO = 'docker.io/library/hello-uk:bench';
@@ -28,6 +30,8 @@ const BENCH_CONFIG = '[monitors.qemu]\naccelerator = "kvm"\nmachine = "microvm"\
 const N = Number(process.env.BENCH_N ?? 20);
 const VERSIONS = (process.env.BENCH_CONTAINERD ?? '1.6').split(',').map((v) => v.trim()) as Version[];
 const RUNC = 'io.containerd.runc.v2';
+const CONCURRENT = Number(process.env.BENCH_CONCURRENT ?? 50);
+const samples: Array<{ version: string; base: number[]; ours: number[]; bare: number[]; uk: number[] }> = [];
 
 interface Row {
   metric: string;
@@ -60,19 +64,25 @@ async function runEcho(c: Containerd, runtime: string, id: string): Promise<numb
   return ms;
 }
 
-async function shimMemory(c: Containerd, runtime: string, binName: string, id: string): Promise<{ rss: number; pss: number }> {
-  const r = await c.ctr(['run', '-d', '--runtime', runtime, BUSYBOX_IMAGE, id, 'sleep', '600']);
-  if (r.code !== 0) throw new Error(r.stderr);
+/** Summed RSS/PSS of every shim process of `binName` while `count` busybox containers sleep, divided by count. */
+async function shimMemory(c: Containerd, runtime: string, binName: string, id: string, count = 1): Promise<{ rss: number; pss: number }> {
+  const ids = Array.from({ length: count }, (_, i) => `${id}-${i}`);
+  for (const t of ids) {
+    const r = await c.ctr(['run', '-d', '--runtime', runtime, BUSYBOX_IMAGE, t, 'sleep', '600']);
+    if (r.code !== 0) throw new Error(r.stderr);
+  }
   await sleep(1500);
   const pids = pidsMatching((argv) => argv.some((a) => a.includes(binName)) && argv.includes(c.address));
   const total = pids.map(memOf).reduce((a, b) => ({ rss: a.rss + b.rss, pss: a.pss + b.pss }), { rss: 0, pss: 0 });
-  await c.ctr(['task', 'kill', '-s', 'KILL', id]);
-  for (let i = 0; i < 50; i++) {
-    if ((await c.ctr(['task', 'rm', id])).code === 0) break;
-    await sleep(100);
+  for (const t of ids) {
+    await c.ctr(['task', 'kill', '-s', 'KILL', t]);
+    for (let i = 0; i < 50; i++) {
+      if ((await c.ctr(['task', 'rm', t])).code === 0) break;
+      await sleep(100);
+    }
+    await c.ctr(['c', 'rm', t]);
   }
-  await c.ctr(['c', 'rm', id]);
-  return total;
+  return { rss: total.rss / count, pss: total.pss / count };
 }
 
 async function runHello(c: Containerd, id: string): Promise<number> {
@@ -81,6 +91,16 @@ async function runHello(c: Containerd, id: string): Promise<number> {
   const ms = performance.now() - t0;
   if (r.code !== 1 || !r.stdout.includes('Hello from')) throw new Error(`hello ${id}: exit ${r.code}: ${r.stderr}`);
   return ms;
+}
+
+/** The same bare boot without blocking the event loop (for the concurrent run). */
+function bareQemuAsync(): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('qemu-system-x86_64', [...QEMU_ARGS, '-kernel', path.join(GUESTS, 'hello.elf'), '-append', 'Unikraft -- exit=0'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('close', (code) => (code === 1 && out.includes('Hello from') ? resolve() : reject(new Error(`bare qemu: exit ${code}`))));
+  });
 }
 
 function runBareQemu(): number {
@@ -131,6 +151,16 @@ async function benchVersion(version: Version): Promise<Row[]> {
     }
     const mb = await shimMemory(c, RUNC, 'containerd-shim-runc-v2', 'mem-r');
     const mu = await shimMemory(c, RUNTIME, 'containerd-shim-urunc-v2', 'mem-u');
+    const mb10 = await shimMemory(c, RUNC, 'containerd-shim-runc-v2', 'mem10-r', 10);
+    const mu10 = await shimMemory(c, RUNTIME, 'containerd-shim-urunc-v2', 'mem10-u', 10);
+    // 50 at once: every hello container must finish; the bare boots give the floor.
+    const t50 = performance.now();
+    await Promise.all(Array.from({ length: CONCURRENT }, (_, i) => runHello(c, `c50-${i}`)));
+    const uk50 = performance.now() - t50;
+    const b50 = performance.now();
+    await Promise.all(Array.from({ length: CONCURRENT }, () => bareQemuAsync()));
+    const bare50 = performance.now() - b50;
+    samples.push({ version, base, ours, bare, uk });
     fs.mkdirSync(path.join(REPO, 'bench-results'), { recursive: true });
     fs.writeFileSync(path.join(REPO, 'bench-results', `echo-${version}.json`), JSON.stringify({ version, base, ours }, null, 1));
     fs.writeFileSync(path.join(REPO, 'bench-results', `hello-${version}.json`), JSON.stringify({ version, bare, uk }, null, 1));
@@ -143,6 +173,8 @@ async function benchVersion(version: Version): Promise<Row[]> {
       { metric: `hello unikernel: bare qemu vs ctr run --rm, median (${version}, n=${N})`, baseline: median(bare), ours: median(uk), unit: 'ms' },
       { metric: `hello unikernel: bare qemu vs ctr run --rm, p90 (${version})`, baseline: pct(bare, 90), ours: pct(uk, 90), unit: 'ms' },
       { metric: `added by the container path (uk - bare) vs runc echo (${version})`, baseline: median(base), ours: added, unit: 'ms' },
+      { metric: `shim PSS per container, 10 running (containerd ${version})`, baseline: mb10.pss, ours: mu10.pss, unit: 'MiB' },
+      { metric: `${CONCURRENT} hello at once: bare qemu vs ctr run --rm, total (${version})`, baseline: bare50, ours: uk50, unit: 'ms' },
     ];
   } finally {
     await c.destroy();
@@ -242,9 +274,40 @@ function table(rows: Row[], base: string, ours: string): void {
   }
 }
 
+/** A strip plot of every sample per series (one row each), with the median marked: bench-results/latency.svg. */
+function writePlot(file: string): void {
+  const series = samples.flatMap((s) => [
+    { label: `echo, runc shim (${s.version})`, xs: s.base, color: '#4c78a8' },
+    { label: `echo, urunc-ts (${s.version})`, xs: s.ours, color: '#f58518' },
+    { label: `hello, bare qemu (${s.version})`, xs: s.bare, color: '#54a24b' },
+    { label: `hello, urunc-ts (${s.version})`, xs: s.uk, color: '#e45756' },
+  ]);
+  const max = Math.max(...series.flatMap((x) => x.xs)) * 1.05;
+  const left = 210, width = 560, rowH = 28, top = 30;
+  const x = (ms: number) => left + (ms / max) * width;
+  const h = top + series.length * rowH + 40;
+  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${left + width + 20}" height="${h}" font-family="sans-serif" font-size="12">`,
+    `<text x="${left}" y="18">ctr run --rm latency per run (ms); bar = median</text>`];
+  series.forEach((s, i) => {
+    const y = top + i * rowH + rowH / 2;
+    parts.push(`<text x="${left - 8}" y="${y + 4}" text-anchor="end">${s.label}</text>`);
+    for (const v of s.xs) parts.push(`<circle cx="${x(v).toFixed(1)}" cy="${y}" r="3" fill="${s.color}" fill-opacity="0.6"/>`);
+    parts.push(`<line x1="${x(median(s.xs)).toFixed(1)}" x2="${x(median(s.xs)).toFixed(1)}" y1="${y - 9}" y2="${y + 9}" stroke="black" stroke-width="2"/>`);
+  });
+  const axisY = top + series.length * rowH + 8;
+  parts.push(`<line x1="${left}" x2="${left + width}" y1="${axisY}" y2="${axisY}" stroke="black"/>`);
+  for (let t = 0; t <= max; t += max > 1000 ? 200 : 100) {
+    parts.push(`<line x1="${x(t)}" x2="${x(t)}" y1="${axisY}" y2="${axisY + 4}" stroke="black"/><text x="${x(t)}" y="${axisY + 16}" text-anchor="middle">${t}</text>`);
+  }
+  parts.push('</svg>');
+  fs.writeFileSync(file, `${parts.join('\n')}\n`);
+}
+
 const rows: Row[] = [];
 for (const v of VERSIONS) rows.push(...(await benchVersion(v)));
 table(rows, 'runc shim', 'urunc-ts');
+fs.mkdirSync(path.join(REPO, 'docs'), { recursive: true });
+writePlot(path.join(REPO, 'docs', 'latency.svg'));
 if (process.env.BENCH_ROOTFS !== '0') {
   console.log('');
   table(await benchRootfs(), 'copy', 'view');
