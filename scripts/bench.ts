@@ -93,10 +93,13 @@ async function runHello(c: Containerd, id: string): Promise<number> {
   return ms;
 }
 
+/** The hello kernel booted by a bare qemu command with the same machine arguments (the floor). */
+const BARE_ARGS = [...QEMU_ARGS, '-kernel', path.join(GUESTS, 'hello.elf'), '-append', 'Unikraft -- exit=0'];
+
 /** The same bare boot without blocking the event loop (for the concurrent run). */
 function bareQemuAsync(): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn('qemu-system-x86_64', [...QEMU_ARGS, '-kernel', path.join(GUESTS, 'hello.elf'), '-append', 'Unikraft -- exit=0'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn('qemu-system-x86_64', BARE_ARGS, { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.once('close', (code) => (code === 1 && out.includes('Hello from') ? resolve() : reject(new Error(`bare qemu: exit ${code}`))));
@@ -105,7 +108,7 @@ function bareQemuAsync(): Promise<void> {
 
 function runBareQemu(): number {
   const t0 = performance.now();
-  const r = spawnSync('qemu-system-x86_64', [...QEMU_ARGS, '-kernel', path.join(GUESTS, 'hello.elf'), '-append', 'Unikraft -- exit=0'], { encoding: 'utf8' });
+  const r = spawnSync('qemu-system-x86_64', BARE_ARGS, { encoding: 'utf8' });
   const ms = performance.now() - t0;
   if (r.status !== 1 || !r.stdout.includes('Hello from')) throw new Error(`bare qemu: exit ${r.status}: ${r.stderr}`);
   return ms;

@@ -39,7 +39,7 @@ export interface LaunchInput {
   config: RuntimeConfig;
   kvmUsable: () => boolean;
   /** The guest's network (a tap in the container's network namespace), when it has one. */
-  net?: { tap: string; mac: string; guest: GuestNet } | undefined;
+  net?: { tap: string; guest: GuestNet } | undefined;
 }
 
 export interface LaunchPlan {
@@ -98,7 +98,7 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
     // A Linux guest gets a read-only export: it keeps its writes in its own overlay (tmpfs upper), off the container's files.
     sharedFs: rootfsType === '9pfs' ? { kind: '9p', path: SHARED_ROOT, readonly: uk.unikernelType === 'linux' }
       : rootfsType === 'virtiofs' ? { kind: 'virtiofs', socket: `${SCRATCH}/${VIRTIOFS_SOCKET}` } : undefined,
-    net: inp.net ? { tap: inp.net.tap, mac: inp.net.mac } : undefined,
+    net: inp.net ? { tap: inp.net.tap, mac: inp.net.guest.mac } : undefined,
     seccomp: inp.spec.linux?.seccomp !== undefined,
     scratch: SCRATCH,
     accel, config: mcfg,

@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { messageOf } from '../errors.js';
-import { run as spawnRun } from '../sys/spawn.js';
+import { runChecked } from '../sys/spawn.js';
 import type { GuestNet } from './guests.js';
 
 export const NAT_PORTS = { from: 61440, to: 65535 };
@@ -29,27 +29,21 @@ export interface NetRecord {
   tap: string;
   mode: 'dynamic' | 'static';
   podIf: string;
-  /** static: the /30 index k (172.16.k.0/30). */
-  index?: number;
   /** iptables -t nat rule specs added (deleted with -D). */
   nat: string[][];
 }
 
 export interface NetPlan {
   record: NetRecord;
+  /** What the guest is configured with; its MAC is also the NIC's. */
   guest: GuestNet;
-  tap: string;
-  mac: string;
 }
 
 interface IpAddr { ifname: string; address: string; mtu: number; addr_info?: Array<{ family: string; local: string; prefixlen: number }> }
 interface IpRoute { dst: string; gateway?: string; dev: string }
 
-async function run(netns: string, argv: string[], input?: string): Promise<string> {
-  const r = await spawnRun('nsenter', [`--net=${netns}`, '--', ...argv], { input, timeoutMs: 15_000 });
-  if (r.code !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr.trim() || `exit status ${r.code}`}`);
-  return r.stdout;
-}
+const run = (netns: string, argv: string[], input?: string): Promise<string> =>
+  runChecked(argv.join(' '), 'nsenter', [`--net=${netns}`, '--', ...argv], { input, timeoutMs: 15_000 });
 
 export const tapName = (namespace: string, id: string) => `ukt${createHash('sha256').update(`${namespace}/${id}`).digest('hex').slice(0, 10)}`;
 const macFor = (tap: string) => `02:${createHash('sha256').update(tap).digest('hex').slice(0, 10).match(/../g)?.join(':')}`;
@@ -125,21 +119,17 @@ async function setupNetworkNow(o: SetupInput): Promise<NetPlan | undefined> {
   const dynamic = !o.staticMode && !(await hasDynamicGuest(o.netns, pod.name));
   const rec: NetRecord = { netns: o.netns, netnsIno: fs.statSync(o.netns).ino, tap, mode: dynamic ? 'dynamic' : 'static', podIf: pod.name, nat: [] };
   let guest: GuestNet;
-  let mac: string;
   if (dynamic) {
     guest = { ip: pod.ip, mask: prefixToMask(pod.prefix), gateway: pod.gateway, mac: pod.mac };
-    mac = pod.mac;
   } else {
     const used = await usedStaticIndexes(o.netns);
     let k = 1;
     while (used.has(k)) k++;
     if (k > 254) throw new Error('no free static guest subnet in this network namespace');
-    rec.index = k;
     const src = `${STATIC_NET}.${k}.0/30`;
     for (const proto of ['tcp', 'udp']) rec.nat.push(['POSTROUTING', '-s', src, '-o', pod.name, '-p', proto, '-j', 'MASQUERADE', '--to-ports', `${NAT_PORTS.from}-${NAT_PORTS.to}`]);
     rec.nat.push(['POSTROUTING', '-s', src, '-o', pod.name, '-j', 'MASQUERADE']);
-    mac = macFor(tap);
-    guest = { ip: `${STATIC_NET}.${k}.2`, mask: '255.255.255.252', gateway: `${STATIC_NET}.${k}.1`, mac };
+    guest = { ip: `${STATIC_NET}.${k}.2`, mask: '255.255.255.252', gateway: `${STATIC_NET}.${k}.1`, mac: macFor(tap) };
   }
   o.record(rec);
 
@@ -162,7 +152,7 @@ async function setupNetworkNow(o: SetupInput): Promise<NetPlan | undefined> {
     await run(o.netns, ['tee', '/proc/sys/net/ipv4/ip_forward'], '1\n');
     for (const rule of rec.nat) await run(o.netns, ['iptables', '-w', '5', '-t', 'nat', '-A', ...rule]);
   }
-  return { record: rec, guest, tap, mac };
+  return { record: rec, guest };
 }
 
 const inoOf = (p: string): number | undefined => {

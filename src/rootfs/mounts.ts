@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { invalidArgument } from '../errors.js';
-import { run } from '../sys/spawn.js';
+import { runChecked } from '../sys/spawn.js';
 import { EBUSY, EINVAL, ENOENT, MNT_DETACH, mount, umount } from '../sys/libc.js';
 import { resolveInRoot } from './resolve-in-root.js';
 
@@ -90,8 +90,7 @@ const blockFs: MountHandler = {
   async mount(m, target) {
     if (!m.options.includes('loop')) return syscallMount(m, target);
     // A loop device needs attaching first; mount(8) does it with autoclear, so the unmount frees it.
-    const r = await run('mount', ['-t', m.type, '-o', m.options.join(','), '--', m.source, target], { timeoutMs: 30_000 });
-    if (r.code !== 0) throw new Error(`mount ${m.source} on ${target}: ${r.stderr.trim() || `exit status ${r.code}`}`);
+    await runChecked(`mount ${m.source} on ${target}`, 'mount', ['-t', m.type, '-o', m.options.join(','), '--', m.source, target], { timeoutMs: 30_000 });
   },
 };
 

@@ -82,3 +82,13 @@ export class ContainerdGrpc {
     this.session = undefined;
   }
 }
+
+const clients = new Map<string, ContainerdGrpc>();
+
+/** The one client per containerd socket in this process (`unix://` prefix optional), shared by every caller. */
+export function containerdGrpc(address: string): ContainerdGrpc {
+  const socket = address.replace(/^unix:\/\//, '');
+  let c = clients.get(socket);
+  if (!c) clients.set(socket, (c = new ContainerdGrpc(socket)));
+  return c;
+}

@@ -7,7 +7,7 @@ import { Kind, RemoveSnapshotRequest, StatSnapshotRequest, StatSnapshotResponse,
 import { Empty } from '../gen/google/protobuf/empty.js';
 import { Code, ShimError } from '../errors.js';
 import type { SnapshotApi, SnapshotKind } from '../rootfs/view.js';
-import { ContainerdGrpc } from './containerd-grpc.js';
+import { containerdGrpc, type ContainerdGrpc } from './containerd-grpc.js';
 
 const SNAPSHOTS = '/containerd.services.snapshots.v1.Snapshots';
 const LEASES = '/containerd.services.leases.v1.Leases';
@@ -45,13 +45,7 @@ export function snapshotApi(grpc: ContainerdGrpc): SnapshotApi {
   };
 }
 
-/** A SnapshotApi per containerd address (unix:// prefix optional); one connection each. */
-export function snapshotApiFor(): (address: string) => SnapshotApi {
-  const byAddress = new Map<string, SnapshotApi>();
-  return (address) => {
-    const socket = address.replace(/^unix:\/\//, '');
-    let api = byAddress.get(socket);
-    if (!api) byAddress.set(socket, (api = snapshotApi(new ContainerdGrpc(socket))));
-    return api;
-  };
+/** The SnapshotApi of a containerd address, on that address's shared client. */
+export function snapshotApiFor(address: string): SnapshotApi {
+  return snapshotApi(containerdGrpc(address));
 }

@@ -35,8 +35,7 @@ export async function runDelete(f: ShimFlags): Promise<void> {
   }
   // The view, its lease and the task's mounts, from the bundle's state file alone (the container
   // record may be gone); containerd's address is the flag's, else the one recorded at Create.
-  const apiFor = snapshotApiFor();
-  await releaseRootfs(bundle, (recorded) => (f.address || recorded ? apiFor(f.address || recorded) : undefined))
+  await releaseRootfs(bundle, (recorded) => (f.address || recorded ? snapshotApiFor(f.address || recorded) : undefined))
     .catch((err: unknown) => process.stderr.write(`rootfs cleanup: ${messageOf(err)}\n`));
   unmountAll(path.join(bundle, 'rootfs'));
   await removeDeadSocket(bundle);

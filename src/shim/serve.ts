@@ -11,7 +11,7 @@ import { Publisher } from './publisher.js';
 import { taskHandlers } from './task-rpc.js';
 import { TtrpcServer } from './ttrpc/server.js';
 import { kvmUsable } from '../sys/libc.js';
-import { ContainerdGrpc } from './containerd-grpc.js';
+import { containerdGrpc } from './containerd-grpc.js';
 import { imageAnnotationReader } from './image-annotations.js';
 import { snapshotApiFor } from './containerd-snapshots.js';
 
@@ -32,8 +32,8 @@ export async function runServe(f: ShimFlags): Promise<void> {
   const service = new TaskService(log, reaper, publisher, undefined, (taskBundle, namespace, id) =>
     taskBundle === bundle ? { log: log.child({ task: id }), close: () => undefined } : createBundleLogger(taskBundle, { namespace, id }, f.debug),
   {
-    imageAnnotations: f.address ? imageAnnotationReader(new ContainerdGrpc(f.address.replace(/^unix:\/\//, ''))) : undefined,
-    containerd: f.address ? { address: f.address, snapshots: snapshotApiFor() } : undefined,
+    imageAnnotations: f.address ? imageAnnotationReader(containerdGrpc(f.address)) : undefined,
+    containerd: f.address ? { address: f.address, snapshots: snapshotApiFor } : undefined,
     kvmUsable: once(kvmUsable),
   });
   const server = new TtrpcServer(log);

@@ -20,7 +20,6 @@ export function spawnOwned(file: string, args: readonly string[], opts: SpawnOpt
 
 export interface RunResult {
   code: number;
-  /** stdout, followed by stderr when there was any. */
   stdout: string;
   stderr: string;
 }
@@ -42,11 +41,18 @@ export function run(file: string, args: readonly string[], opts: SpawnOptions & 
     child.once('close', (code, signal) => {
       if (timer) clearTimeout(timer);
       const rc = code ?? 128 + (signal ? 9 : 0);
-      resolve({ code: rc, stdout: stdout + (stderr ? `\n${stderr}` : ''), stderr });
+      resolve({ code: rc, stdout, stderr });
     });
     if (input !== undefined) {
       child.stdin?.on('error', () => undefined);
       child.stdin?.end(input);
     }
   });
+}
+
+/** run(), but a non-zero status throws `<what>: <stderr, or the status>`; resolves to stdout. */
+export async function runChecked(what: string, file: string, args: readonly string[], opts: SpawnOptions & { input?: string; timeoutMs?: number } = {}): Promise<string> {
+  const r = await run(file, args, opts);
+  if (r.code !== 0) throw new Error(`${what}: ${r.stderr.trim() || `exit status ${r.code}`}`);
+  return r.stdout;
 }

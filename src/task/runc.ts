@@ -88,8 +88,9 @@ export class Runc {
   private async simple(bundle: string, args: string[], input?: string): Promise<string> {
     const log = path.join(bundle, 'runc-log.json');
     const res = await run(this.binary, [...this.base(log), ...args], { input, cwd: bundle });
-    if (res.code !== 0) throw runcError(`runc ${args[0]}`, res.stdout, log);
-    return res.stdout.trim();
+    const output = res.stdout + (res.stderr ? `\n${res.stderr}` : '');
+    if (res.code !== 0) throw runcError(`runc ${args[0]}`, output, log);
+    return output.trim();
   }
 
   private runWithStdio(args: string[], stdio: RuncStdio, log: string, what: string): Promise<void> {

@@ -17,7 +17,7 @@ import type { CreateRequest, EventSink, ExecRequest, ExitInfo, ProcessState } fr
 import { readSpec } from './spec.js';
 import { oomKills } from './oom.js';
 import { validateId } from './identifiers.js';
-import { setupContainer, specRootfs, type UnikernelHost, type UnikernelTask } from './unikernel.js';
+import { setupContainer, snapshotsFor, specRootfs, type UnikernelHost, type UnikernelTask } from './unikernel.js';
 import { removeMonitorBundle, type OciSpec } from '../monitors/launcher.js';
 import { Watchdog } from '../monitors/watchdog.js';
 import { hooksOf, runHooks, type OciState } from './hooks.js';
@@ -397,11 +397,10 @@ export class TaskService {
       } catch (err: unknown) {
         c.tlog.log.warn({ err: messageOf(err) }, 'remove monitor bundle');
       }
-      const api = this.unikernels.containerd;
       // Every step is idempotent, so a transient failure (containerd busy, a mount still busy) is retried.
       for (let attempt = 1; ; attempt++) {
         try {
-          await releaseRootfs(c.bundle, (a) => (a && api ? api.snapshots(a) : undefined));
+          await releaseRootfs(c.bundle, snapshotsFor(this.unikernels));
           break;
         } catch (err: unknown) {
           if (attempt === RELEASE_ATTEMPTS) {

@@ -65,6 +65,11 @@ export interface SetupResult {
   mountedRootfs: string | undefined;
 }
 
+/** How releaseRootfs reaches containerd at a recorded address: through the host's API, when it has one. */
+export function snapshotsFor(host: UnikernelHost): (address: string) => SnapshotApi | undefined {
+  return (address) => (address && host.containerd ? host.containerd.snapshots(address) : undefined);
+}
+
 /** The config file: the Create options' ConfigPath, else $URUNC_CONFIG_PATH, else /etc/urunc/config.toml. */
 export function configPathFor(optionPath: string | undefined): string {
   return optionPath || process.env.URUNC_CONFIG_PATH || DEFAULT_CONFIG_PATH;
@@ -129,7 +134,7 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
   const runtime = loadRuntimeConfig(configPathFor(o.configPath), (msg) => o.log.warn(msg));
 
   const state = new StateFile(o.bundle, { namespace: o.namespace, id: o.id, address: o.host.containerd?.address ?? '' });
-  o.undo(() => releaseRootfs(o.bundle, (a) => (a && o.host.containerd ? o.host.containerd.snapshots(a) : undefined)));
+  o.undo(() => releaseRootfs(o.bundle, snapshotsFor(o.host)));
   // The rootfs path is recorded whether or not it is mounted now (a transient mount may come); unmounting is idempotent.
   state.update((s) => (o.mounts.length > 0 ? s.mounts.push(o.rootfs) : undefined));
 
@@ -154,11 +159,8 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
   }
 
   // Without a host mount and without a view, the image's files are read from a transient read-only mount.
-  let probe = false;
-  if (!mounted && !artifactRoot && o.mounts.length > 0) {
-    await mountRootfs(o.mounts.map(readOnly));
-    probe = true;
-  }
+  const probe = !mounted && !artifactRoot && o.mounts.length > 0;
+  if (probe) await mountRootfs(o.mounts.map(readOnly));
   const filesRoot = artifactRoot ?? mounted;
   if (keepOffHost && filesRoot) config = resolveUnikernelConfig({ spec: specKeys, image: imageKeys, uruncJson: readUruncJson(filesRoot) }) ?? config;
 
@@ -166,7 +168,6 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
   if (needsHostRootfs(choice) && (probe || !mounted) && o.mounts.length > 0) {
     // urunc.json changed the plan to one that needs the rootfs: mount it for real.
     unmountAll(o.rootfs);
-    probe = false;
     await mountRootfs(o.mounts);
   }
   if (!artifactRoot) {
@@ -194,9 +195,10 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
     staticMode: o.spec.annotations?.['io.kubernetes.cri.container-name'] === 'user-container',
     record: (r) => state.update((s) => (s.net = r)),
   }) : undefined;
-  if (net) o.log.info({ tap: net.tap, mode: net.record.mode, ip: net.guest.ip }, 'guest network');
+  if (net) o.log.info({ tap: net.record.tap, mode: net.record.mode, ip: net.guest.ip }, 'guest network');
 
-  const plan = prepareLaunch({ id: o.id, bundle: o.bundle, spec: o.spec, unikernel: config, config: runtime, kvmUsable: o.host.kvmUsable, net });
+  const plan = prepareLaunch({ id: o.id, bundle: o.bundle, spec: o.spec, unikernel: config, config: runtime, kvmUsable: o.host.kvmUsable,
+    net: net && { tap: net.record.tap, guest: net.guest } });
   if (choice.type === 'virtiofs') await startSharedFsDaemon(runtime, mounted ?? o.rootfs, o.bundle, state);
   o.log.info({ hypervisor: config.hypervisor, type: config.unikernelType, rootfs: choice.type, artifacts, accel: plan.accel }, 'unikernel container');
   return { unikernel: { config, runtime, plan, params }, mountedRootfs: mounted };

@@ -40,11 +40,11 @@ describe('guest network plumbing', () => {
     const mac = JSON.parse(inNs('ip', '-j', 'link', 'show', 'eth0'))[0].address as string;
     const a = await setupNetwork({ netns, namespace: 'k8s.io', id: 'a', staticMode: false, user, record: (r) => records.push(r) });
     expect(a?.guest).toEqual({ ip: '10.77.0.5', mask: '255.255.255.0', gateway: '10.77.0.1', mac });
-    expect(a?.mac).toBe(mac);
+    expect(a?.guest.mac).toBe(mac);
     const filters = inNs('tc', 'filter', 'show', 'dev', 'eth0', 'ingress');
     expect(filters.match(/pref (\d+)/g)?.map((p) => p.split(' ')[1])).toEqual(expect.arrayContaining(['49100', '49101', '49102', '49103']));
-    expect(filters).toContain(`Egress Redirect to device ${a?.tap}`);
-    expect(filters).toContain(`Egress Mirror to device ${a?.tap}`);
+    expect(filters).toContain(`Egress Redirect to device ${a?.record.tap}`);
+    expect(filters).toContain(`Egress Mirror to device ${a?.record.tap}`);
 
     const b = await setupNetwork({ netns, namespace: 'k8s.io', id: 'b', staticMode: false, user, record: (r) => records.push(r) });
     expect(b?.record.mode).toBe('static');
