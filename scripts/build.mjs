@@ -1,7 +1,8 @@
 // Bundles the shim into dist/ (ESM, code-split per action so `start`/`delete` load little) and
-// writes the executable bin/containerd-shim-urunc-v2, which runs under plain `node`.
+// compiles the executable bin/containerd-shim-urunc-v2 (the native front, native/front.c).
 import { build } from 'esbuild';
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,7 +24,14 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
 });
+// The executable containerd runs is the native front (native/front.c): it forwards `start` and
+// `delete` to the warm daemon and execs node on dist/main.mjs for everything else.
 const bin = path.join(root, 'bin', 'containerd-shim-urunc-v2');
 fs.mkdirSync(path.dirname(bin), { recursive: true });
-fs.writeFileSync(bin, `#!/usr/bin/env node\nimport '../dist/main.mjs';\n`, { mode: 0o755 });
-fs.chmodSync(bin, 0o755);
+const cc = process.env.CC || 'cc';
+const r = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', `-DNODE_BIN=${JSON.stringify(process.execPath)}`, '-o', `${bin}.tmp`, path.join(root, 'native', 'front.c')], { stdio: 'inherit' });
+if (r.status !== 0) {
+  console.error(`build: ${cc} failed to compile native/front.c (install gcc)`);
+  process.exit(1);
+}
+fs.renameSync(`${bin}.tmp`, bin);

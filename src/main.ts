@@ -1,6 +1,7 @@
 // Entry: argv/env -> start | delete | serve | -info | -v. Each action is imported lazily so the
 // short-lived paths load only what they use.
 import { parseFlags } from './shim/flags.js';
+import { processIo } from './shim/io.js';
 
 async function main(): Promise<number> {
   const f = parseFlags(process.argv.slice(2));
@@ -14,10 +15,10 @@ async function main(): Promise<number> {
   }
   switch (f.action) {
     case 'start':
-      await (await import('./shim/start.js')).runStart(f);
+      await (await import('./shim/start.js')).runStart(f, processIo());
       return 0;
     case 'delete':
-      await (await import('./shim/delete.js')).runDelete(f);
+      await (await import('./shim/delete.js')).runDelete(f, processIo());
       return 0;
     case 'serve':
       await (await import('./shim/serve.js')).runServe(f);

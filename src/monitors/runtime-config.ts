@@ -9,6 +9,11 @@ import { HYPERVISORS, type HypervisorName } from './unikernel-config.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/urunc/config.toml';
 
+/** The config file: the options' ConfigPath, else $URUNC_CONFIG_PATH, else /etc/urunc/config.toml. */
+export function configPathFor(optionPath: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return optionPath || env.URUNC_CONFIG_PATH || DEFAULT_CONFIG_PATH;
+}
+
 const Monitor = z.object({
   default_memory_mb: z._default(z.int().check(z.positive()), 256),
   default_vcpus: z._default(z.int().check(z.positive()), 1),
@@ -36,6 +41,11 @@ const ConfigSchema = z.object({
   rootfs_view: z._default(z.object({ enabled: z._default(z.boolean(), false) }), { enabled: false }),
   /** Ours: kernel parameters added to every Linux guest's command line (e.g. clock settings under tcg). */
   guests: z._default(z.object({ linux: z._default(z.object({ extra_cmdline: z._default(z.string().check(z.maxLength(1024)), '') }), { extra_cmdline: '' }) }), { linux: { extra_cmdline: '' } }),
+  /** Ours: how containers share shim daemons (src/shim/start.ts) and how long an idle daemon stays warm. */
+  shim: z._default(z.object({
+    grouping: z._default(z.enum(['node', 'pod']), 'node'),
+    linger_ms: z._default(z.int().check(z.gte(0)), 600_000),
+  }), { grouping: 'node', linger_ms: 600_000 }),
   /** Ours: a guest that shows no console output within boot_timeout_ms is killed (0: no limit). */
   watchdog: z._default(z.object({ boot_timeout_ms: z._default(z.int().check(z.gte(0)), 60_000) }), { boot_timeout_ms: 60_000 }),
 });

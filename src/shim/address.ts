@@ -5,6 +5,8 @@ import net from 'node:net';
 import path from 'node:path';
 
 export const DEFAULT_SOCKET_DIR = '/run/containerd/s';
+/** The group of grouping "node": one daemon per containerd namespace, the one native/front.c finds. */
+export const NODE_GROUP = 'urunc-node';
 
 export function socketAddress(grpcAddress: string, namespace: string, groupId: string, socketDir = DEFAULT_SOCKET_DIR): string {
   const digest = createHash('sha256').update(path.join(grpcAddress, namespace, groupId)).digest('hex');

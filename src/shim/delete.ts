@@ -11,11 +11,12 @@ import { releaseRootfs } from '../rootfs/release.js';
 import { snapshotApiFor } from './containerd-snapshots.js';
 import { messageOf } from '../errors.js';
 import type { ShimFlags } from './flags.js';
+import type { ActionIo } from './io.js';
 import { canConnect, socketPath } from './address.js';
 import { toTimestamp } from './timestamp.js';
 
-export async function runDelete(f: ShimFlags): Promise<void> {
-  const bundle = f.bundle || process.cwd();
+export async function runDelete(f: ShimFlags, io: ActionIo): Promise<void> {
+  const bundle = f.bundle || io.cwd;
   if (!f.id || !f.namespace) throw new Error('delete: -id and -namespace are required');
   const runc = new Runc(Runc.rootFor(bundle, f.namespace));
   let pid = 0;
@@ -24,23 +25,26 @@ export async function runDelete(f: ShimFlags): Promise<void> {
   } catch {
     // never created
   }
-  await runc.delete(f.id, bundle, true).catch((err: unknown) => {
-    const msg = messageOf(err);
-    if (!/not ?found|does not exist/i.test(msg)) process.stderr.write(`runc delete: ${msg}\n`);
-  });
+  // After a normal Delete runc holds no state for the id; only then is there nothing to kill.
+  if (fs.existsSync(path.join(runc.root, f.id))) {
+    await runc.delete(f.id, bundle, true).catch((err: unknown) => {
+      const msg = messageOf(err);
+      if (!/not ?found|does not exist/i.test(msg)) io.stderr(`runc delete: ${msg}\n`);
+    });
+  }
   try {
     removeMonitorBundle(bundle);
   } catch (err: unknown) {
-    process.stderr.write(`remove monitor bundle: ${messageOf(err)}\n`);
+    io.stderr(`remove monitor bundle: ${messageOf(err)}\n`);
   }
   // The view, its lease and the task's mounts, from the bundle's state file alone (the container
   // record may be gone); containerd's address is the flag's, else the one recorded at Create.
   await releaseRootfs(bundle, (recorded) => (f.address || recorded ? snapshotApiFor(f.address || recorded) : undefined))
-    .catch((err: unknown) => process.stderr.write(`rootfs cleanup: ${messageOf(err)}\n`));
+    .catch((err: unknown) => io.stderr(`rootfs cleanup: ${messageOf(err)}\n`));
   unmountAll(path.join(bundle, 'rootfs'));
   await removeDeadSocket(bundle);
   const out = DeleteResponse.encode({ pid, exitStatus: 128 + 9, exitedAt: toTimestamp(new Date()) }).finish();
-  fs.writeSync(1, out);
+  io.stdout(out);
 }
 
 /** The group socket is removed only when no daemon serves it any more (others of the pod may). */

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { setChildSubreaper } from '../sys/libc.js';
 import { Reaper } from '../task/reaper.js';
 import { TaskService } from '../task/service.js';
-import { socketPath } from './address.js';
+import { canConnect, socketPath } from './address.js';
 import type { ShimFlags } from './flags.js';
 import { createBundleLogger } from './logger.js';
 import { Publisher } from './publisher.js';
@@ -14,6 +14,17 @@ import { kvmUsable } from '../sys/libc.js';
 import { containerdGrpc } from './containerd-grpc.js';
 import { imageAnnotationReader } from './image-annotations.js';
 import { snapshotApiFor } from './containerd-snapshots.js';
+import { encodeFrontReply, runForwarded, serveFront } from './front.js';
+import { runStart } from './start.js';
+import { runDelete } from './delete.js';
+
+function inodeOf(p: string): number | undefined {
+  try {
+    return fs.statSync(p).ino;
+  } catch {
+    return undefined;
+  }
+}
 
 export async function runServe(f: ShimFlags): Promise<void> {
   const bundle = process.cwd();
@@ -38,47 +49,88 @@ export async function runServe(f: ShimFlags): Promise<void> {
   });
   const server = new TtrpcServer(log);
   const address = process.env.URUNC_SHIM_ADDRESS ?? '';
+  const sockPath = address ? socketPath(address) : '';
+  const sockIno = sockPath ? inodeOf(sockPath) : undefined;
+  const lingerMs = Number(process.env.URUNC_SHIM_LINGER_MS ?? 0) || 0;
+  let lastFront = 0;
 
   let exiting = false;
   const shutdown = (): void => {
     if (exiting) return;
     exiting = true;
-    // Answer the Shutdown call first, then flush events and leave.
+    // Unlink the socket first (only if it is still ours: a new daemon may own the path by now), so
+    // no new `start` finds this daemon; answer the Shutdown call, then flush events and leave.
+    if (sockPath && sockIno !== undefined && inodeOf(sockPath) === sockIno) fs.rmSync(sockPath, { force: true });
     setImmediate(async () => {
       await service.releaseAll().catch((err: unknown) => log.error({ err }, 'release at shutdown'));
       await publisher.drain(3000);
       publisher.close();
       server.close();
-      if (address) fs.rmSync(socketPath(address), { force: true });
       log.info('shim exiting');
       process.exit(0);
     });
   };
-  const handlers = taskHandlers(service, { defaultNamespace: f.namespace, onShutdown: shutdown });
+  const handlers = taskHandlers(service, {
+    defaultNamespace: f.namespace,
+    // A lingering daemon stays for the next container; Shutdown with now=true still ends it.
+    onShutdown: (now) => {
+      if (now || lingerMs === 0) shutdown();
+    },
+  });
   server.register('containerd.task.v2.Task', handlers);
   server.register('containerd.task.v3.Task', handlers);
+  // The native front's forwarded `start`/`delete` (src/shim/front.ts), on the same socket.
+  server.onForeign((sock, first) => serveFront(sock, first, async (req) => {
+    lastFront = Date.now();
+    if (exiting) return encodeFrontReply(-1, Buffer.alloc(0), Buffer.alloc(0));
+    const reply = await runForwarded(req, {
+      start: runStart,
+      delete: async (df, io) => {
+        // containerd lost this task's connection while the task is still here: kill and release it first.
+        if (df.id && (await service.forget(df.id))) log.warn({ id: df.id }, 'delete: task was still held by this daemon');
+        await runDelete(df, io);
+      },
+    });
+    lastFront = Date.now();
+    return reply;
+  }));
   await server.listen({ fd: 3 });
-  log.info({ address, ttrpcAddress }, 'shim serving');
-  exitWhenIdle(() => service.size === 0 && server.connections === 0, shutdown);
+  log.info({ address, ttrpcAddress, lingerMs }, 'shim serving');
+  // Idle: no task, no client, no front request. A lingering daemon waits lingerMs for the next
+  // container; any daemon leaves at once when its containerd is gone (nothing can reach it then).
+  const limit = lingerMs > 0 ? lingerMs : Number(process.env.URUNC_SHIM_IDLE_EXIT_MS ?? 60_000);
+  exitWhenIdle(
+    () => service.size === 0 && server.connections === 0 && server.activeCalls === 0,
+    () => lastFront,
+    limit,
+    () => canConnect(`unix://${ttrpcAddress}`, 1000),
+    shutdown,
+  );
 }
 
 /**
- * A daemon with no task and no client for a whole idle period can never be reached again
- * (containerd holds a connection per live task), e.g. when containerd died between `start` and
- * Create: it leaves instead of lingering.
+ * Leaves after `limit` ms with no task, no client and no front request, or as soon as the daemon is
+ * idle and containerd's ttrpc socket no longer answers. Also covers a daemon that never received a
+ * task (containerd died between `start` and Create).
  */
-function exitWhenIdle(idle: () => boolean, leave: () => void): void {
-  const limit = Number(process.env.URUNC_SHIM_IDLE_EXIT_MS ?? 60_000);
+function exitWhenIdle(idle: () => boolean, lastActivity: () => number, limit: number, containerdUp: () => Promise<boolean>, leave: () => void): void {
   if (!(limit > 0)) return;
   let since: number | undefined;
-  const step = Math.min(limit, 5_000);
+  const step = Math.min(limit, 2_000);
   setInterval(() => {
     if (!idle()) {
       since = undefined;
       return;
     }
-    since ??= Date.now();
-    if (Date.now() - since >= limit) leave();
+    const now = Date.now();
+    since = Math.max(since ?? now, lastActivity());
+    if (now - since >= limit) {
+      leave();
+      return;
+    }
+    void containerdUp().then((up) => {
+      if (!up && idle() && Date.now() - lastActivity() > step) leave();
+    });
   }, step).unref();
 }
 

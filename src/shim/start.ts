@@ -2,52 +2,77 @@
 // socket itself and hands the listener (fd 3) to a detached daemon with no stdio, then prints
 // the plain address (the one form containerd 1.6 through 2.3 all accept). Nothing on stderr on
 // success: containerd reads stdout and stderr combined.
+//
+// Grouping (`[shim] grouping` in the runtime config, or URUNC_SHIM_GROUPING): "node" (default) puts
+// every container of one containerd namespace in one warm daemon, which the native front reaches
+// without starting node at all; "pod" gives each pod (sandbox-id) or lone container its own
+// daemon, as the runc shim does. An explicit io.containerd.urunc.v2.group annotation always wins.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { canConnect, socketAddress, socketPath } from './address.js';
+import { canConnect, NODE_GROUP, socketAddress, socketPath } from './address.js';
 import type { StartInput } from './bootstrap.js';
 import { toArgs, type ShimFlags } from './flags.js';
+import { ColdPathNeeded, type ActionIo } from './io.js';
 
-export const GROUP_ANNOTATIONS = ['io.containerd.urunc.v2.group', 'io.kubernetes.cri.sandbox-id'];
+export const GROUP_ANNOTATION = 'io.containerd.urunc.v2.group';
+export const POD_ANNOTATION = 'io.kubernetes.cri.sandbox-id';
+export type Grouping = 'node' | 'pod';
 
-export function groupIdFor(bundle: string, id: string): string {
+export interface ShimSettings {
+  grouping: Grouping;
+  /** How long a daemon with no task stays up for the next container (ms); 0: it leaves at the last Shutdown. */
+  lingerMs: number;
+}
+
+export function groupIdFor(bundle: string, id: string, grouping: Grouping): string {
   let annotations: unknown;
   try {
     annotations = (JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as { annotations?: unknown }).annotations;
   } catch {
-    return id;
+    annotations = undefined;
   }
-  if (typeof annotations !== 'object' || annotations === null) return id;
-  for (const key of GROUP_ANNOTATIONS) {
-    const v = (annotations as Record<string, unknown>)[key];
-    if (typeof v === 'string' && v !== '') return v;
+  const keys = grouping === 'pod' ? [GROUP_ANNOTATION, POD_ANNOTATION] : [GROUP_ANNOTATION];
+  if (typeof annotations === 'object' && annotations !== null) {
+    for (const key of keys) {
+      const v = (annotations as Record<string, unknown>)[key];
+      if (typeof v === 'string' && v !== '') return v;
+    }
   }
-  return id;
+  return grouping === 'node' ? NODE_GROUP : id;
 }
 
-export async function runStart(f: ShimFlags): Promise<void> {
+/** The runtime config's [shim] table, overridden by URUNC_SHIM_GROUPING / URUNC_SHIM_LINGER_MS. */
+export async function shimSettings(env: NodeJS.ProcessEnv, configPath: string | undefined): Promise<ShimSettings> {
+  const { configPathFor, loadRuntimeConfig } = await import('../monitors/runtime-config.js');
+  const cfg = loadRuntimeConfig(configPathFor(configPath, env)).shim;
+  const grouping = env.URUNC_SHIM_GROUPING === 'pod' || env.URUNC_SHIM_GROUPING === 'node' ? env.URUNC_SHIM_GROUPING : cfg.grouping;
+  const fromEnv = Number(env.URUNC_SHIM_LINGER_MS);
+  const lingerMs = env.URUNC_SHIM_LINGER_MS !== undefined && Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv
+    : grouping === 'node' ? cfg.linger_ms : 0;
+  return { grouping, lingerMs };
+}
+
+export async function runStart(f: ShimFlags, io: ActionIo): Promise<void> {
   if (!f.id || !f.namespace) throw new Error('start: -id and -namespace are required');
-  const bundle = process.cwd();
-  let stdin: Buffer = Buffer.alloc(0);
-  try {
-    stdin = fs.readFileSync(0);
-  } catch {
-    // no stdin (closed): no options
-  }
+  const bundle = io.cwd;
+  const stdin = io.stdin();
   // ctr and nerdctl send nothing: skip loading the protobuf runtime on that path.
   const input: StartInput = stdin.length > 0
     ? (await import('./bootstrap.js')).decodeStartInput(stdin, f.id, f.namespace)
     : { configPath: undefined, ttrpcAddress: undefined, grpcAddress: undefined, socketDir: undefined };
-  const group = groupIdFor(bundle, f.id);
+  const settings = await shimSettings(io.env, input.configPath);
+  const group = groupIdFor(bundle, f.id, settings.grouping);
   const address = socketAddress(f.address, f.namespace, group, input.socketDir);
   const sockPath = socketPath(address);
   // sun_path holds 108 bytes; containerd's shim library refuses paths over 106.
   if (Buffer.byteLength(sockPath) > 106) throw new Error(`start: socket path ${sockPath} is longer than 106 bytes`);
 
   if (!(await canConnect(address))) {
-    const daemonPid = await spawnDaemon(f, sockPath, group, input);
+    // A daemon running this for the front does not spawn daemons: the front's cold path does.
+    if (io.forwarded) throw new ColdPathNeeded();
+    const daemonPid = await spawnDaemon(f, io, sockPath, group, input, settings);
     if (daemonPid === undefined) {
       // Lost a race to another `start` of the same group; its daemon serves us.
       if (!(await canConnect(address))) throw new Error(`start: ${sockPath} is bound but not serving`);
@@ -56,14 +81,16 @@ export async function runStart(f: ShimFlags): Promise<void> {
     }
   }
   fs.writeFileSync(path.join(bundle, 'address'), address);
-  fs.writeSync(1, address);
+  io.stdout(address);
 }
 
 async function spawnDaemon(
   f: ShimFlags,
+  io: ActionIo,
   sockPath: string,
   group: string,
   input: StartInput,
+  settings: ShimSettings,
 ): Promise<number | undefined> {
   fs.mkdirSync(path.dirname(sockPath), { recursive: true, mode: 0o711 });
   fs.rmSync(sockPath, { force: true });
@@ -78,14 +105,16 @@ async function spawnDaemon(
     throw err;
   }
   fs.chmodSync(sockPath, 0o600);
-  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
-  const env: NodeJS.ProcessEnv = { ...process.env, URUNC_SHIM_ADDRESS: `unix://${sockPath}`, URUNC_SHIM_GROUP: group };
+  const handle = (server as unknown as { _handle: { fd: number } })._handle;
+  const env: NodeJS.ProcessEnv = {
+    ...io.env, URUNC_SHIM_ADDRESS: `unix://${sockPath}`, URUNC_SHIM_GROUP: group, URUNC_SHIM_LINGER_MS: String(settings.lingerMs),
+  };
   if (input.ttrpcAddress) env.TTRPC_ADDRESS = input.ttrpcAddress.replace(/^unix:\/\//, '');
   if (input.configPath) env.URUNC_CONFIG_PATH = input.configPath;
   const script = process.argv[1] as string;
   const child = spawn(process.execPath, [...process.execArgv, script, ...toArgs(f, 'serve')], {
     detached: true,
-    stdio: ['ignore', 'ignore', 'ignore', fd],
+    stdio: ['ignore', 'ignore', 'ignore', handle.fd],
     env,
   });
   child.unref();

@@ -24,8 +24,8 @@ const ts = (d: Date | undefined) => (d ? toTimestamp(d) : undefined);
 
 export interface TaskRpcHooks {
   defaultNamespace: string;
-  /** Shutdown with no tasks left: the daemon exits after answering. */
-  onShutdown(): void;
+  /** Shutdown with no tasks left (now=false), or with now=true: the daemon decides whether to leave. */
+  onShutdown(now: boolean): void;
 }
 
 export function taskHandlers(svc: TaskService, hooks: TaskRpcHooks): Record<string, Handler> {
@@ -72,7 +72,7 @@ export function taskHandlers(svc: TaskService, hooks: TaskRpcHooks): Record<stri
       shimPid: process.pid, taskPid: svc.taskPid(r.id), version: '',
     })),
     Shutdown: method(pb.ShutdownRequest, Empty, async (_ctx, r) => {
-      if (svc.size === 0 || r.now) hooks.onShutdown();
+      if (svc.size === 0 || r.now) hooks.onShutdown(r.now);
       return empty;
     }),
   };

@@ -419,15 +419,31 @@ export class TaskService {
    * killed and every resource released, so nothing outlives the daemon.
    */
   async releaseAll(): Promise<void> {
-    for (const c of [...this.containers.values()]) {
-      c.watchdog?.stop();
-      await c.runc.delete(c.id, c.runcBundle, true).catch(() => undefined);
-      for (const p of [c.init, ...c.execs.values()]) p.io?.destroy();
-      await this.releaseResources(c);
-      this.containers.delete(c.id);
-      c.tlog.log.warn('shutdown: container killed and its resources released');
-      c.tlog.close();
-    }
+    for (const c of [...this.containers.values()]) await this.discard(c, 'shutdown');
+  }
+
+  /**
+   * containerd runs `delete` for a task whose connection it lost while this daemon still holds it
+   * (a shared daemon outlives one task's connection): the task is killed and released here, and
+   * containerd publishes the exit itself. False when this daemon does not hold the task.
+   */
+  async forget(id: string): Promise<boolean> {
+    const c = this.containers.get(id);
+    if (!c || c.deleting) return false;
+    c.deleting = true;
+    await this.discard(c, 'delete after disconnect');
+    return true;
+  }
+
+  private async discard(c: Container, why: string): Promise<void> {
+    c.watchdog?.stop();
+    await c.runc.delete(c.id, c.runcBundle, true).catch(() => undefined);
+    this.reaper.unwatch(c.init.pid);
+    for (const p of [c.init, ...c.execs.values()]) p.io?.destroy();
+    await this.releaseResources(c);
+    this.containers.delete(c.id);
+    c.tlog.log.warn(`${why}: container killed and its resources released`);
+    c.tlog.close();
   }
 
   /** The task pid containerd shows (Connect.task_pid): the init's pid, 0 when unknown. */

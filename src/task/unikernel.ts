@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { invalidArgument, messageOf } from '../errors.js';
 import { prepareLaunch, monitorDir, VIRTIOFS_SOCKET, type LaunchPlan, type OciSpec } from '../monitors/launcher.js';
 import { supportsSharedFs } from '../monitors/guests.js';
-import { DEFAULT_CONFIG_PATH, loadRuntimeConfig, type RuntimeConfig } from '../monitors/runtime-config.js';
+import { configPathFor, loadRuntimeConfig, type RuntimeConfig } from '../monitors/runtime-config.js';
 import { decodeUruncJson, pickUnikernelKeys, resolveUnikernelConfig, type UnikernelConfig } from '../monitors/unikernel-config.js';
 import { startVirtiofsd, virtiofsdArgv, virtiofsdAvailable } from '../monitors/virtiofsd.js';
 import { setupNetwork } from '../monitors/network.js';
@@ -68,11 +68,6 @@ export interface SetupResult {
 /** How releaseRootfs reaches containerd at a recorded address: through the host's API, when it has one. */
 export function snapshotsFor(host: UnikernelHost): (address: string) => SnapshotApi | undefined {
   return (address) => (address && host.containerd ? host.containerd.snapshots(address) : undefined);
-}
-
-/** The config file: the Create options' ConfigPath, else $URUNC_CONFIG_PATH, else /etc/urunc/config.toml. */
-export function configPathFor(optionPath: string | undefined): string {
-  return optionPath || process.env.URUNC_CONFIG_PATH || DEFAULT_CONFIG_PATH;
 }
 
 function readUruncJson(root: string): Record<string, string> {

@@ -50,8 +50,17 @@ export class TtrpcServer {
   private readonly servers: net.Server[] = [];
   private readonly conns = new Set<net.Socket>();
   private inflight = 0;
+  private foreign: ((sock: net.Socket, first: Buffer) => void) | undefined;
 
   constructor(private readonly log: Logger) {}
+
+  /**
+   * Hands connections that begin with 'U' to another protocol on the same socket (the native
+   * front's requests): a ttrpc frame begins with its length, below 4 MiB, so with a 0 byte.
+   */
+  onForeign(handler: (sock: net.Socket, first: Buffer) => void): void {
+    this.foreign = handler;
+  }
 
   register(service: string, methods: Record<string, Handler>): void {
     this.services.set(service, new Map(Object.entries(methods)));
@@ -59,7 +68,8 @@ export class TtrpcServer {
 
   /** Serves on an already-listening fd (handed over by `start`) or on a fresh path (mode 0600). */
   async listen(target: { fd: number } | { path: string }): Promise<net.Server> {
-    const server = net.createServer((sock) => this.accept(sock));
+    // Half-open allowed: a front client shuts down its side after its request and waits for the reply.
+    const server = net.createServer({ allowHalfOpen: true }, (sock) => this.accept(sock));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(target, () => {
@@ -101,7 +111,17 @@ export class TtrpcServer {
     const fail = (streamId: number, code: Code, message: string): void =>
       send(streamId, { status: { code, message, details: [] }, payload: new Uint8Array() });
 
-    sock.on('data', (data: Buffer) => {
+    let first = true;
+    const onData = (data: Buffer): void => {
+      if (first) {
+        first = false;
+        if (this.foreign && data[0] === 0x55) { // 'U' of the front's magic: never a ttrpc frame's first byte
+          sock.off('data', onData);
+          sock.off('end', onEnd);
+          this.foreign(sock, data);
+          return;
+        }
+      }
       for (const f of reader.push(data)) {
         if ('oversize' in f) {
           fail(f.streamId, Code.ResourceExhausted, `message length ${f.length} exceeds maximum message size of ${4 << 20}`);
@@ -124,7 +144,10 @@ export class TtrpcServer {
         lastStream = f.streamId;
         this.dispatch(f.streamId, f.payload, send, fail);
       }
-    });
+    };
+    const onEnd = (): void => void sock.end();
+    sock.on('data', onData);
+    sock.on('end', onEnd);
     sock.on('error', (err) => this.log.debug({ err }, 'ttrpc connection error'));
     sock.on('close', () => {
       this.conns.delete(sock);
