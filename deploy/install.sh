@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
     *) echo "install: unknown option $1" >&2; exit 2 ;;
   esac
 done
-[ -f "$src/dist/main.mjs" ] || { echo "install: $src has no dist/main.mjs (run npm ci && npm run build first)" >&2; exit 1; }
+[ -f "$src/dist/containerd-shim-urunc-v2.mjs" ] || { echo "install: $src has no dist/containerd-shim-urunc-v2.mjs (run npm ci && npm run build first)" >&2; exit 1; }
 command -v node >/dev/null || { echo "install: node is not installed" >&2; exit 1; }
 
 # 1. The shim.

@@ -7,7 +7,7 @@
  * this containerd namespace, over the daemon's own socket, prints what the daemon answers and
  * exits with its code. The daemon runs the same TypeScript `start`/`delete` code a cold process
  * would (src/shim/front.ts). With no live daemon, or for any other action, or on any doubt, the
- * front execs node on the bundled shim (dist/main.mjs): the cold path, same behaviour, slower.
+ * front execs node on the bundled shim (dist/containerd-shim-urunc-v2.mjs): the cold path, same behaviour, slower.
  *
  * Wire format (integers are u32 little-endian):
  *   request: "URF1" | u32 n | n x (u32 len | bytes)   fields: cwd, stdin, then "A<arg>"... "E<k=v>"...
@@ -103,7 +103,7 @@ static const char *traced_action;
 /* ---- cold path ---- */
 static void cold(int argc, char **argv) {
   trace("cold", traced_action);
-  char self[PATH_MAX], script[PATH_MAX + 32];
+  char self[PATH_MAX], script[PATH_MAX + 64];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   if (n <= 0) {
     perror("containerd-shim-urunc-v2: readlink /proc/self/exe");
@@ -112,7 +112,7 @@ static void cold(int argc, char **argv) {
   self[n] = 0;
   char *slash = strrchr(self, '/');
   if (slash) *slash = 0; /* .../bin */
-  snprintf(script, sizeof script, "%s/../dist/main.mjs", self);
+  snprintf(script, sizeof script, "%s/../dist/containerd-shim-urunc-v2.mjs", self);
   char **args = calloc((size_t)argc + 2, sizeof *args);
   if (!args) exit(1);
   args[0] = "node";

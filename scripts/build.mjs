@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 fs.rmSync(path.join(root, 'dist'), { recursive: true, force: true });
 await build({
-  entryPoints: [path.join(root, 'src/main.ts')],
+  // Named after the shim, so the daemon's argv (node .../containerd-shim-urunc-v2.mjs) says what it is.
+  entryPoints: { 'containerd-shim-urunc-v2': path.join(root, 'src/main.ts') },
   outdir: path.join(root, 'dist'),
   bundle: true,
   splitting: true,
@@ -25,7 +26,7 @@ await build({
   logLevel: 'warning',
 });
 // The executable containerd runs is the native front (native/front.c): it forwards `start` and
-// `delete` to the warm daemon and execs node on dist/main.mjs for everything else.
+// `delete` to the warm daemon and execs node on dist/containerd-shim-urunc-v2.mjs for everything else.
 const bin = path.join(root, 'bin', 'containerd-shim-urunc-v2');
 fs.mkdirSync(path.dirname(bin), { recursive: true });
 const cc = process.env.CC || 'cc';

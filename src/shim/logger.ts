@@ -8,7 +8,7 @@ import pino, { type Logger } from 'pino';
 class FifoSink {
   private fd: number | undefined;
   private closed = false;
-  constructor(private readonly file: string) {}
+  constructor(private readonly file: () => string | undefined) {}
 
   close(): void {
     this.closed = true;
@@ -34,7 +34,8 @@ class FifoSink {
 
   private reopen(): void {
     try {
-      this.fd = fs.openSync(this.file, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+      const file = this.file();
+      this.fd = file === undefined ? undefined : fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
     } catch {
       this.fd = undefined; // no reader right now (ENXIO) or no fifo
     }
@@ -46,8 +47,16 @@ export interface BundleLogger {
   close(): void;
 }
 
-/** A logger into one bundle's `log` fifo, which containerd copies for the task of that bundle. */
-export function createBundleLogger(bundle: string, fields: { namespace: string; id: string }, debug: boolean): BundleLogger {
-  const sink = new FifoSink(path.join(bundle, 'log'));
+/**
+ * A logger into one bundle's `log` fifo, which containerd copies for the task of that bundle. A
+ * function instead of a bundle is asked again whenever the fifo it named went away (the shared
+ * daemon's own lines move to a live task's bundle when the first one is removed).
+ */
+export function createBundleLogger(bundle: string | (() => string | undefined), fields: { namespace: string; id: string }, debug: boolean): BundleLogger {
+  const where = typeof bundle === 'string' ? () => bundle : bundle;
+  const sink = new FifoSink(() => {
+    const b = where();
+    return b === undefined ? undefined : path.join(b, 'log');
+  });
   return { log: pino({ level: debug ? 'debug' : 'info', base: { ...fields, pid: process.pid } }, sink), close: () => sink.close() };
 }

@@ -30,7 +30,12 @@ export async function runServe(f: ShimFlags): Promise<void> {
   const bundle = process.cwd();
   // Daemon-wide lines go to the bundle of the task that started the daemon; each task's own
   // lines go to its bundle's fifo, which containerd reads for that task (pods share a daemon).
-  const { log } = createBundleLogger(bundle, { namespace: f.namespace, id: f.id }, f.debug);
+  // The shared daemon outlives the bundle it started in: its own lines then go to a live task's log.
+  let liveBundles: () => string[] = () => [];
+  const { log } = createBundleLogger(() => {
+    const live = liveBundles();
+    return (live.length === 0 ? fs.existsSync(bundle) : live.includes(bundle)) ? bundle : live[0];
+  }, { namespace: f.namespace, id: f.id }, f.debug);
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'));
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   process.on('SIGPIPE', () => undefined);
@@ -47,6 +52,7 @@ export async function runServe(f: ShimFlags): Promise<void> {
     containerd: f.address ? { address: f.address, snapshots: snapshotApiFor } : undefined,
     kvmUsable: once(kvmUsable),
   });
+  liveBundles = () => service.bundles();
   const server = new TtrpcServer(log);
   const address = process.env.URUNC_SHIM_ADDRESS ?? '';
   const sockPath = address ? socketPath(address) : '';

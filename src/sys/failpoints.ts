@@ -4,17 +4,19 @@
 // failpoint is a no-op costing one env lookup.
 import fs from 'node:fs';
 
-export const FAILPOINTS = ['rootfs.lease', 'rootfs.view', 'rootfs.mount', 'rootfs.persist', 'task.runc-create'] as const;
+export const FAILPOINTS = ['rootfs.lease', 'rootfs.view', 'rootfs.mount', 'rootfs.persist', 'task.runc-create', 'task.uncaught'] as const;
 export type Failpoint = (typeof FAILPOINTS)[number];
 
 export function failpoint(name: Failpoint): void {
+  if (armed(name)) throw new Error(`failpoint ${name}: injected failure`);
+}
+
+export function armed(name: Failpoint): boolean {
   const file = process.env.URUNC_FAILPOINTS_FILE;
-  if (!file) return;
-  let armed: string[];
+  if (!file) return false;
   try {
-    armed = fs.readFileSync(file, 'utf8').split(/[\s,]+/);
+    return fs.readFileSync(file, 'utf8').split(/[\s,]+/).includes(name);
   } catch {
-    return;
+    return false;
   }
-  if (armed.includes(name)) throw new Error(`failpoint ${name}: injected failure`);
 }

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { alreadyExists, failedPrecondition, invalidArgument, messageOf, notFound, unimplemented } from '../errors.js';
 import { unmountAll } from '../rootfs/mounts.js';
 import { releaseRootfs } from '../rootfs/release.js';
-import { failpoint } from '../sys/failpoints.js';
+import { armed, failpoint } from '../sys/failpoints.js';
 import { Proc } from './process.js';
 import type { Reaper } from './reaper.js';
 import { Runc } from './runc.js';
@@ -78,6 +78,11 @@ export class TaskService {
 
   get size(): number {
     return this.containers.size;
+  }
+
+  /** The bundles of the tasks held now. */
+  bundles(): string[] {
+    return [...this.containers.values()].map((c) => c.bundle);
   }
 
   async create(namespace: string, req: CreateRequest): Promise<number> {
@@ -170,6 +175,13 @@ export class TaskService {
             .catch((err: unknown) => c.tlog.log.warn({ err: messageOf(err) }, 'poststart hook'));
         }
         this.events.publish(c.namespace, { topic: '/tasks/start', containerId: id, pid: p.pid });
+        if (armed('task.uncaught')) {
+          // A bug in this container's asynchronous handling: an exception nobody catches and a rejected promise nobody awaits.
+          setImmediate(() => {
+            throw new Error(`failpoint task.uncaught (${id})`);
+          });
+          void Promise.reject(new Error(`failpoint task.uncaught (${id}): rejection`));
+        }
       } else {
         if (!c.init.alive) throw failedPrecondition(`cannot start exec ${execId}: task ${id} is ${c.init.status}`);
         await this.startExec(c, p);

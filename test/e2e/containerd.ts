@@ -91,7 +91,9 @@ export class Containerd {
       throw new Error(`containerd ${version} missing at ${bin}: run scripts/setup.sh`);
     }
     const c = new Containerd(version, fs.mkdtempSync(path.join(os.tmpdir(), 'ucd-')));
-    c.env = env;
+    // Shim daemons linger 0.5 s after their last task (default 10 min): back-to-back containers in a
+    // test reuse the warm daemon, and the checks that no shim is left still hold within seconds.
+    c.env = { URUNC_SHIM_LINGER_MS: '500', ...env };
     let extra = '';
     if (opts.blockfileMb) {
       const scratch = path.join(c.dir, 'blockfile-scratch.ext4');
@@ -203,6 +205,11 @@ export class Containerd {
   async restart(): Promise<void> {
     await this.stop();
     await this.launch();
+  }
+
+  /** The shim address containerd recorded for a task (its bundle's `address` file). */
+  shimAddress(id: string, ns = 'default'): string {
+    return fs.readFileSync(path.join(this.state, 'io.containerd.runtime.v2.task', ns, id, 'address'), 'utf8').trim();
   }
 
   /** Mount points at or below this instance's directory. */

@@ -250,7 +250,7 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     const t = id('rf-shutdown');
     expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, ...VIEW_ON, HELLO_LAYERED, t, 'wait'])).code).toBe(0);
     expect((await views()).leases).toEqual([`urunc-rootfs-view-lease-${t}`]);
-    const client = await TtrpcClient.connect(socketAddress(c.address, 'default', t));
+    const client = await TtrpcClient.connect(c.shimAddress(t));
     try {
       await client.call('containerd.task.v2.Task', 'Shutdown', pb.ShutdownRequest.encode({ id: t, now: true }).finish(), { metadata: { [NAMESPACE_KEY]: 'default' }, timeoutMs: 5000 });
     } finally {

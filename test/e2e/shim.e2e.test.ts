@@ -7,7 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { socketAddress, socketPath } from '../../src/shim/address.js';
+import { NODE_GROUP, socketAddress, socketPath } from '../../src/shim/address.js';
 import { MessageType, encodeFrame } from '../../src/shim/ttrpc/frame.js';
 import { RuntimeInfo } from '../../src/gen/containerd/types/introspection.js';
 import * as pb from '../../src/gen/containerd/task/v2/shim.js';
@@ -56,9 +56,14 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     await waitFor(`${t} STOPPED`, async () => (taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status === 'STOPPED' ? true : undefined));
   }
 
+  let failFile = '';
+  let traceFile = '';
   beforeAll(async () => {
     const tar = buildBusyboxImage(IMAGE_CACHE);
-    c = await Containerd.start(version);
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'shim-e2e-'));
+    failFile = path.join(work, 'failpoints');
+    traceFile = path.join(work, 'front.trace');
+    c = await Containerd.start(version, { URUNC_FAILPOINTS_FILE: failFile, URUNC_FRONT_TRACE: traceFile });
     const r = await c.ctr(['images', 'import', tar]);
     expect(r.code, r.stderr).toBe(0);
   });
@@ -84,7 +89,7 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     // Shims exit after their last task; allow containerd's async cleanup to finish.
     await waitFor('shim processes to exit', () => (c.shimPids().length === 0 ? true : undefined), 10_000).catch(() => undefined);
     expect(c.shimPids(), 'shim processes left').toEqual([]);
-    for (const name of used) {
+    for (const name of [...used, NODE_GROUP]) {
       expect(fs.existsSync(socketPath(socketAddress(c.address, 'default', name))), `socket of ${name}`).toBe(false);
     }
     expect(c.mounts().filter((m) => m.includes('io.containerd.runtime.v2.task')), 'task mounts').toEqual([]);
@@ -198,23 +203,86 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     await c.ctr(['c', 'rm', 'badcmd']);
   });
 
-  it('SIGKILL of the shim daemon: the task is gone and nothing is left running or mounted', async () => {
-    const t = id('shimkill');
+  it('SIGKILL of the shared daemon: every task it served is cleaned up, nothing is left running or mounted', async () => {
+    const names = [id('shimkill1'), id('shimkill2'), id('shimkill3')];
     const m = marker();
-    expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, t, 'sleep', m])).code).toBe(0);
-    const pid = taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.pid ?? 0;
-    expect(pid).toBeGreaterThan(0);
+    for (const t of names) expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, t, 'sleep', m])).code).toBe(0);
+    const ls = (await c.ctr(['task', 'ls'])).stdout;
+    const pids = names.map((t) => taskLine(ls, t)?.pid ?? 0);
+    for (const pid of pids) expect(pid).toBeGreaterThan(0);
     const shims = c.shimPids();
-    expect(shims.length).toBe(1);
+    expect(shims.length, 'one daemon serves the namespace').toBe(1);
     process.kill(shims[0] as number, 'SIGKILL');
-    await waitFor('container process gone', () => (fs.existsSync(`/proc/${pid}`) && !isZombie(pid) ? undefined : true));
-    await waitFor('task gone or stopped', async () => {
-      const l = taskLine((await c.ctr(['task', 'ls'])).stdout, t);
-      return !l || l.status === 'STOPPED' || l.status === 'UNKNOWN' ? true : undefined;
-    });
-    await c.ctr(['task', 'rm', '-f', t]);
-    const rm = await c.ctr(['c', 'rm', t]);
-    expect(rm.code, rm.stderr).toBe(0);
+    for (const [i, t] of names.entries()) {
+      const pid = pids[i] as number;
+      await waitFor(`${t}: container process gone`, () => (fs.existsSync(`/proc/${pid}`) && !isZombie(pid) ? undefined : true));
+      await waitFor(`${t}: task gone or stopped`, async () => {
+        const l = taskLine((await c.ctr(['task', 'ls'])).stdout, t);
+        return !l || l.status === 'STOPPED' || l.status === 'UNKNOWN' ? true : undefined;
+      });
+      await c.ctr(['task', 'rm', '-f', t]);
+      const rm = await c.ctr(['c', 'rm', t]);
+      expect(rm.code, rm.stderr).toBe(0);
+    }
+  });
+
+  it('one warm daemon serves the namespace: the native front forwards start and delete to it', async () => {
+    const a = id('warma');
+    const m = marker();
+    expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, a, 'sleep', m])).code).toBe(0);
+    const shims = c.shimPids();
+    expect(shims).toHaveLength(1);
+    expect(c.shimAddress(a)).toBe(socketAddress(c.address, 'default', NODE_GROUP));
+    fs.writeFileSync(traceFile, '');
+    for (const t of [id('warmb'), id('warmc')]) {
+      const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, BUSYBOX_IMAGE, t, 'echo', `hello ${t}`]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toBe(`hello ${t}\n`);
+    }
+    // Two containers, each one `start` and one `delete`, all run inside the warm daemon: no node process started for them.
+    expect(fs.readFileSync(traceFile, 'utf8').split('\n').filter(Boolean)).toEqual(['forwarded start', 'forwarded delete', 'forwarded start', 'forwarded delete']);
+    expect(c.shimPids()).toEqual(shims);
+    expect(taskLine((await c.ctr(['task', 'ls'])).stdout, a)?.status).toBe('RUNNING');
+    await killAndRemove(a);
+    // After its last task the daemon stays for the linger time (0.5 s in these tests), then leaves.
+    await waitFor('the idle daemon to leave', () => (c.shimPids().length === 0 ? true : undefined), 15_000);
+  });
+
+  it('grouping "pod" in the runtime config: a daemon per container (or pod), as the runc shim', async () => {
+    const cfg = path.join(path.dirname(failFile), 'pod-grouping.toml');
+    fs.writeFileSync(cfg, '[shim]\ngrouping = "pod"\n');
+    const names = [id('grpa'), id('grpb')];
+    const m = marker();
+    for (const t of names) {
+      const r = await c.ctr(['run', '-d', '--runtime', RUNTIME, '--runtime-config-path', cfg, BUSYBOX_IMAGE, t, 'sleep', m]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    expect(c.shimPids()).toHaveLength(2);
+    for (const t of names) expect(c.shimAddress(t)).toBe(socketAddress(c.address, 'default', t));
+    for (const t of names) await killAndRemove(t);
+  });
+
+  it('an uncaught exception in one container\'s handling leaves the daemon and the other containers running', async () => {
+    const [a, b] = [id('buga'), id('bugb')];
+    const m = marker();
+    expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, a, 'sleep', m])).code).toBe(0);
+    const shims = c.shimPids();
+    fs.writeFileSync(failFile, 'task.uncaught');
+    try {
+      const r = await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, b, 'sleep', m]);
+      expect(r.code, r.stderr).toBe(0);
+    } finally {
+      fs.writeFileSync(failFile, '');
+    }
+    await waitFor('the exception to be logged', () => (/failpoint task.uncaught \(bugb\)/.test(fs.readFileSync(c.logFile, 'utf8')) || undefined), 5000);
+    await sleep(300);
+    expect(c.shimPids(), 'the daemon is still up').toEqual(shims);
+    const ls = (await c.ctr(['task', 'ls'])).stdout;
+    expect(taskLine(ls, a)?.status).toBe('RUNNING');
+    expect(taskLine(ls, b)?.status).toBe('RUNNING');
+    const e = await c.ctr(['task', 'exec', '--exec-id', 'x1', a, 'echo', 'still served']);
+    expect(e.stdout).toBe('still served\n');
+    for (const t of [a, b]) await killAndRemove(t);
   });
 
   it('containerd restart: the task stays RUNNING and can be killed and removed', async () => {
@@ -309,7 +377,7 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     const t = id('frames');
     const m = marker();
     expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, t, 'sleep', m])).code).toBe(0);
-    const sockPath = socketPath(socketAddress(c.address, 'default', t));
+    const sockPath = socketPath(c.shimAddress(t));
     const hostile = [
       Buffer.from([0, 0, 0]), // truncated header, then close
       encodeFrame(2, MessageType.Request, 0, Buffer.from('x')), // even stream id
@@ -347,7 +415,7 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     const t = id('update');
     const m = marker();
     expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, t, 'sleep', m])).code).toBe(0);
-    const client = await TtrpcClient.connect(socketAddress(c.address, 'default', t));
+    const client = await TtrpcClient.connect(c.shimAddress(t));
     try {
       const meta = { metadata: { [NAMESPACE_KEY]: 'default' }, timeoutMs: 5000 };
       const limit = 48 << 20;

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { socketAddress, socketPath } from '../../src/shim/address.js';
+import { NODE_GROUP, socketAddress, socketPath } from '../../src/shim/address.js';
 import { REPO, runCmd, waitFor } from './containerd.js';
 
 const BIN = path.join(REPO, 'bin', 'containerd-shim-urunc-v2');
@@ -20,16 +20,19 @@ function bundle(annotations: Record<string, string> = {}): string {
   return d;
 }
 
-it('prints the plain address, writes address and shim.pid, reuses the group daemon, and idles out', async () => {
+it('prints the plain address, writes address and shim.pid, reuses the node daemon through the front, and leaves when containerd is gone', async () => {
   const grpc = path.join(os.tmpdir(), `fake-containerd-${process.pid}.sock`);
-  const env = { ...process.env, URUNC_SHIM_IDLE_EXIT_MS: '1500', TTRPC_ADDRESS: `${grpc}.ttrpc` };
+  const trace = path.join(os.tmpdir(), `front-trace-${process.pid}`);
+  fs.writeFileSync(trace, '');
+  // No containerd answers at TTRPC_ADDRESS: an idle daemon leaves within seconds despite the linger.
+  const env = { ...process.env, URUNC_SHIM_LINGER_MS: '600000', TTRPC_ADDRESS: `${grpc}.ttrpc`, URUNC_FRONT_TRACE: trace };
   const flags = (id: string) => ['-namespace', 'itest', '-address', grpc, '-publish-binary', '/bin/true', '-id', id, 'start'];
 
   const first = bundle();
   const r1 = await runCmd(BIN, flags('idle1'), { cwd: first, env });
   expect(r1.stderr).toBe('');
   expect(r1.code).toBe(0);
-  const expected = socketAddress(grpc, 'itest', 'idle1');
+  const expected = socketAddress(grpc, 'itest', NODE_GROUP);
   expect(r1.stdout).toBe(expected);
   expect(fs.readFileSync(path.join(first, 'address'), 'utf8')).toBe(expected);
   const daemon = Number(fs.readFileSync(path.join(first, 'shim.pid'), 'utf8'));
@@ -39,16 +42,30 @@ it('prints the plain address, writes address and shim.pid, reuses the group daem
   expect(Number(stat[3])).toBe(daemon); // session id == pid (setsid)
   for (const fd of ['0', '1', '2']) expect(fs.readlinkSync(`/proc/${daemon}/fd/${fd}`)).toBe('/dev/null');
 
-  // A second container of the same pod reuses the live daemon: same address, no new daemon.
-  const second = bundle({ 'io.kubernetes.cri.sandbox-id': 'idle1' });
+  // Another container of the namespace (a pod's or not): the front hands `start` to the live
+  // daemon, which answers with its own address; no new daemon.
+  const second = bundle({ 'io.kubernetes.cri.sandbox-id': 'pod-x' });
   const r2 = await runCmd(BIN, flags('idle2'), { cwd: second, env });
   expect(r2.code).toBe(0);
+  expect(r2.stderr).toBe('');
   expect(r2.stdout).toBe(expected);
+  expect(fs.readFileSync(path.join(second, 'address'), 'utf8')).toBe(expected);
   expect(fs.existsSync(path.join(second, 'shim.pid'))).toBe(false);
+  expect(fs.readFileSync(trace, 'utf8')).toBe('cold start\nforwarded start\n');
 
-  // Nobody ever connects with a task: the daemon leaves and removes its socket.
-  await waitFor('idle daemon to exit', () => (fs.existsSync(`/proc/${daemon}`) ? undefined : true), 15_000);
+  // An explicit group annotation needs a daemon of its own: the live daemon declines and the front runs the cold path.
+  const third = bundle({ 'io.containerd.urunc.v2.group': 'g3' });
+  const r3 = await runCmd(BIN, flags('idle3'), { cwd: third, env });
+  expect(r3.code, r3.stderr).toBe(0);
+  expect(r3.stdout).toBe(socketAddress(grpc, 'itest', 'g3'));
+  const daemon3 = Number(fs.readFileSync(path.join(third, 'shim.pid'), 'utf8'));
+  expect(daemon3).not.toBe(daemon);
+  expect(fs.readFileSync(trace, 'utf8')).toBe('cold start\nforwarded start\ncold start\n');
+
+  // Nobody ever connects with a task and containerd is not there: both daemons leave and remove their sockets.
+  for (const pid of [daemon, daemon3]) await waitFor('idle daemon to exit', () => (fs.existsSync(`/proc/${pid}`) ? undefined : true), 15_000);
   expect(fs.existsSync(socketPath(expected))).toBe(false);
+  fs.rmSync(trace, { force: true });
 });
 
 it('fails clearly, with nothing printed on stdout, when a flag is missing', async () => {
