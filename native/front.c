@@ -19,6 +19,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdint.h>
@@ -122,6 +126,33 @@ static void cold(int argc, char **argv) {
   execvp("node", args);
   fprintf(stderr, "containerd-shim-urunc-v2: exec node: %s\n", strerror(errno));
   exit(1);
+}
+
+/*
+ * No daemon yet: many `start`s at once (a node booting its pods) must not all pay a cold node
+ * start. The first takes a lock next to the socket and runs the cold `start` as its child, holding
+ * the lock until that child has bound the socket and handed it to the new daemon; the others wait
+ * on the lock, then find the socket and are forwarded like any warm start.
+ */
+static void cold_start_serialized(int argc, char **argv, struct sockaddr_un *sa, int fd) {
+  char lock[sizeof sa->sun_path + 8];
+  snprintf(lock, sizeof lock, "%s.lock", sa->sun_path);
+  mkdir(SOCKET_DIR, 0711);
+  int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lfd < 0 || flock(lfd, LOCK_EX) < 0) cold(argc, argv);
+  int again = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (again >= 0 && connect(again, (struct sockaddr *)sa, sizeof *sa) == 0 && dup3(again, fd, O_CLOEXEC) >= 0) {
+    close(again);
+    close(lfd); /* a daemon came up while we waited: forward to it */
+    return;
+  }
+  pid_t child = fork();
+  if (child < 0) cold(argc, argv);
+  if (child == 0) cold(argc, argv);
+  int status;
+  while (waitpid(child, &status, 0) < 0)
+    if (errno != EINTR) _exit(1);
+  _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
 }
 
 /* ---- flags: only what locating the daemon needs; anything unusual goes cold ---- */
@@ -251,7 +282,11 @@ int main(int argc, char **argv) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s", SOCKET_DIR, digest);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) cold(argc, argv);
+  if (fd < 0) cold(argc, argv);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    if (strcmp(action, "start") != 0) cold(argc, argv);
+    cold_start_serialized(argc, argv, &sa, fd);
+  }
 
   struct buf in = {0};
   if (strcmp(action, "start") == 0 && read_all_fd(0, &in) < 0) cold(argc, argv);

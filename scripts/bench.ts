@@ -117,7 +117,8 @@ function runBareQemu(): number {
 async function benchVersion(version: Version): Promise<Row[]> {
   const cfgDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-'));
   fs.writeFileSync(path.join(cfgDir, 'config.toml'), BENCH_CONFIG);
-  const c = await Containerd.start(version, { URUNC_CONFIG_PATH: path.join(cfgDir, 'config.toml') });
+  // URUNC_SHIM_LINGER_MS unset: the product's default linger, not the tests' short one.
+  const c = await Containerd.start(version, { URUNC_CONFIG_PATH: path.join(cfgDir, 'config.toml'), URUNC_SHIM_LINGER_MS: undefined });
   try {
     const imp = await c.ctr(['images', 'import', buildBusyboxImage(path.join(REPO, '.cache', 'images'))]);
     if (imp.code !== 0) throw new Error(imp.stderr);

@@ -66,7 +66,11 @@ export async function runServe(f: ShimFlags): Promise<void> {
     exiting = true;
     // Unlink the socket first (only if it is still ours: a new daemon may own the path by now), so
     // no new `start` finds this daemon; answer the Shutdown call, then flush events and leave.
-    if (sockPath && sockIno !== undefined && inodeOf(sockPath) === sockIno) fs.rmSync(sockPath, { force: true });
+    if (sockPath && sockIno !== undefined && inodeOf(sockPath) === sockIno) {
+      fs.rmSync(sockPath, { force: true });
+      // The front's cold-start lock (native/front.c); a front still waiting on it just finds no daemon and starts one.
+      fs.rmSync(`${sockPath}.lock`, { force: true });
+    }
     setImmediate(async () => {
       await service.releaseAll().catch((err: unknown) => log.error({ err }, 'release at shutdown'));
       await publisher.drain(3000);

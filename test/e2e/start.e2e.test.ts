@@ -68,6 +68,25 @@ it('prints the plain address, writes address and shim.pid, reuses the node daemo
   fs.rmSync(trace, { force: true });
 });
 
+it('many starts at once with no daemon: one cold start, the rest wait for its daemon and are forwarded', async () => {
+  const grpc = path.join(os.tmpdir(), `fake-containerd-storm-${process.pid}.sock`);
+  const trace = path.join(os.tmpdir(), `front-trace-storm-${process.pid}`);
+  fs.writeFileSync(trace, '');
+  const env = { ...process.env, URUNC_SHIM_LINGER_MS: '600000', TTRPC_ADDRESS: `${grpc}.ttrpc`, URUNC_FRONT_TRACE: trace };
+  const ids = Array.from({ length: 8 }, (_, i) => `storm${i}`);
+  const results = await Promise.all(ids.map((id) =>
+    runCmd(BIN, ['-namespace', 'itest', '-address', grpc, '-publish-binary', '/bin/true', '-id', id, 'start'], { cwd: bundle(), env })));
+  const expected = socketAddress(grpc, 'itest', NODE_GROUP);
+  for (const r of results) {
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(expected);
+  }
+  const lines = fs.readFileSync(trace, 'utf8').split('\n').filter(Boolean).sort();
+  expect(lines).toEqual(['cold start', ...Array(7).fill('forwarded start')]);
+  await waitFor('idle daemon to exit', () => (fs.existsSync(socketPath(expected)) ? undefined : true), 15_000);
+  fs.rmSync(trace, { force: true });
+});
+
 it('fails clearly, with nothing printed on stdout, when a flag is missing', async () => {
   const r = await runCmd(BIN, ['-namespace', 'x', 'start'], { cwd: bundle() });
   expect(r.code).not.toBe(0);
