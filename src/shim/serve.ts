@@ -1,7 +1,7 @@
 // The long-lived daemon of one shim group: subreaper, ttrpc server on the listener `start`
 // handed over (fd 3), task service, event publisher. Exits after Shutdown once no task is left.
 import fs from 'node:fs';
-import { setChildSubreaper } from '../sys/libc.js';
+import { setChildSubreaper, setCloexec } from '../sys/libc.js';
 import { Reaper } from '../task/reaper.js';
 import { TaskService } from '../task/service.js';
 import { canConnect, socketPath } from './address.js';
@@ -40,6 +40,12 @@ export async function runServe(f: ShimFlags): Promise<void> {
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   process.on('SIGPIPE', () => undefined);
   setChildSubreaper();
+  // The listener `start` handed over as fd 3 must not leak into runc, containers or hypervisors: a
+  // leaked copy keeps the socket accepting connections after this daemon dies, and every later
+  // `start`/`delete` would wait on it instead of finding no daemon.
+  setCloexec(3);
+  // The daemon outlives the bundle it started in; nothing it spawns may inherit a deleted cwd.
+  process.chdir('/');
 
   const reaper = new Reaper();
   reaper.install();

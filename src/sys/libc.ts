@@ -29,6 +29,7 @@ interface Libc {
   ioctlInt: Fn;
   dup: Fn;
   close: Fn;
+  fcntl: Fn;
   recvmsg: Fn;
   msghdr: unknown;
   iovec: unknown;
@@ -62,6 +63,7 @@ function load(): Libc {
     ioctlInt: lib.func('int ioctl(int fd, unsigned long req, unsigned long arg)'),
     dup: lib.func('int dup(int fd)'),
     close: lib.func('int close(int fd)'),
+    fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
     recvmsg: lib.func('long recvmsg(int fd, msghdr *msg, int flags)'),
     msghdr,
     iovec,
@@ -89,6 +91,13 @@ export const EBUSY = 16;
 function check(call: string, rc: number): number {
   if (rc < 0) throw new Errno(call, load().k.errno());
   return rc;
+}
+
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
+/** Marks an inherited fd close-on-exec (Node only does so for fds it opens itself). */
+export function setCloexec(fd: number): void {
+  check('fcntl(F_SETFD)', load().fcntl(fd, F_SETFD, FD_CLOEXEC));
 }
 
 const PR_SET_CHILD_SUBREAPER = 36;

@@ -36,7 +36,7 @@ export async function runHooks(hooks: OciHook[], kind: HookKind, state: OciState
   for (const h of hooks) {
     const [argv0, ...args] = h.args?.length ? h.args : [h.path];
     const env = Object.fromEntries((h.env ?? []).filter((e) => e.indexOf('=') > 0).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
-    const r = await run(h.path, args, { input, env, argv0, timeoutMs: h.timeout && h.timeout > 0 ? h.timeout * 1000 : undefined });
+    const r = await run(h.path, args, { input, env, argv0, cwd: state.bundle, timeoutMs: h.timeout && h.timeout > 0 ? h.timeout * 1000 : undefined });
     if (r.code !== 0) throw new Error(`${kind} hook ${h.path} failed with status ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim()}` : ''}`);
   }
 }

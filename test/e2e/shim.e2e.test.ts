@@ -440,6 +440,38 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     await killAndRemove(t);
   });
 
+  it('delete of a task the live daemon still holds (containerd lost its connection): killed, released, the daemon keeps serving', async () => {
+    const [a, b] = [id('lost'), id('keep')];
+    const m = marker();
+    for (const t of [a, b]) expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, t, 'sleep', m])).code).toBe(0);
+    const pid = taskLine((await c.ctr(['task', 'ls'])).stdout, a)?.pid ?? 0;
+    const shims = c.shimPids();
+    const bundle = path.join(c.state, 'io.containerd.runtime.v2.task', 'default', a);
+    fs.writeFileSync(traceFile, '');
+    // What containerd's cleanupAfterDeadShim runs, while the daemon is alive and holds the task.
+    const r = await runCmd(path.join(REPO, 'bin', 'containerd-shim-urunc-v2'),
+      ['-namespace', 'default', '-address', c.address, '-publish-binary', path.join(c.bin, 'containerd'), '-id', a, '-bundle', bundle, 'delete'],
+      { cwd: bundle, env: { ...process.env, URUNC_FRONT_TRACE: traceFile } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdoutBytes.includes(Buffer.from([0x10, 0x89, 0x01]))).toBe(true);
+    expect(fs.readFileSync(traceFile, 'utf8')).toBe('forwarded delete\n');
+    await waitFor('the task process gone', () => (fs.existsSync(`/proc/${pid}`) && !isZombie(pid) ? undefined : true));
+    expect(c.shimPids()).toEqual(shims);
+    expect(taskLine((await c.ctr(['task', 'ls'])).stdout, b)?.status).toBe('RUNNING');
+    // The daemon answers NotFound for the task now, so containerd lists it no more and the record can go.
+    expect(taskLine((await c.ctr(['task', 'ls'])).stdout, a)).toBeUndefined();
+    expect((await c.ctr(['c', 'rm', a])).code).toBe(0);
+    // Here containerd still holds a connection for the task (it really lost it when it runs `delete`).
+    // Finish what containerd's cleanup does after `delete` (remove the bundle), and restart it to drop
+    // the connection; the other task stays RUNNING throughout.
+    await runCmd('umount', [path.join(bundle, 'rootfs')]);
+    fs.rmSync(fs.realpathSync(path.join(bundle, 'work')), { recursive: true, force: true });
+    fs.rmSync(bundle, { recursive: true, force: true });
+    await c.restart();
+    expect(taskLine((await c.ctr(['task', 'ls'])).stdout, b)?.status).toBe('RUNNING');
+    await killAndRemove(b);
+  });
+
   it('delete is idempotent and works from the bundle alone', async () => {
     const bundle = fs.mkdtempSync(path.join(os.tmpdir(), 'urunc-bundle-'));
     try {
