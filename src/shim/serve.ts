@@ -40,9 +40,10 @@ export async function runServe(f: ShimFlags): Promise<void> {
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   process.on('SIGPIPE', () => undefined);
   setChildSubreaper();
-  // The listener `start` handed over as fd 3 must not leak into runc, containers or hypervisors: a
-  // leaked copy keeps the socket accepting connections after this daemon dies, and every later
-  // `start`/`delete` would wait on it instead of finding no daemon.
+  // The listener `start` handed over as fd 3 must not leak into what the daemon spawns directly and
+  // may outlive it (virtiofsd, a hook that daemonizes): a leaked copy keeps the socket accepting after
+  // this daemon dies, and every later `start`/`delete` would wait on it instead of finding no daemon.
+  // (runc closes it for containers and hypervisors itself.)
   setCloexec(3);
   // The daemon outlives the bundle it started in; nothing it spawns may inherit a deleted cwd.
   process.chdir('/');
