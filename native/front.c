@@ -39,7 +39,10 @@
 #endif
 #define NODE_GROUP "urunc-node"
 #define SOCKET_DIR "/run/containerd/s"
-#define REPLY_TIMEOUT_MS 60000
+/* A daemon that does not answer in time is treated as absent. containerd gives `delete` 5 s in all,
+ * so a hung daemon must leave the cold `delete` time to kill the task from the bundle. */
+#define START_TIMEOUT_MS 60000
+#define DELETE_TIMEOUT_MS 3500
 
 extern char **environ;
 
@@ -209,19 +212,6 @@ static int put_field(struct buf *b, char tag, const char *data, size_t n) {
   return put(b, data, n);
 }
 
-static int read_all_fd(int fd, struct buf *b) {
-  char tmp[65536];
-  for (;;) {
-    ssize_t n = read(fd, tmp, sizeof tmp);
-    if (n == 0) return 0;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    if (put(b, tmp, (size_t)n) < 0) return -1;
-  }
-}
-
 static int write_all(int fd, const char *p, size_t n) {
   while (n > 0) {
     ssize_t w = write(fd, p, n);
@@ -236,19 +226,21 @@ static int write_all(int fd, const char *p, size_t n) {
 
 static uint32_t get_u32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 
-/* Reads the whole reply (until EOF) within the timeout; -1 on error or timeout. */
-static int read_reply(int fd, struct buf *b) {
+/* Reads fd to EOF into b; with timeout_ms >= 0, within that time. -1 on error or timeout. */
+static int read_all(int fd, struct buf *b, long timeout_ms) {
   struct timespec start, now;
   clock_gettime(CLOCK_MONOTONIC, &start);
   char tmp[65536];
   for (;;) {
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long left = REPLY_TIMEOUT_MS - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
-    if (left <= 0) return -1;
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    int r = poll(&pfd, 1, (int)left);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return -1;
+    if (timeout_ms >= 0) {
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      long left = timeout_ms - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
+      if (left <= 0) return -1;
+      struct pollfd pfd = {.fd = fd, .events = POLLIN};
+      int r = poll(&pfd, 1, (int)left);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return -1;
+    }
     ssize_t n = read(fd, tmp, sizeof tmp);
     if (n == 0) return 0;
     if (n < 0) {
@@ -289,7 +281,7 @@ int main(int argc, char **argv) {
   }
 
   struct buf in = {0};
-  if (strcmp(action, "start") == 0 && read_all_fd(0, &in) < 0) cold(argc, argv);
+  if (strcmp(action, "start") == 0 && read_all(0, &in, -1) < 0) cold(argc, argv);
   char cwd[PATH_MAX];
   if (!getcwd(cwd, sizeof cwd)) cold(argc, argv);
 
@@ -303,7 +295,7 @@ int main(int argc, char **argv) {
   shutdown(fd, SHUT_WR);
 
   struct buf rep = {0};
-  if (read_reply(fd, &rep) < 0 || rep.len < 16 || memcmp(rep.p, "URR1", 4) != 0) cold(argc, argv);
+  if (read_all(fd, &rep, strcmp(action, "start") == 0 ? START_TIMEOUT_MS : DELETE_TIMEOUT_MS) < 0 || rep.len < 16 || memcmp(rep.p, "URR1", 4) != 0) cold(argc, argv);
   const unsigned char *p = (const unsigned char *)rep.p;
   int32_t code = (int32_t)get_u32(p + 4);
   uint32_t olen = get_u32(p + 8);

@@ -38,10 +38,9 @@ interface Container {
   tlog: TaskLog;
   namespace: string;
   bundle: string;
-  /** The bundle runc runs: the container's own, or the derived monitor bundle of a unikernel. */
-  runcBundle: string;
   unikernel: UnikernelTask | undefined;
   watchdog: Watchdog | undefined;
+  /** runc is run from the container's own bundle (its log and cwd) after Create, also for a unikernel, whose monitor bundle may be released first. */
   runc: RuncLike;
   init: Proc;
   execs: Map<string, Proc>;
@@ -54,6 +53,8 @@ interface Container {
   deleting: boolean;
   /** A unikernel's OCI hooks and the fields of its state (runc runs an ordinary container's hooks itself). */
   hooks: { spec: OciSpec } | undefined;
+  /** A unikernel's resources, released as soon as its hypervisor exited (off Delete's critical path). */
+  released?: Promise<void>;
 }
 
 /** How many times Delete tries to release a unikernel's rootfs resources before it reports them left behind. */
@@ -145,7 +146,7 @@ export class TaskService {
     }
     tlog.log.info({ pid: init.pid }, 'task created');
     const c: Container = {
-      id: req.id, tlog, namespace, bundle: req.bundle, runcBundle, unikernel, watchdog: undefined, runc, init, execs: new Map(),
+      id: req.id, tlog, namespace, bundle: req.bundle, unikernel, watchdog: undefined, runc, init, execs: new Map(),
       mountedRootfs, initExitHeld: false, cgroupsPath: spec.linux?.cgroupsPath, deleting: false,
       hooks: unikernel ? { spec: spec as OciSpec } : undefined,
     };
@@ -167,7 +168,7 @@ export class TaskService {
     try {
       if (p.isInit) {
         if (c.hooks) await runHooks(hooksOf(c.hooks.spec, 'startContainer'), 'startContainer', ociState(id, c.bundle, c.hooks.spec, p.pid, 'created'));
-        await c.runc.start(id, c.runcBundle);
+        await c.runc.start(id, c.bundle);
         p.status = 'running';
         this.armWatchdog(c);
         if (c.hooks) {
@@ -206,7 +207,7 @@ export class TaskService {
     const io = await ProcessIO.open(p.stdio, { containerId: c.id, namespace: c.namespace });
     p.io = io;
     try {
-      p.pid = await c.runc.exec(c.id, c.runcBundle, {
+      p.pid = await c.runc.exec(c.id, c.bundle, {
         processFile,
         pidFile: path.join(dir, `${p.execId}.pid`),
         consoleSocket: io.consoleSocket,
@@ -241,6 +242,9 @@ export class TaskService {
         return;
       }
       this.publishExit(c, p);
+      // Nothing of a unikernel's resources (monitor root, network, view, mounts) is needed once its
+      // hypervisor is gone: release them now, while the exit travels to the client, not in Delete.
+      if (c.unikernel) c.released = new Promise((r) => setImmediate(r)).then(() => this.releaseResources(c));
       return;
     }
     this.publishExit(c, p);
@@ -274,13 +278,13 @@ export class TaskService {
     c.deleting = true;
     if (p.status === 'created') {
       // Never started: runc delete --force kills the waiting init; its exit arrives through the reaper.
-      await c.runc.delete(id, c.runcBundle, true).catch((err: unknown) => this.log.warn({ err, id }, 'runc delete --force'));
+      await c.runc.delete(id, c.bundle, true).catch((err: unknown) => this.log.warn({ err, id }, 'runc delete --force'));
       await Promise.race([p.wait(), sleep(2000)]);
       if (!p.exit) p.setExited(137, new Date());
     } else {
-      await c.runc.delete(id, c.runcBundle, false).catch(async (err: unknown) => {
+      await c.runc.delete(id, c.bundle, false).catch(async (err: unknown) => {
         this.log.warn({ err, id }, 'runc delete; retrying with --force');
-        await c.runc.delete(id, c.runcBundle, true).catch(() => undefined);
+        await c.runc.delete(id, c.bundle, true).catch(() => undefined);
       });
     }
     this.reaper.unwatch(p.pid);
@@ -292,6 +296,8 @@ export class TaskService {
       await runHooks(hooksOf(c.hooks.spec, 'poststop'), 'poststop', ociState(id, c.bundle, c.hooks.spec, p.pid, 'stopped'))
         .catch((err: unknown) => c.tlog.log.warn({ err: messageOf(err) }, 'poststop hook'));
     }
+    // After an early release this finds nothing left (every step is idempotent) unless that one failed.
+    await c.released;
     await this.releaseResources(c);
     this.containers.delete(id);
     c.tlog.log.info({ exitStatus: p.exit?.exitStatus }, 'task deleted');
@@ -336,7 +342,7 @@ export class TaskService {
     const p = this.proc(c, execId);
     if (p.status === 'stopped') throw notFound(`${p.label}: process already finished`);
     if (p.isInit) {
-      await c.runc.kill(id, c.runcBundle, signal, all);
+      await c.runc.kill(id, c.bundle, signal, all);
       return;
     }
     if (p.status === 'created') throw notFound(`${p.label}: process not started`);
@@ -351,7 +357,7 @@ export class TaskService {
   async pids(id: string): Promise<Array<{ pid: number; execId: string }>> {
     const c = this.get(id);
     if (!c.init.alive) return [];
-    const pids = await c.runc.ps(id, c.runcBundle);
+    const pids = await c.runc.ps(id, c.bundle);
     const byPid = new Map([...c.execs.values()].map((e) => [e.pid, e.execId]));
     return pids.map((pid) => ({ pid, execId: byPid.get(pid) ?? '' }));
   }
@@ -359,7 +365,7 @@ export class TaskService {
   async pause(id: string): Promise<void> {
     const c = this.get(id);
     c.init.requireStatus(['running'], 'pause');
-    await c.runc.pause(id, c.runcBundle);
+    await c.runc.pause(id, c.bundle);
     c.init.status = 'paused';
     this.events.publish(c.namespace, { topic: '/tasks/paused', containerId: id });
   }
@@ -367,7 +373,7 @@ export class TaskService {
   async resume(id: string): Promise<void> {
     const c = this.get(id);
     c.init.requireStatus(['paused'], 'resume');
-    await c.runc.resume(id, c.runcBundle);
+    await c.runc.resume(id, c.bundle);
     if (c.init.status === 'paused') c.init.status = 'running';
     this.events.publish(c.namespace, { topic: '/tasks/resumed', containerId: id });
   }
@@ -381,7 +387,7 @@ export class TaskService {
     } catch {
       throw invalidArgument('update: resources are not valid JSON');
     }
-    await c.runc.update(id, c.runcBundle, json);
+    await c.runc.update(id, c.bundle, json);
   }
 
   resizePty(id: string, execId: string, width: number, height: number): void {
@@ -398,7 +404,7 @@ export class TaskService {
   async stats(id: string): Promise<unknown> {
     const c = this.get(id);
     if (!c.init.alive) throw notFound(`task ${id}: not running`);
-    return c.runc.stats(id, c.runcBundle);
+    return c.runc.stats(id, c.bundle);
   }
 
   /** Removes what Create set up for the container besides runc's state: monitor bundle, rootfs view, mounts. */
@@ -449,8 +455,9 @@ export class TaskService {
 
   private async discard(c: Container, why: string): Promise<void> {
     c.watchdog?.stop();
-    await c.runc.delete(c.id, c.runcBundle, true).catch(() => undefined);
+    await c.runc.delete(c.id, c.bundle, true).catch(() => undefined);
     this.reaper.unwatch(c.init.pid);
+    await c.released;
     for (const p of [c.init, ...c.execs.values()]) p.io?.destroy();
     await this.releaseResources(c);
     this.containers.delete(c.id);

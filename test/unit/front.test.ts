@@ -17,7 +17,7 @@ const BIN = path.join(REPO, 'bin', 'containerd-shim-urunc-v2');
 let dir: string;
 let server: TtrpcServer;
 let seen: FrontRequest[];
-let reply: Buffer;
+let reply: Buffer | undefined;
 // A long containerd address: the hashed key spans several SHA-256 blocks.
 const address = `/tmp/${'a'.repeat(90)}/${'b'.repeat(40)}/containerd.sock`;
 const sock = socketPath(socketAddress(address, 'front-ns', NODE_GROUP));
@@ -28,7 +28,8 @@ beforeEach(async () => {
   server = new TtrpcServer(pino({ level: 'silent' }));
   server.onForeign((s, first) => serveFront(s, first, async (req) => {
     seen.push(req);
-    return reply;
+    // No reply set: a hung daemon that never answers.
+    return reply ?? new Promise<Buffer>(() => undefined);
   }));
   fs.mkdirSync(path.dirname(sock), { recursive: true });
   fs.rmSync(sock, { force: true });
@@ -81,6 +82,16 @@ it('declined (-1) or no daemon: the cold path runs node on the bundle', async ()
   expect(absent.code).toBe(0);
   expect(absent.stdout).toMatch(/containerd-shim-urunc-v2/);
   expect(fs.readFileSync(trace, 'utf8')).toBe('cold delete\ncold -\n');
+});
+
+it('a daemon that does not answer a delete in 3.5 s counts as absent: the cold delete runs in time for containerd\'s 5 s', async () => {
+  const trace = path.join(dir, 'trace');
+  reply = undefined;
+  const r = await runCmd(BIN, [...args('delete').slice(0, -1), '-bundle', dir, 'delete'], { cwd: dir, env: { ...process.env, URUNC_FRONT_TRACE: trace } });
+  expect(r.code, r.stderr).toBe(0);
+  expect(r.stdoutBytes.includes(Buffer.from([0x10, 0x89, 0x01]))).toBe(true);
+  expect(seen).toHaveLength(1);
+  expect(fs.readFileSync(trace, 'utf8')).toBe('cold delete\n');
 });
 
 it('the codec refuses a bad magic, truncated fields and trailing bytes', () => {
