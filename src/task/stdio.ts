@@ -372,17 +372,22 @@ async function openFifoWriter(p: string): Promise<net.Socket> {
 }
 
 /**
- * Copies src into dst until src ends. If dst fails (the client went away), the copy keeps
+ * Copies src into dst until src ends and dst has handed everything to the fifo (its 'finish':
+ * resolving at src's end would let Delete destroy dst with output still queued in it, which lost
+ * the guest's whole console under load). If dst fails (the client went away), the copy keeps
  * draining src and discards it, so the container neither blocks on a full pipe nor dies of EPIPE.
  */
 function copy(src: NodeJS.ReadableStream & { on(e: string, f: (...a: unknown[]) => void): unknown }, dst: net.Socket): Promise<void> {
   return new Promise((resolve) => {
-    src.on('error', () => resolve());
-    src.on('end', () => resolve());
-    src.on('close', () => resolve());
+    const done = (): void => resolve();
+    src.on('error', done);
+    dst.on('finish', done);
+    dst.on('close', done);
     dst.on('error', () => {
       src.unpipe(dst);
       src.on('data', () => undefined);
+      src.on('end', done);
+      src.on('close', done);
       src.resume();
     });
     src.pipe(dst, { end: true });
