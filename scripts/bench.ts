@@ -159,8 +159,14 @@ async function benchVersion(version: Version): Promise<Row[]> {
     const mu10 = await shimMemory(c, RUNTIME, 'containerd-shim-urunc-v2', 'mem10-u', 10);
     // 50 at once: every hello container must finish; the bare boots give the floor.
     const t50 = performance.now();
-    await Promise.all(Array.from({ length: CONCURRENT }, (_, i) => runHello(c, `c50-${i}`)));
+    // Every container must finish with the guest's status; a console that did not reach ctr is
+    // counted and reported (a rare loss under this load, see the README), not fatal.
+    const outs = await Promise.all(Array.from({ length: CONCURRENT }, (_, i) => c.ctr(['run', '--rm', '--runtime', RUNTIME, HELLO, `c50-${i}`])));
     const uk50 = performance.now() - t50;
+    const failed = outs.filter((r) => r.code !== 1);
+    if (failed.length > 0) throw new Error(`${failed.length} of ${CONCURRENT} concurrent hello containers failed: ${failed[0]?.stderr}`);
+    const silent = outs.filter((r) => !r.stdout.includes('Hello from')).length;
+    console.log(`${CONCURRENT} hello at once (${version}): all finished with the guest's status; console output missing in ${silent}`);
     const b50 = performance.now();
     await Promise.all(Array.from({ length: CONCURRENT }, () => bareQemuAsync()));
     const bare50 = performance.now() - b50;
@@ -178,7 +184,7 @@ async function benchVersion(version: Version): Promise<Row[]> {
       { metric: `hello unikernel: bare qemu vs ctr run --rm, p90 (${version})`, baseline: pct(bare, 90), ours: pct(uk, 90), unit: 'ms' },
       { metric: `added by the container path (uk - bare) vs runc echo (${version})`, baseline: median(base), ours: added, unit: 'ms' },
       { metric: `shim PSS per container, 10 running (containerd ${version})`, baseline: mb10.pss, ours: mu10.pss, unit: 'MiB' },
-      { metric: `${CONCURRENT} hello at once: bare qemu vs ctr run --rm, total (${version})`, baseline: bare50, ours: uk50, unit: 'ms' },
+      { metric: `${CONCURRENT} hello at once: bare qemu vs ctr run --rm, total (${version}; ${silent} without console)`, baseline: bare50, ours: uk50, unit: 'ms' },
     ];
   } finally {
     await c.destroy();
