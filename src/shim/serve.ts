@@ -16,6 +16,9 @@ import { imageAnnotationReader } from './image-annotations.js';
 import { snapshotApiFor } from './containerd-snapshots.js';
 import { encodeFrontReply, runForwarded, serveFront } from './front.js';
 import { runStart } from './start.js';
+// Loaded now rather than at the first forwarded `start` that carries options: a long-lived daemon
+// must not import from dist/ later, when an upgrade may have replaced its chunks.
+import './bootstrap.js';
 import { runDelete } from './delete.js';
 
 function inodeOf(p: string): number | undefined {
