@@ -15,10 +15,12 @@ import { containerdGrpc } from './containerd-grpc.js';
 import { imageAnnotationReader } from './image-annotations.js';
 import { snapshotApiFor } from './containerd-snapshots.js';
 import { encodeFrontReply, runForwarded, serveFront } from './front.js';
-import { runStart } from './start.js';
-// Loaded now rather than at the first forwarded `start` that carries options: a long-lived daemon
-// must not import from dist/ later, when an upgrade may have replaced its chunks.
-import './bootstrap.js';
+import { runStart, type StartModules } from './start.js';
+import * as bootstrap from './bootstrap.js';
+import * as runtimeConfig from '../monitors/runtime-config.js';
+
+/** What a forwarded `start` needs, loaded with the daemon (see StartModules). */
+const startModules: StartModules = { bootstrap: async () => bootstrap, runtimeConfig: async () => runtimeConfig };
 import { runDelete } from './delete.js';
 
 function inodeOf(p: string): number | undefined {
@@ -104,7 +106,7 @@ export async function runServe(f: ShimFlags): Promise<void> {
     lastFront = Date.now();
     if (exiting) return encodeFrontReply(-1, Buffer.alloc(0), Buffer.alloc(0));
     const reply = await runForwarded(req, {
-      start: runStart,
+      start: (sf, io) => runStart(sf, io, startModules),
       delete: async (df, io) => {
         // containerd lost this task's connection while the task is still here: kill and release it first.
         if (df.id && (await service.forget(df.id))) log.warn({ id: df.id }, 'delete: task was still held by this daemon');

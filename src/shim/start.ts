@@ -43,9 +43,24 @@ export function groupIdFor(bundle: string, id: string, grouping: Grouping): stri
   return grouping === 'node' ? NODE_GROUP : id;
 }
 
+/**
+ * The modules `start` needs beyond the basics. A cold process loads them lazily (ctr sends no
+ * options, so the protobuf runtime is skipped); the daemon hands over the ones it loaded at start-up,
+ * because a long-lived daemon must not import from dist/ after an upgrade replaced it.
+ */
+export interface StartModules {
+  bootstrap(): Promise<typeof import('./bootstrap.js')>;
+  runtimeConfig(): Promise<typeof import('../monitors/runtime-config.js')>;
+}
+
+export const lazyStartModules: StartModules = {
+  bootstrap: () => import('./bootstrap.js'),
+  runtimeConfig: () => import('../monitors/runtime-config.js'),
+};
+
 /** The runtime config's [shim] table, overridden by URUNC_SHIM_GROUPING / URUNC_SHIM_LINGER_MS. */
-export async function shimSettings(env: NodeJS.ProcessEnv, configPath: string | undefined): Promise<ShimSettings> {
-  const { configPathFor, loadRuntimeConfig } = await import('../monitors/runtime-config.js');
+export async function shimSettings(env: NodeJS.ProcessEnv, configPath: string | undefined, modules: StartModules = lazyStartModules): Promise<ShimSettings> {
+  const { configPathFor, loadRuntimeConfig } = await modules.runtimeConfig();
   const cfg = loadRuntimeConfig(configPathFor(configPath, env)).shim;
   const grouping = env.URUNC_SHIM_GROUPING === 'pod' || env.URUNC_SHIM_GROUPING === 'node' ? env.URUNC_SHIM_GROUPING : cfg.grouping;
   const fromEnv = Number(env.URUNC_SHIM_LINGER_MS);
@@ -54,15 +69,15 @@ export async function shimSettings(env: NodeJS.ProcessEnv, configPath: string | 
   return { grouping, lingerMs };
 }
 
-export async function runStart(f: ShimFlags, io: ActionIo): Promise<void> {
+export async function runStart(f: ShimFlags, io: ActionIo, modules: StartModules = lazyStartModules): Promise<void> {
   if (!f.id || !f.namespace) throw new Error('start: -id and -namespace are required');
   const bundle = io.cwd;
   const stdin = io.stdin();
   // ctr and nerdctl send nothing: skip loading the protobuf runtime on that path.
   const input: StartInput = stdin.length > 0
-    ? (await import('./bootstrap.js')).decodeStartInput(stdin, f.id, f.namespace)
+    ? (await modules.bootstrap()).decodeStartInput(stdin, f.id, f.namespace)
     : { configPath: undefined, ttrpcAddress: undefined, grpcAddress: undefined, socketDir: undefined };
-  const settings = await shimSettings(io.env, input.configPath);
+  const settings = await shimSettings(io.env, input.configPath, modules);
   const group = groupIdFor(bundle, f.id, settings.grouping);
   const address = socketAddress(f.address, f.namespace, group, input.socketDir);
   const sockPath = socketPath(address);

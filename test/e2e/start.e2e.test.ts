@@ -6,6 +6,8 @@ import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { NODE_GROUP, socketAddress, socketPath } from '../../src/shim/address.js';
 import { REPO, runCmd, waitFor } from './containerd.js';
+import { Any } from '../../src/gen/google/protobuf/any.js';
+import { Options } from '../../src/gen/runtimeoptions/api.js';
 
 const BIN = path.join(REPO, 'bin', 'containerd-shim-urunc-v2');
 const dirs: string[] = [];
@@ -85,6 +87,39 @@ it('many starts at once with no daemon: one cold start, the rest wait for its da
   expect(lines).toEqual(['cold start', ...Array(7).fill('forwarded start')]);
   await waitFor('idle daemon to exit', () => (fs.existsSync(socketPath(expected)) ? undefined : true), 15_000);
   fs.rmSync(trace, { force: true });
+});
+
+it('an upgrade that replaces dist/ under a running daemon: forwarded starts (with options on stdin) still work', async () => {
+  // A private copy of the build, so its chunks can be removed as an upgrade with new hashes would.
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'upgrade-'));
+  dirs.push(root);
+  fs.cpSync(path.join(REPO, 'bin'), path.join(root, 'bin'), { recursive: true });
+  fs.cpSync(path.join(REPO, 'dist'), path.join(root, 'dist'), { recursive: true });
+  // The one module the bundle loads from node_modules (as deploy/install.sh copies it).
+  for (const m of ['koffi', '@koromix']) fs.cpSync(path.join(REPO, 'node_modules', m), path.join(root, 'node_modules', m), { recursive: true });
+  const bin = path.join(root, 'bin', 'containerd-shim-urunc-v2');
+  const grpc = path.join(os.tmpdir(), `fake-containerd-upgrade-${process.pid}.sock`);
+  const trace = path.join(root, 'trace');
+  const env = { ...process.env, URUNC_SHIM_LINGER_MS: '600000', TTRPC_ADDRESS: `${grpc}.ttrpc`, URUNC_FRONT_TRACE: trace };
+  const flags = (id: string) => ['-namespace', 'itest', '-address', grpc, '-publish-binary', '/bin/true', '-id', id, 'start'];
+  const r1 = await runCmd(bin, flags('up1'), { cwd: bundle(), env });
+  expect(r1.code, r1.stderr).toBe(0);
+  // A forwarded start answers once the daemon has loaded and serves.
+  expect((await runCmd(bin, flags('up1b'), { cwd: bundle(), env })).code).toBe(0);
+  // The chunks a cold process loads lazily are gone now.
+  for (const f of fs.readdirSync(path.join(root, 'dist', 'chunks'))) {
+    if (/^(bootstrap|runtime-config|start|delete)-/.test(f)) fs.rmSync(path.join(root, 'dist', 'chunks', f));
+  }
+  // CRI-style options on stdin (a bare Any of runtimeoptions.v1.Options with a config path).
+  const cfg = path.join(root, 'urunc.toml');
+  fs.writeFileSync(cfg, '[shim]\ngrouping = "node"\n');
+  const opts = Options.encode({ typeUrl: '', configPath: cfg, configBody: '' }).finish();
+  const any = Any.encode({ typeUrl: 'runtimeoptions.v1.Options', value: opts }).finish();
+  const r2 = await runCmd(bin, flags('up2'), { cwd: bundle(), env, input: Buffer.from(any).toString('latin1') });
+  expect(r2.code, r2.stderr).toBe(0);
+  expect(r2.stdout).toBe(socketAddress(grpc, 'itest', NODE_GROUP));
+  expect(fs.readFileSync(trace, 'utf8')).toBe('cold start\nforwarded start\nforwarded start\n');
+  await waitFor('idle daemon to exit', () => (fs.existsSync(socketPath(r1.stdout)) ? undefined : true), 15_000);
 });
 
 it('fails clearly, with nothing printed on stdout, when a flag is missing', async () => {
