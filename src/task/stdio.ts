@@ -24,7 +24,6 @@ export interface IoContext {
   namespace: string;
 }
 
-const O_PATH = 0o10000000;
 
 type Uri = { scheme: 'fifo'; path: string } | { scheme: 'binary' | 'file'; url: URL } | undefined;
 
@@ -296,59 +295,26 @@ export class ProcessIO {
 }
 
 /**
- * Copies the client's stdin fifo into the container. The read side is opened blocking (in the
- * thread pool) so EOF means the client closed its writer, never "no writer yet"; a pending open
- * is released on close by briefly opening the writer side ourselves.
+ * Copies the client's stdin fifo into the container. The read side is opened non-blocking, which
+ * takes no thread: a blocking open waits in the thread pool until the client opens its writer, and
+ * clients that never do (ctr cancels its stdin when the task ends first) held all four threads of
+ * the shared daemon's pool, stalling every other asynchronous file operation of every container.
+ * Without a thread it is still true that EOF means the client closed its writer, never "no writer
+ * yet": the kernel reports a FIFO readable or hung up only once a writer has come, so libuv, which
+ * reads on readiness, sees nothing until then.
  */
 class StdinCopier {
-  private src: net.Socket | undefined;
-  private closed = false;
-  private opening = true;
-  /**
-   * An O_PATH handle: reopening through /proc/self/fd works even after the client removed the
-   * fifo. Owned until the pending open has returned, so its fd number cannot be reused meanwhile.
-   */
-  private readonly handle: number;
+  private readonly src: net.Socket;
 
   constructor(fifo: string, dst: NodeJS.WritableStream, endDst: boolean) {
-    this.handle = fs.openSync(fifo, O_PATH);
-    fs.open(this.procPath, C.O_RDONLY, (err, fd) => {
-      this.opening = false;
-      fs.close(this.handle, () => undefined);
-      if (err) return;
-      if (this.closed) {
-        fs.close(fd, () => undefined);
-        return;
-      }
-      this.src = new net.Socket({ fd, readable: true, writable: false });
-      this.src.on('error', () => undefined);
-      this.src.pipe(dst, { end: endDst });
-    });
-  }
-
-  private get procPath(): string {
-    return `/proc/self/fd/${this.handle}`;
+    const fd = fs.openSync(fifo, C.O_RDONLY | C.O_NONBLOCK);
+    this.src = new net.Socket({ fd, readable: true, writable: false });
+    this.src.on('error', () => undefined);
+    this.src.pipe(dst, { end: endDst });
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.src?.destroy();
-    this.releasePendingOpen();
-  }
-
-  /**
-   * Becomes the writer for an instant so the blocked open returns and frees its thread. Until the
-   * thread has actually entered open() there is no reader to meet (ENXIO), so it retries.
-   */
-  private releasePendingOpen(): void {
-    if (!this.opening) return;
-    try {
-      fs.closeSync(fs.openSync(this.procPath, C.O_WRONLY | C.O_NONBLOCK));
-    } catch {
-      // no reader yet: try again shortly
-    }
-    setTimeout(() => this.releasePendingOpen(), 10);
+    this.src.destroy();
   }
 }
 
