@@ -18,10 +18,10 @@ import { encodeFrontReply, runForwarded, serveFront } from './front.js';
 import { runStart, type StartModules } from './start.js';
 import * as bootstrap from './bootstrap.js';
 import * as runtimeConfig from '../monitors/runtime-config.js';
+import { runDelete } from './delete.js';
 
 /** What a forwarded `start` needs, loaded with the daemon (see StartModules). */
 const startModules: StartModules = { bootstrap: async () => bootstrap, runtimeConfig: async () => runtimeConfig };
-import { runDelete } from './delete.js';
 
 function inodeOf(p: string): number | undefined {
   try {
