@@ -155,6 +155,9 @@ static void cold_start_serialized(int argc, char **argv, struct sockaddr_un *sa,
   int status;
   while (waitpid(child, &status, 0) < 0)
     if (errno != EINTR) _exit(1);
+  /* The socket is bound now (or the start failed): later fronts connect without the lock, and the
+   * ones waiting on this file retry the connect once we exit. No lock file is left behind. */
+  unlink(lock);
   _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
 }
 

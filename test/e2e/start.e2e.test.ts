@@ -85,6 +85,9 @@ it('many starts at once with no daemon: one cold start, the rest wait for its da
   }
   const lines = fs.readFileSync(trace, 'utf8').split('\n').filter(Boolean).sort();
   expect(lines).toEqual(['cold start', ...Array(7).fill('forwarded start')]);
+  // The cold start's lock file is gone as soon as it finished (the daemon is still up).
+  expect(fs.existsSync(`${socketPath(expected)}.lock`)).toBe(false);
+  expect(fs.existsSync(socketPath(expected))).toBe(true);
   await waitFor('idle daemon to exit', () => (fs.existsSync(socketPath(expected)) ? undefined : true), 15_000);
   fs.rmSync(trace, { force: true });
 });
