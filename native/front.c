@@ -162,27 +162,37 @@ static void cold_start_serialized(int argc, char **argv, struct sockaddr_un *sa,
 }
 
 /* ---- flags: only what locating the daemon needs; anything unusual goes cold ---- */
-static const char *flag_value(int argc, char **argv, const char *name, const char **action) {
-  const char *val = NULL;
-  size_t nl = strlen(name);
+struct flags {
+  const char *address, *ns, *action;
+};
+
+/* One pass over argv the way Go's flag package reads it: -name value, -name=value, --name, bool
+ * flags without a value; the first non-flag word (or the word after "--") is the action. */
+static struct flags parse_flags(int argc, char **argv) {
+  struct flags f = {0};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (a[0] != '-' || strcmp(a, "-") == 0) {
-      if (!*action) *action = a;
+      f.action = a;
       break;
     }
     if (strcmp(a, "--") == 0) {
-      if (!*action && i + 1 < argc) *action = argv[i + 1];
+      if (i + 1 < argc) f.action = argv[i + 1];
       break;
     }
     const char *body = a + (a[1] == '-' ? 2 : 1);
-    if (strncmp(body, name, nl) == 0 && body[nl] == '=') val = body + nl + 1;
-    else if (strcmp(body, name) == 0 && i + 1 < argc) val = argv[++i];
-    else if (!strchr(body, '=') && strcmp(body, "debug") != 0 && strcmp(body, "v") != 0 && strcmp(body, "version") != 0 &&
-             strcmp(body, "info") != 0 && i + 1 < argc)
-      i++; /* a value flag we do not need: skip its value */
+    const char *eq = strchr(body, '=');
+    size_t nl = eq ? (size_t)(eq - body) : strlen(body);
+    const char **slot = nl == 7 && strncmp(body, "address", 7) == 0 ? &f.address : nl == 9 && strncmp(body, "namespace", 9) == 0 ? &f.ns : NULL;
+    int is_bool = strcmp(body, "debug") == 0 || strcmp(body, "v") == 0 || strcmp(body, "version") == 0 || strcmp(body, "info") == 0;
+    if (eq) {
+      if (slot) *slot = eq + 1;
+    } else if (!is_bool && i + 1 < argc) {
+      i++; /* the flag's value */
+      if (slot) *slot = argv[i];
+    }
   }
-  return val;
+  return f;
 }
 
 /* ---- buffers ---- */
@@ -255,10 +265,8 @@ static int read_all(int fd, struct buf *b, long timeout_ms) {
 }
 
 int main(int argc, char **argv) {
-  const char *action = NULL;
-  const char *address = flag_value(argc, argv, "address", &action);
-  action = NULL;
-  const char *ns = flag_value(argc, argv, "namespace", &action);
+  struct flags fl = parse_flags(argc, argv);
+  const char *action = fl.action, *address = fl.address, *ns = fl.ns;
   traced_action = action;
   if (!action || (strcmp(action, "start") != 0 && strcmp(action, "delete") != 0) || !address || !ns || address[0] != '/' ||
       strstr(address, "/./") || strstr(address, "/../") || strchr(ns, '/') || !ns[0] || ns[0] == '.' || getenv("URUNC_SHIM_COLD"))

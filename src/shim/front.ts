@@ -61,6 +61,11 @@ export function encodeFrontReply(code: number, stdout: Buffer, stderr: Buffer): 
   return Buffer.concat([head, stdout, mid, stderr]);
 }
 
+/** The reply that sends the front down the cold path; only given before anything changed. */
+export function declineReply(): Buffer {
+  return encodeFrontReply(-1, Buffer.alloc(0), Buffer.alloc(0));
+}
+
 export type FrontAction = (f: ShimFlags, io: ActionIo) => Promise<void>;
 
 /** Runs one forwarded invocation; resolves to the reply. Errors become exit code 1 with the message on stderr, as in a cold process. */
@@ -71,10 +76,10 @@ export async function runForwarded(req: FrontRequest, actions: Record<'start' | 
   try {
     f = parseFlags(req.args);
   } catch {
-    return encodeFrontReply(-1, Buffer.alloc(0), Buffer.alloc(0));
+    return declineReply();
   }
   const action = f.action === 'start' || f.action === 'delete' ? actions[f.action] : undefined;
-  if (!action || f.version || f.info) return encodeFrontReply(-1, Buffer.alloc(0), Buffer.alloc(0));
+  if (!action || f.version || f.info) return declineReply();
   const io: ActionIo = {
     forwarded: true,
     cwd: req.cwd,
@@ -87,7 +92,7 @@ export async function runForwarded(req: FrontRequest, actions: Record<'start' | 
     await action(f, io);
     return encodeFrontReply(0, Buffer.concat(out), Buffer.from(err.join('')));
   } catch (e: unknown) {
-    if (e instanceof ColdPathNeeded) return encodeFrontReply(-1, Buffer.alloc(0), Buffer.alloc(0));
+    if (e instanceof ColdPathNeeded) return declineReply();
     err.push(`containerd-shim-urunc-v2: ${messageOf(e)}\n`);
     return encodeFrontReply(1, Buffer.alloc(0), Buffer.from(err.join('')));
   }

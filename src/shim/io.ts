@@ -25,7 +25,7 @@ export function processIo(): ActionIo {
         return Buffer.alloc(0); // no stdin (closed): no options
       }
     },
-    stdout: (data) => void (typeof data === 'string' ? fs.writeSync(1, data) : fs.writeSync(1, data)),
+    stdout: (data) => void fs.writeSync(1, typeof data === 'string' ? Buffer.from(data) : data),
     stderr: (text) => void process.stderr.write(text),
   };
 }

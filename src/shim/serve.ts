@@ -14,7 +14,7 @@ import { kvmUsable } from '../sys/libc.js';
 import { containerdGrpc } from './containerd-grpc.js';
 import { imageAnnotationReader } from './image-annotations.js';
 import { snapshotApiFor } from './containerd-snapshots.js';
-import { encodeFrontReply, runForwarded, serveFront } from './front.js';
+import { declineReply, runForwarded, serveFront } from './front.js';
 import { runStart, type StartModules } from './start.js';
 import * as bootstrap from './bootstrap.js';
 import * as runtimeConfig from '../monitors/runtime-config.js';
@@ -78,11 +78,8 @@ export async function runServe(f: ShimFlags): Promise<void> {
     exiting = true;
     // Unlink the socket first (only if it is still ours: a new daemon may own the path by now), so
     // no new `start` finds this daemon; answer the Shutdown call, then flush events and leave.
-    if (sockPath && sockIno !== undefined && inodeOf(sockPath) === sockIno) {
-      fs.rmSync(sockPath, { force: true });
-      // The front's cold-start lock (native/front.c); a front still waiting on it just finds no daemon and starts one.
-      fs.rmSync(`${sockPath}.lock`, { force: true });
-    }
+    // (The front removes its own cold-start lock file once the socket is bound.)
+    if (sockPath && sockIno !== undefined && inodeOf(sockPath) === sockIno) fs.rmSync(sockPath, { force: true });
     setImmediate(async () => {
       await service.releaseAll().catch((err: unknown) => log.error({ err }, 'release at shutdown'));
       await publisher.drain(3000);
@@ -104,7 +101,7 @@ export async function runServe(f: ShimFlags): Promise<void> {
   // The native front's forwarded `start`/`delete` (src/shim/front.ts), on the same socket.
   server.onForeign((sock, first) => serveFront(sock, first, async (req) => {
     lastFront = Date.now();
-    if (exiting) return encodeFrontReply(-1, Buffer.alloc(0), Buffer.alloc(0));
+    if (exiting) return declineReply();
     const reply = await runForwarded(req, {
       start: (sf, io) => runStart(sf, io, startModules),
       delete: async (df, io) => {
