@@ -1,13 +1,17 @@
 // Guest networking inside the container's network namespace (the pod's, set up by CNI), with
 // urunc's two modes and none of its one-guest-per-netns limits:
 //  - dynamic: the guest takes the pod interface's IP, mask, gateway and MAC; tc ingress + u32 +
-//    mirred redirect everything between the pod interface and the guest's tap, except TCP/UDP to
-//    the reserved NAT ports (61440-65535), which stay with the namespace's own stack, and ARP, which
-//    both see (mirrored);
+//    mirred redirect every packet between the pod interface and the guest's tap, as urunc does
+//    (pkg/network, the match-all redirect);
 //  - static: the guest gets a private /30 (172.16.<k>.2, gateway .1 on its tap) and reaches out
 //    through NAT on the pod interface (MASQUERADE into the reserved ports), with forwarding on.
 //    Used for knative's `user-container` (as urunc) and for every further guest in a namespace
 //    whose dynamic slot is taken, so several unikernels share one pod.
+//  - the pass-through: only while a dynamic guest and at least one static guest share a namespace,
+//    TCP/UDP to the reserved NAT ports stay with the namespace's stack (the static guests' NAT
+//    replies) and ARP is mirrored to both. It costs the dynamic guest those 4096 ports, so it is
+//    installed when a second guest needs it and removed when the last static guest goes
+//    (syncPassThrough, run after every set-up and release; the filters belong to the namespace).
 // Tap names derive from the container, so they are unique; every device, filter and rule made is
 // recorded first and removed by release, which never touches what others made. Commands run as
 // `nsenter --net=<path> -- ip|tc|iptables ...`, with argument arrays.
@@ -20,6 +24,7 @@ import type { GuestNet } from './guests.js';
 export const NAT_PORTS = { from: 61440, to: 65535 };
 /** tc filter priorities this runtime owns on the pod interface (one dynamic guest per namespace). */
 const PREF = { passTcp: 49100, passUdp: 49101, arp: 49102, redirect: 49103 } as const;
+const PASS_PREFS = [PREF.passTcp, PREF.passUdp, PREF.arp] as const;
 const STATIC_NET = '172.16';
 
 export interface NetRecord {
@@ -37,6 +42,8 @@ export interface NetPlan {
   record: NetRecord;
   /** What the guest is configured with; its MAC is also the NIC's. */
   guest: GuestNet;
+  /** The tap's MTU (the pod interface's), which the NIC advertises to the guest. */
+  mtu: number;
 }
 
 interface IpAddr { ifname: string; address: string; mtu: number; addr_info?: Array<{ family: string; local: string; prefixlen: number }> }
@@ -138,12 +145,6 @@ async function setupNetworkNow(o: SetupInput): Promise<NetPlan | undefined> {
   if (dynamic) {
     await run(o.netns, ['tc', 'qdisc', 'replace', 'dev', pod.name, 'ingress']);
     const f = ['tc', 'filter', 'add', 'dev', pod.name, 'parent', 'ffff:'];
-    // Replies to the static guests' NAT stay with the namespace's stack (a classid ends classification).
-    await run(o.netns, [...f, 'prio', String(PREF.passTcp), 'protocol', 'ip', 'u32', 'match', 'ip', 'protocol', '6', '0xff',
-      'match', 'ip', 'dport', String(NAT_PORTS.from), '0xf000', 'flowid', 'ffff:1']);
-    await run(o.netns, [...f, 'prio', String(PREF.passUdp), 'protocol', 'ip', 'u32', 'match', 'ip', 'protocol', '17', '0xff',
-      'match', 'ip', 'dport', String(NAT_PORTS.from), '0xf000', 'flowid', 'ffff:1']);
-    await run(o.netns, [...f, 'prio', String(PREF.arp), 'protocol', 'arp', 'u32', 'match', 'u8', '0', '0', 'action', 'mirred', 'egress', 'mirror', 'dev', tap]);
     await run(o.netns, [...f, 'prio', String(PREF.redirect), 'protocol', 'all', 'u32', 'match', 'u8', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', tap]);
     await run(o.netns, ['tc', 'qdisc', 'add', 'dev', tap, 'ingress']);
     await run(o.netns, ['tc', 'filter', 'add', 'dev', tap, 'parent', 'ffff:', 'protocol', 'all', 'u32', 'match', 'u8', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', pod.name]);
@@ -152,7 +153,38 @@ async function setupNetworkNow(o: SetupInput): Promise<NetPlan | undefined> {
     await run(o.netns, ['tee', '/proc/sys/net/ipv4/ip_forward'], '1\n');
     for (const rule of rec.nat) await run(o.netns, ['iptables', '-w', '5', '-t', 'nat', '-A', ...rule]);
   }
-  return { record: rec, guest };
+  await syncPassThrough(o.netns, pod.name);
+  return { record: rec, guest, mtu: pod.mtu };
+}
+
+/**
+ * The pass-through filters exist exactly while the namespace has a dynamic guest and a static one:
+ * replies to the static guests' NAT (TCP/UDP to the reserved ports) stay with the namespace's
+ * stack (a classid ends classification before the redirect), and ARP reaches both.
+ */
+async function syncPassThrough(netns: string, podIf: string): Promise<void> {
+  const shown = await run(netns, ['tc', 'filter', 'show', 'dev', podIf, 'ingress']).catch(() => '');
+  const has = (pref: number) => new RegExp(`pref ${pref} `).test(shown);
+  const want = has(PREF.redirect) && (await usedStaticIndexes(netns)).size > 0;
+  if (want) {
+    const dynTap = /Egress Redirect to device ([^)\s]+)/.exec(shown)?.[1];
+    const f = ['tc', 'filter', 'add', 'dev', podIf, 'parent', 'ffff:'];
+    if (!has(PREF.passTcp)) {
+      await run(netns, [...f, 'prio', String(PREF.passTcp), 'protocol', 'ip', 'u32', 'match', 'ip', 'protocol', '6', '0xff',
+        'match', 'ip', 'dport', String(NAT_PORTS.from), '0xf000', 'flowid', 'ffff:1']);
+    }
+    if (!has(PREF.passUdp)) {
+      await run(netns, [...f, 'prio', String(PREF.passUdp), 'protocol', 'ip', 'u32', 'match', 'ip', 'protocol', '17', '0xff',
+        'match', 'ip', 'dport', String(NAT_PORTS.from), '0xf000', 'flowid', 'ffff:1']);
+    }
+    if (!has(PREF.arp) && dynTap) {
+      await run(netns, [...f, 'prio', String(PREF.arp), 'protocol', 'arp', 'u32', 'match', 'u8', '0', '0', 'action', 'mirred', 'egress', 'mirror', 'dev', dynTap]);
+    }
+  } else {
+    for (const pref of PASS_PREFS) {
+      if (has(pref)) await run(netns, ['tc', 'filter', 'del', 'dev', podIf, 'parent', 'ffff:', 'prio', String(pref)]).catch(() => undefined);
+    }
+  }
 }
 
 const inoOf = (p: string): number | undefined => {
@@ -193,12 +225,13 @@ export async function releaseNetwork(rec: NetRecord): Promise<void> {
   });
   const gone = /Cannot find device|No such file or directory|does not exist|not find|not found|Bad rule|No chain\/target\/match|Cannot find specified qdisc|Invalid handle/i;
   if (r.mode === 'dynamic') {
-    for (const pref of Object.values(PREF)) {
+    for (const pref of [PREF.redirect, ...PASS_PREFS]) {
       await quiet(run(r.netns, ['tc', 'filter', 'del', 'dev', r.podIf, 'parent', 'ffff:', 'prio', String(pref)]), `tc filter ${pref}`, gone);
     }
   }
   for (const rule of r.nat) await quiet(run(r.netns, ['iptables', '-w', '5', '-t', 'nat', '-D', ...rule]), 'iptables', gone);
   await quiet(run(r.netns, ['ip', 'link', 'del', 'dev', r.tap]), 'tap', gone);
+  await quiet(syncPassThrough(r.netns, r.podIf), 'pass-through', gone);
   // The pod interface's ingress qdisc goes only when no filter of anyone is left on it.
   const left = await run(r.netns, ['tc', 'filter', 'show', 'dev', r.podIf, 'ingress']).catch(() => '');
   if (r.mode === 'dynamic' && left.trim() === '') await quiet(run(r.netns, ['tc', 'qdisc', 'del', 'dev', r.podIf, 'ingress']), 'tc qdisc', gone);

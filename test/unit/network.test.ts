@@ -34,6 +34,8 @@ describe('guest network plumbing', () => {
     expect(tapName('k8s.io', 'a')).not.toBe(tapName('default', 'a'));
   });
 
+  // The single guest mirrors urunc's pkg/network dynamic mode (AddIngressQdisc + the match-all
+  // mirred redirect in both directions): every packet, no port kept back.
   it('a dynamic guest takes the pod address; a second one is static behind NAT; each release removes only its own', async () => {
     const records: NetRecord[] = [];
     const user = { uid: 0, gid: 0 };
@@ -41,16 +43,21 @@ describe('guest network plumbing', () => {
     const a = await setupNetwork({ netns, namespace: 'k8s.io', id: 'a', staticMode: false, user, record: (r) => records.push(r) });
     expect(a?.guest).toEqual({ ip: '10.77.0.5', mask: '255.255.255.0', gateway: '10.77.0.1', mac });
     expect(a?.guest.mac).toBe(mac);
+    const prefs = () => [...new Set(inNs('tc', 'filter', 'show', 'dev', 'eth0', 'ingress').match(/pref (\d+)/g)?.map((p) => p.split(' ')[1]))].sort();
     const filters = inNs('tc', 'filter', 'show', 'dev', 'eth0', 'ingress');
-    expect(filters.match(/pref (\d+)/g)?.map((p) => p.split(' ')[1])).toEqual(expect.arrayContaining(['49100', '49101', '49102', '49103']));
+    expect(prefs()).toEqual(['49103']);
     expect(filters).toContain(`Egress Redirect to device ${a?.record.tap}`);
-    expect(filters).toContain(`Egress Mirror to device ${a?.record.tap}`);
+    expect(filters).not.toContain('Mirror');
+    expect(a?.mtu).toBe(1500);
 
     const b = await setupNetwork({ netns, namespace: 'k8s.io', id: 'b', staticMode: false, user, record: (r) => records.push(r) });
     expect(b?.record.mode).toBe('static');
     expect(b?.guest).toMatchObject({ ip: '172.16.1.2', mask: '255.255.255.252', gateway: '172.16.1.1' });
     expect(inNs('iptables', '-t', 'nat', '-S', 'POSTROUTING')).toContain('-A POSTROUTING -s 172.16.1.0/30 -o eth0 -p tcp -j MASQUERADE --to-ports 61440-65535');
     expect(inNs('cat', '/proc/sys/net/ipv4/ip_forward').trim()).toBe('1');
+    // A static guest beside the dynamic one: its NAT replies and ARP need the pass-through.
+    expect(prefs()).toEqual(['49100', '49101', '49102', '49103']);
+    expect(inNs('tc', 'filter', 'show', 'dev', 'eth0', 'ingress')).toContain(`Egress Mirror to device ${a?.record.tap}`);
     const c = await setupNetwork({ netns, namespace: 'k8s.io', id: 'c', staticMode: true, user, record: (r) => records.push(r) });
     expect(c?.guest.ip).toBe('172.16.2.2');
     expect(records.map((r) => r.mode)).toEqual(['dynamic', 'static', 'static']);
@@ -59,9 +66,11 @@ describe('guest network plumbing', () => {
     await releaseNetwork(b?.record as NetRecord);
     expect(inNs('iptables', '-t', 'nat', '-S', 'POSTROUTING')).not.toContain('172.16.1.0/30');
     expect(inNs('iptables', '-t', 'nat', '-S', 'POSTROUTING')).toContain('172.16.2.0/30');
-    expect(inNs('tc', 'filter', 'show', 'dev', 'eth0', 'ingress')).toContain('49103');
-    await releaseNetwork(a?.record as NetRecord);
+    expect(prefs()).toEqual(['49100', '49101', '49102', '49103']);
     await releaseNetwork(c?.record as NetRecord);
+    // The last static guest gone: the dynamic guest gets every packet again.
+    expect(prefs()).toEqual(['49103']);
+    await releaseNetwork(a?.record as NetRecord);
     expect(inNs('ip', '-o', 'link', 'show')).not.toMatch(/ukt/);
     expect(inNs('tc', 'qdisc', 'show', 'dev', 'eth0')).not.toContain('ingress');
     expect(inNs('iptables', '-t', 'nat', '-S', 'POSTROUTING').trim()).toBe('-P POSTROUTING ACCEPT');
@@ -88,7 +97,7 @@ describe('guest network plumbing', () => {
 
   it('a half-made dynamic set-up (some filters missing) still releases cleanly; no pod interface means no network', async () => {
     const a = await setupNetwork({ netns, namespace: 'x', id: 'a', staticMode: false, user: { uid: 0, gid: 0 }, record: () => undefined });
-    inNs('tc', 'filter', 'del', 'dev', 'eth0', 'parent', 'ffff:', 'prio', '49101');
+    inNs('tc', 'filter', 'del', 'dev', 'eth0', 'parent', 'ffff:', 'prio', '49103');
     await releaseNetwork(a?.record as NetRecord);
     expect(inNs('tc', 'qdisc', 'show', 'dev', 'eth0')).not.toContain('ingress');
     sh('ip', '-n', ns, 'route', 'del', 'default');
