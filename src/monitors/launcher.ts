@@ -12,7 +12,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { invalidArgument, messageOf } from '../errors.js';
 import { resolveFileInRoot } from '../rootfs/resolve-in-root.js';
-import { buildGuest, type GuestNet, type GuestRootfs } from './guests.js';
+import { buildGuest, type GuestInput, type GuestNet, type GuestRootfs } from './guests/index.js';
+import { cpioWithFile } from './guests/urunit.js';
 import { HYPERVISOR_PLUGINS } from './hypervisors/index.js';
 import type { VmSpec } from './hypervisors/types.js';
 import type { RuntimeConfig } from './runtime-config.js';
@@ -28,6 +29,8 @@ const SCRATCH = '/run/urunc';
 /** The container's block device, as a node in the monitor's /dev. */
 const BLOCK_DEVICE = '/dev/urunc-rootfs';
 export const VIRTIOFS_SOCKET = 'virtiofs.sock';
+/** urunit's config file in the scratch dir, when it is an initrd or a disk of its own. */
+const URUNIT_CONF = 'urunit.conf';
 
 export interface LaunchInput {
   id: string;
@@ -39,7 +42,7 @@ export interface LaunchInput {
   config: RuntimeConfig;
   kvmUsable: () => boolean;
   /** The guest's network (a tap in the container's network namespace), when it has one. */
-  net?: { tap: string; guest: GuestNet } | undefined;
+  net?: { tap: string; mtu: number; guest: GuestNet } | undefined;
 }
 
 export interface LaunchPlan {
@@ -50,6 +53,13 @@ export interface LaunchPlan {
   qmpInMonitor: string | undefined;
   rootfsType: GuestRootfs;
   accel: VmSpec['accel'];
+  /** How long a graceful stop (ACPI power-down) may take before the hypervisor is killed; 0: none. */
+  powerdownMs: number;
+  /**
+   * The root initrd with urunit's config appended, to be written (writeLaunchFiles, off the event
+   * loop) before the monitor starts: the image's initrd is never modified, so a copy is made.
+   */
+  initrdWithConfig: { from: string; to: string; append: Buffer } | undefined;
 }
 
 export type OciSpec = Record<string, unknown> & {
@@ -82,23 +92,32 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   const kernel = resolveFileInRoot(params.artifactRoot, uk.binary, 'com.urunc.unikernel.binary');
   const initrd = uk.initrd ? resolveFileInRoot(params.artifactRoot, uk.initrd, 'com.urunc.unikernel.initrd') : undefined;
   const block = rootfsType === 'block' ? blockDisk(params, uk) : undefined;
-  const guest = buildGuest(uk.unikernelType, guestInput(inp, uk, rootfsType, arch));
+  // The image's data disk (block with a blkMntPoint other than /), attached as urunc's annot_vol.
+  const dataDisk = uk.block && (uk.blkMntPoint ?? '/') !== '/' && !(block && params.blockSource === 'image')
+    ? dataDiskPath(params, uk.block) : undefined;
+  const disks: GuestInput['disks'] = [];
+  if (block) disks.push({ id: 'rootfs', mountPoint: params.blockSource === 'image' ? '/' : '/data' });
+  if (dataDisk) disks.push({ id: 'annot_vol', mountPoint: uk.blkMntPoint as string });
+  const guest = buildGuest(uk.unikernelType, guestInput(inp, uk, rootfsType, arch, disks));
 
   const binary = findBinary(mcfg.path || hv.defaultBinary(arch));
   const accel = hv.accel(mcfg, inp.kvmUsable());
-  const limit = inp.spec.linux?.resources?.memory?.limit;
-  // As urunc: the container's memory limit, in decimal MB, is the guest's memory.
-  const memoryMb = typeof limit === 'number' && limit > 0 ? Math.max(16, Math.floor(limit / 1e6)) : mcfg.default_memory_mb;
+  const memoryMb = guestMemory(inp.spec.linux?.resources?.memory?.limit, mcfg.default_memory_mb, hv.memoryUnit);
   const vm: VmSpec = {
     id: inp.id, arch,
     kernel: `${GUEST_DIR}/kernel`,
     initrd: initrd ? `${GUEST_DIR}/initrd` : undefined,
     guest, memoryMb, vcpus: mcfg.default_vcpus,
-    blocks: block ? [{ id: 'rootfs', path: block.device ? BLOCK_DEVICE : `${GUEST_DIR}/block` }] : [],
-    // A Linux guest gets a read-only export: it keeps its writes in its own overlay (tmpfs upper), off the container's files.
-    sharedFs: rootfsType === '9pfs' ? { kind: '9p', path: SHARED_ROOT, readonly: uk.unikernelType === 'linux' }
+    blocks: [
+      ...(block ? [{ id: 'rootfs', path: block.device ? BLOCK_DEVICE : `${GUEST_DIR}/block` }] : []),
+      ...(dataDisk ? [{ id: 'annot_vol', path: `${GUEST_DIR}/annot_vol` }] : []),
+      ...(guest.urunit?.placement === 'disk' ? [{ id: 'FC_URUNIT_CONFIG', path: `${SCRATCH}/${URUNIT_CONF}` }] : []),
+    ],
+    // Read-write as urunc (writes land in the container's snapshot), or read-only by configuration.
+    sharedFs: rootfsType === '9pfs' ? { kind: '9p', path: SHARED_ROOT, readonly: inp.config.shared_fs.readonly }
       : rootfsType === 'virtiofs' ? { kind: 'virtiofs', socket: `${SCRATCH}/${VIRTIOFS_SOCKET}` } : undefined,
-    net: inp.net ? { tap: inp.net.tap, mac: inp.net.guest.mac } : undefined,
+    net: inp.net ? { tap: inp.net.tap, mac: inp.net.guest.mac, mtu: inp.net.mtu } : undefined,
+    urunitInitrd: guest.urunit?.placement === 'extra' ? `${SCRATCH}/${URUNIT_CONF}` : undefined,
     seccomp: inp.spec.linux?.seccomp !== undefined,
     scratch: SCRATCH,
     accel, config: mcfg,
@@ -113,7 +132,9 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   fs.mkdirSync(root, { mode: 0o755 });
   const user = inp.spec.process?.user ?? { uid: 0, gid: 0 };
   fs.chownSync(scratch, user.uid, user.gid);
-  for (const [name, content] of Object.entries(cmd.files)) {
+  const files: Record<string, string> = { ...cmd.files };
+  if (guest.urunit && guest.urunit.placement !== 'append') files[URUNIT_CONF] = guest.urunit.config;
+  for (const [name, content] of Object.entries(files)) {
     fs.writeFileSync(path.join(scratch, name), content, { mode: 0o600 });
     fs.chownSync(path.join(scratch, name), user.uid, user.gid);
   }
@@ -133,8 +154,12 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   }
   for (const d of dataDirsWithLinks(hv.dataDirs(mcfg))) binds.push([d, d, true]);
   binds.push([kernel, vm.kernel, true]);
-  if (initrd && vm.initrd) binds.push([initrd, vm.initrd, true]);
+  // With urunit's config appended, the guest boots a copy of the initrd, never the image's own file.
+  const initrdWithConfig = initrd && guest.urunit?.placement === 'append'
+    ? { from: initrd, to: path.join(dir, 'initrd-urunit'), append: cpioWithFile('/urunit.conf', Buffer.from(guest.urunit.config)) } : undefined;
+  if (initrd && vm.initrd) binds.push([initrdWithConfig?.to ?? initrd, vm.initrd, true]);
   if (block && !block.device) binds.push([block.path, `${GUEST_DIR}/block`, false]);
+  if (dataDisk) binds.push([dataDisk, `${GUEST_DIR}/annot_vol`, false]);
   if (vm.sharedFs?.kind === '9p') binds.push([params.mountedPath, SHARED_ROOT, false]);
   binds.push([scratch, SCRATCH, false]);
 
@@ -179,7 +204,27 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
     },
   };
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(derived));
-  return { runcBundle: dir, argv: cmd.argv, qmpInMonitor: cmd.qmp, rootfsType, accel };
+  const powerdownMs = guest.acpiPowerdown && cmd.qmp ? inp.config.guests.linux.powerdown_timeout_ms : 0;
+  return { runcBundle: dir, argv: cmd.argv, qmpInMonitor: cmd.qmp, rootfsType, accel, powerdownMs, initrdWithConfig };
+}
+
+/** Writes what the plan could not write synchronously: the initrd copy with urunit's config (its size is the image's). */
+export async function writeLaunchFiles(plan: LaunchPlan): Promise<void> {
+  const c = plan.initrdWithConfig;
+  if (!c) return;
+  await fs.promises.copyFile(c.from, c.to);
+  await fs.promises.appendFile(c.to, c.append);
+}
+
+/**
+ * The guest's memory in the monitor's unit, as urunc sizes it (unikontainers.go Exec and each
+ * hypervisor's BuildExecCmd): the container's memory limit in bytes, else default_memory_mb MiB,
+ * converted down (floor) to decimal MB for qemu, solo5 and cloud-hypervisor and to MiB for
+ * firecracker, so a VM never asks for more than its cgroup limit.
+ */
+export function guestMemory(limit: number | undefined, defaultMb: number, unit: number): number {
+  const bytes = typeof limit === 'number' && limit > 0 ? limit : defaultMb * 2 ** 20;
+  return Math.max(16, Math.floor(bytes / unit));
 }
 
 /** Removes what prepareLaunch made; idempotent. The monitor root holds no host mounts (runc's are in its own namespace). */
@@ -206,12 +251,21 @@ function blockDisk(params: RootfsParams, uk: UnikernelConfig): { path: string; d
   return { path: p, device: { major: Math.floor(rdev / 256) & 0xfff, minor: (rdev & 0xff) | ((Math.floor(rdev / 4096) & 0xfff00)) } };
 }
 
-function guestInput(inp: LaunchInput, uk: UnikernelConfig, rootfs: GuestRootfs, arch: VmSpec['arch']) {
-  const args = inp.spec.process?.args?.length ? inp.spec.process.args : (uk.cmdline ?? '').split(/\s+/).filter(Boolean);
+function guestInput(inp: LaunchInput, uk: UnikernelConfig, rootfs: GuestRootfs, arch: VmSpec['arch'], disks: GuestInput['disks']): GuestInput {
+  const proc = inp.spec.process;
+  const args = proc?.args?.length ? proc.args : (uk.cmdline ?? '').split(/\s+/).filter(Boolean);
   return {
-    monitor: uk.hypervisor, arch, version: uk.unikernelVersion, args, env: inp.spec.process?.env ?? [], net: inp.net?.guest, rootfs,
-    blockMountPoint: uk.blkMntPoint, extraKernelArgs: inp.config.guests.linux.extra_cmdline,
+    monitor: uk.hypervisor, arch, version: uk.unikernelVersion, args, env: proc?.env ?? [],
+    user: { uid: proc?.user?.uid ?? 0, gid: proc?.user?.gid ?? 0 }, cwd: typeof proc?.cwd === 'string' ? proc.cwd : '/',
+    net: inp.net?.guest, nic: inp.net && { tap: inp.net.tap, mtu: inp.net.mtu }, rootfs, disks,
+    solo5NetDev: uk.solo5NetDev, solo5BlkDev: uk.solo5BlkDev, extraKernelArgs: inp.config.guests.linux.extra_cmdline,
   };
+}
+
+/** The image's data disk file, inside the mounted rootfs (a hostile path is an error). */
+function dataDiskPath(params: RootfsParams, blockPath: string): string {
+  if (!params.mountedPath) throw invalidArgument('com.urunc.unikernel.block with a blkMntPoint other than / needs the container rootfs mounted on the host');
+  return resolveFileInRoot(params.mountedPath, blockPath, 'com.urunc.unikernel.block');
 }
 
 function findBinary(name: string): string {

@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { messageOf } from '../errors.js';
 import { runChecked } from '../sys/spawn.js';
-import type { GuestNet } from './guests.js';
+import type { GuestNet } from './guests/index.js';
 
 export const NAT_PORTS = { from: 61440, to: 65535 };
 /** tc filter priorities this runtime owns on the pod interface (one dynamic guest per namespace). */

@@ -39,8 +39,21 @@ const ConfigSchema = z.object({
     virtiofsd: z._default(z.object({ path: z._default(z.string(), '/usr/libexec/virtiofsd'), options: z._default(z.string(), '--cache always --sandbox none') }), { path: '/usr/libexec/virtiofsd', options: '--cache always --sandbox none' }),
   }), { virtiofsd: { path: '/usr/libexec/virtiofsd', options: '--cache always --sandbox none' } }),
   rootfs_view: z._default(z.object({ enabled: z._default(z.boolean(), false) }), { enabled: false }),
-  /** Ours: kernel parameters added to every Linux guest's command line (e.g. clock settings under tcg). */
-  guests: z._default(z.object({ linux: z._default(z.object({ extra_cmdline: z._default(z.string().check(z.maxLength(1024)), '') }), { extra_cmdline: '' }) }), { linux: { extra_cmdline: '' } }),
+  /**
+   * Ours, for Linux guests: kernel parameters added to every command line (e.g. clock settings under
+   * tcg); how long a guest may take to power off after an ACPI power-down before its hypervisor is
+   * killed (0: kill at once, as urunc).
+   */
+  guests: z._default(z.object({ linux: z._default(z.object({
+    extra_cmdline: z._default(z.string().check(z.maxLength(1024)), ''),
+    powerdown_timeout_ms: z._default(z.int().check(z.gte(0)), 10_000),
+  }), { extra_cmdline: '', powerdown_timeout_ms: 10_000 }) }), { linux: { extra_cmdline: '', powerdown_timeout_ms: 10_000 } }),
+  /**
+   * Ours: the shared-filesystem root (9p, virtio-fs) is exported read-write, as urunc does (the
+   * container's writable snapshot takes the guest's writes). readonly = true serves it read-only:
+   * the guest must keep its writes itself (an overlay with a tmpfs upper in its init).
+   */
+  shared_fs: z._default(z.object({ readonly: z._default(z.boolean(), false) }), { readonly: false }),
   /** Ours: how containers share shim daemons (src/shim/start.ts) and how long an idle daemon stays warm. */
   shim: z._default(z.object({
     grouping: z._default(z.enum(['node', 'pod']), 'node'),

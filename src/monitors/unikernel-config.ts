@@ -7,7 +7,7 @@ import { invalidArgument } from '../errors.js';
 
 export const PREFIX = 'com.urunc.unikernel.';
 
-export const UNIKERNEL_TYPES = ['linux', 'unikraft', 'rumprun', 'mirage', 'mewz', 'hermit'] as const;
+export const UNIKERNEL_TYPES = ['linux', 'unikraft', 'rumprun', 'mirage', 'mewz', 'hermit', 'includeos', 'freebsd'] as const;
 export const HYPERVISORS = ['qemu', 'firecracker', 'cloud-hypervisor', 'hvt', 'spt'] as const;
 export type UnikernelType = (typeof UNIKERNEL_TYPES)[number];
 export type HypervisorName = (typeof HYPERVISORS)[number];
@@ -29,6 +29,9 @@ const ConfigSchema = z.object({
   blkMntPoint: z.optional(pathValue),
   mountRootfs: z.optional(boolValue),
   unikernelVersion: z.optional(z.string().check(z.maxLength(64), z.regex(/^[A-Za-z0-9._+-]*$/))),
+  /** solo5 device names the guest was built with (urunc: mirage's --net:<name>, --block:<name>). */
+  solo5NetDev: z.optional(z.string().check(z.regex(/^[A-Za-z0-9_]{1,64}$/, 'a solo5 device name (A-Z a-z 0-9 _)'))),
+  solo5BlkDev: z.optional(z.string().check(z.regex(/^[A-Za-z0-9_]{1,64}$/, 'a solo5 device name (A-Z a-z 0-9 _)'))),
   /** Ours: forces the guest root ("initrd", "block", "9pfs", "none"); an initrd then only loads drivers. */
   rootfsType: z.optional(z.enum(['initrd', 'block', '9pfs', 'none'])),
 });

@@ -3,8 +3,9 @@
 //    its QMP socket as a STOP event and a query-status that is not "running";
 //  - the guest shows no console output within the boot timeout (when the output passes through
 //    the shim, i.e. fifo or terminal IO).
-// On a trip it reports the reason once; the caller kills the monitor. Owned by the task; stop()
-// at exit or delete.
+// On a trip it reports the reason once; the caller kills the monitor. It holds the VM's only QMP
+// connection (a qemu chardev server serves one client), so it also carries the graceful stop
+// (powerdown). Owned by the task; stop() at exit or delete.
 import net from 'node:net';
 
 const BAD_STATES = new Set(['internal-error', 'guest-panicked', 'io-error', 'shutdown']);
@@ -14,6 +15,7 @@ export class Watchdog {
   private sock: net.Socket | undefined;
   private stopped = false;
   private tripped = false;
+  private negotiated = false;
 
   constructor(
     private readonly onTrip: (reason: string) => void,
@@ -38,10 +40,9 @@ export class Watchdog {
     const sock = net.connect(socketPath);
     this.sock = sock;
     let buf = '';
-    let negotiated = false;
     sock.setEncoding('utf8');
     sock.on('error', () => {
-      if (this.stopped || negotiated) return;
+      if (this.stopped || this.negotiated) return;
       if (attempts > 1) setTimeout(() => this.watchQmp(socketPath, attempts - 1), 100).unref();
       else this.log(`qmp ${socketPath}: not reachable, watching console only`);
     });
@@ -60,7 +61,7 @@ export class Watchdog {
         }
         if (msg.QMP) {
           sock.write('{"execute":"qmp_capabilities"}\n');
-          negotiated = true;
+          this.negotiated = true;
         } else if (msg.event === 'STOP' || msg.event === 'GUEST_PANICKED' || msg.event === 'BLOCK_IO_ERROR') {
           sock.write('{"execute":"query-status"}\n');
         } else if (msg.return && typeof msg.return.status === 'string' && BAD_STATES.has(msg.return.status)) {
@@ -69,6 +70,13 @@ export class Watchdog {
       }
     });
     sock.unref();
+  }
+
+  /** Presses the VM's ACPI power button (QMP system_powerdown); false when QMP is not connected. */
+  powerdown(): boolean {
+    if (this.stopped || !this.negotiated || !this.sock || this.sock.destroyed) return false;
+    this.sock.write('{"execute":"system_powerdown"}\n');
+    return true;
   }
 
   private trip(reason: string): void {

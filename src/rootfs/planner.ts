@@ -1,7 +1,8 @@
 // The rootfs planner: how the guest gets its files, chosen once per container with urunc's
-// priority: an initrd; a block image from the image (blkMntPoint /); the container's own rootfs as
-// a block device (mountRootfs, on a block snapshotter); a shared filesystem (virtio-fs when the
-// guest, the monitor and virtiofsd allow it, else 9p); none. Ours: rootfsType forces a choice.
+// priority (ChooseRootfs / rootfsSelector): an initrd; a block image from the image (blkMntPoint /);
+// with mountRootfs=true the container's own rootfs, as a block device on a block snapshotter, else
+// as a shared filesystem (virtio-fs when the guest, the monitor and virtiofsd allow it, else 9p),
+// else an error; none. Ours: rootfsType forces a choice.
 // Pure: the caller describes the rootfs (mounts.ts) and persists the result (state.ts).
 import { invalidArgument } from '../errors.js';
 import type { BlockSource } from './mounts.js';
@@ -66,8 +67,11 @@ export function chooseRootfs(inp: PlanInput): Choice {
   }
   if (k.initrd) return { type: 'initrd' };
   if (imageBlock) return { type: 'block', blockSource: 'image' };
-  if (k.mountRootfs && container) return fromContainer();
-  return shared() ?? { type: 'none' };
+  if (!k.mountRootfs) return { type: 'none' };
+  if (container) return fromContainer();
+  const s = shared();
+  if (!s) throw invalidArgument('com.urunc.unikernel.mountRootfs: the container rootfs is neither a block device nor shareable with this guest and monitor (9p: linux or unikraft on qemu; virtio-fs: linux on qemu or cloud-hypervisor with virtiofsd)');
+  return s;
 }
 
 /** Whether a plan needs the container rootfs mounted on the host while the task lives. */

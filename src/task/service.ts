@@ -342,7 +342,8 @@ export class TaskService {
     const p = this.proc(c, execId);
     if (p.status === 'stopped') throw notFound(`${p.label}: process already finished`);
     if (p.isInit) {
-      await c.runc.kill(id, c.bundle, signal, all);
+      if (c.unikernel && TERMINATING_SIGNALS.has(signal)) await this.stopVm(c, signal);
+      else await c.runc.kill(id, c.bundle, signal, all);
       return;
     }
     if (p.status === 'created') throw notFound(`${p.label}: process not started`);
@@ -470,6 +471,28 @@ export class TaskService {
     return this.containers.get(id)?.init.pid ?? 0;
   }
 
+  /**
+   * A terminating signal to a unikernel's hypervisor. A monitor need not handle it (solo5-spt as pid
+   * 1 of its pid namespace has no handler, so the kernel drops it), so, as urunc's kill, it ends the
+   * monitor with SIGKILL (status 137). A guest that can shut down cleanly (plan.powerdownMs > 0: a
+   * Linux guest under qemu) first gets an ACPI power-down through QMP and SIGKILL only if it is still
+   * running after that many ms; a guest that powers off makes qemu exit 0.
+   */
+  private async stopVm(c: Container, signal: number): Promise<void> {
+    const ms = c.unikernel?.plan.powerdownMs ?? 0;
+    if (c.init.status === 'running' && ms > 0 && c.watchdog?.powerdown()) {
+      c.tlog.log.info({ signal, timeoutMs: ms }, 'ACPI power-down sent to the guest');
+      const pid = c.init.pid;
+      setTimeout(() => {
+        if (!c.init.alive || c.init.pid !== pid) return;
+        c.tlog.log.warn({ timeoutMs: ms }, 'guest still running after the power-down: killing the hypervisor');
+        killQuietly(pid, 9);
+      }, ms).unref();
+      return;
+    }
+    await c.runc.kill(c.id, c.bundle, 9, false);
+  }
+
   /** After Start of a unikernel: the watchdog kills a VM that hangs at boot or that qemu paused. */
   private armWatchdog(c: Container): void {
     const uk = c.unikernel;
@@ -501,6 +524,9 @@ export class TaskService {
 function ociState(id: string, bundle: string, spec: OciSpec, pid: number, status: OciState['status']): OciState {
   return { ociVersion: spec.ociVersion, id, status, pid, bundle, annotations: spec.annotations ?? {} };
 }
+
+/** SIGHUP, SIGINT, SIGQUIT, SIGTERM: the signals that ask a container to end. */
+const TERMINATING_SIGNALS: ReadonlySet<number> = new Set([1, 2, 3, 15]);
 
 function killQuietly(pid: number, signal: number): void {
   try {

@@ -12,8 +12,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { invalidArgument, messageOf } from '../errors.js';
-import { prepareLaunch, monitorDir, VIRTIOFS_SOCKET, type LaunchPlan, type OciSpec } from '../monitors/launcher.js';
-import { supportsSharedFs } from '../monitors/guests.js';
+import { prepareLaunch, monitorDir, VIRTIOFS_SOCKET, writeLaunchFiles, type LaunchPlan, type OciSpec } from '../monitors/launcher.js';
+import { sharedFsOf } from '../monitors/guests/index.js';
 import { configPathFor, loadRuntimeConfig, type RuntimeConfig } from '../monitors/runtime-config.js';
 import { decodeUruncJson, pickUnikernelKeys, resolveUnikernelConfig, type UnikernelConfig } from '../monitors/unikernel-config.js';
 import { startVirtiofsd, virtiofsdArgv, virtiofsdAvailable } from '../monitors/virtiofsd.js';
@@ -89,11 +89,12 @@ function configWithoutImageFiles(spec: Record<string, string>, image: Record<str
   }
 }
 
+/** Which shared-filesystem roots guest, monitor and host allow (urunc's tryContainerSharedFS: virtio-fs with qemu or cloud-hypervisor and virtiofsd, 9p with qemu). */
 function sharedFsSupport(uk: UnikernelConfig, rt: RuntimeConfig): { ninep: boolean; virtiofs: boolean } {
-  const guest = supportsSharedFs(uk.unikernelType);
+  const fs = sharedFsOf(uk.unikernelType);
   return {
-    ninep: guest && uk.hypervisor === 'qemu',
-    virtiofs: guest && (uk.hypervisor === 'qemu' || uk.hypervisor === 'cloud-hypervisor') && virtiofsdAvailable(rt.extra_binaries.virtiofsd.path),
+    ninep: fs.includes('9pfs') && uk.hypervisor === 'qemu',
+    virtiofs: fs.includes('virtiofs') && (uk.hypervisor === 'qemu' || uk.hypervisor === 'cloud-hypervisor') && virtiofsdAvailable(rt.extra_binaries.virtiofsd.path),
   };
 }
 
@@ -193,7 +194,8 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
   if (net) o.log.info({ tap: net.record.tap, mode: net.record.mode, ip: net.guest.ip }, 'guest network');
 
   const plan = prepareLaunch({ id: o.id, bundle: o.bundle, spec: o.spec, unikernel: config, config: runtime, kvmUsable: o.host.kvmUsable,
-    net: net && { tap: net.record.tap, guest: net.guest } });
+    net: net && { tap: net.record.tap, mtu: net.mtu, guest: net.guest } });
+  await writeLaunchFiles(plan);
   if (choice.type === 'virtiofs') await startSharedFsDaemon(runtime, mounted ?? o.rootfs, o.bundle, state);
   o.log.info({ hypervisor: config.hypervisor, type: config.unikernelType, rootfs: choice.type, artifacts, accel: plan.accel }, 'unikernel container');
   return { unikernel: { config, runtime, plan, params }, mountedRootfs: mounted };

@@ -7,7 +7,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { resolveInRoot } from '../../src/rootfs/resolve-in-root.js';
 import { decodeUruncJson, resolveUnikernelConfig } from '../../src/monitors/unikernel-config.js';
 import { parseRuntimeConfig } from '../../src/monitors/runtime-config.js';
-import { buildGuest, type GuestInput } from '../../src/monitors/guests.js';
+import { buildGuest, type GuestInput } from '../../src/monitors/guests/index.js';
+import { cpioWithFile } from '../../src/monitors/guests/urunit.js';
+import { guestMemory } from '../../src/monitors/launcher.js';
 import { HYPERVISOR_PLUGINS } from '../../src/monitors/hypervisors/index.js';
 import type { VmSpec } from '../../src/monitors/hypervisors/types.js';
 
@@ -93,69 +95,198 @@ describe('runtime config', () => {
 });
 
 const g = (over: Partial<GuestInput> = {}): GuestInput => ({
-  monitor: 'qemu', arch: 'x86_64', version: undefined, args: ['/bin/app', 'a b', 'c'], env: ['K=V'], net: undefined, rootfs: 'none', blockMountPoint: undefined, ...over,
+  monitor: 'qemu', arch: 'x86_64', version: undefined, args: ['/bin/app', 'a b', 'c'], env: ['K=V'], user: { uid: 0, gid: 0 }, cwd: '/',
+  net: undefined, nic: undefined, rootfs: 'none', disks: [], ...over,
 });
 const net = { ip: '10.4.0.5', mask: '255.255.255.0', gateway: '10.4.0.1', mac: '02:00:00:00:00:01' };
+const nic = { tap: 'tap0', mtu: 1450 };
 
 describe('guest command lines (urunc formats)', () => {
+  // urunc linux.go Linux.CommandString (no urunit: env as kernel words) and parseCmdLine (quoting).
   it('linux: initrd, 9p, block, ip=, env, init and quoted args', () => {
     expect(buildGuest('linux', g({ rootfs: 'initrd' })).cmdline).toBe("panic=-1 console=ttyS0 root=/dev/ram0 rw K=V rdinit=/bin/app -- 'a b' c");
     expect(buildGuest('linux', g({ rootfs: '9pfs', net })).cmdline).toBe(
       "panic=-1 console=ttyS0 root=fs0 rw rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=5000000,cache=mmap,posixacl ip=10.4.0.5::10.4.0.1:255.255.255.0:urunc:eth0:off K=V init=/bin/app -- 'a b' c");
+    expect(buildGuest('linux', g({ rootfs: 'virtiofs' })).cmdline).toBe("panic=-1 console=ttyS0 root=fs0 rw rootfstype=virtiofs K=V init=/bin/app -- 'a b' c");
     expect(buildGuest('linux', g({ rootfs: 'block', args: ['/sbin/init'], env: [] })).cmdline).toBe('panic=-1 console=ttyS0 root=/dev/vda rw init=/sbin/init --');
-    expect(buildGuest('linux', g()).qemuArgs).toEqual(['-no-reboot', '-nodefaults']);
+    // urunc linux.go Linux.MonitorCli: -no-reboot -nodefaults on qemu, nothing elsewhere.
+    expect(buildGuest('linux', g()).monitorArgs).toEqual(['-no-reboot', '-nodefaults']);
+    expect(buildGuest('linux', g({ monitor: 'firecracker' })).monitorArgs).toEqual([]);
+    expect(buildGuest('linux', g({ arch: 'aarch64' })).cmdline).toMatch(/^panic=-1 console=ttyAMA0 /);
+    expect(buildGuest('linux', g({ arch: 'aarch64', monitor: 'firecracker' })).cmdline).toMatch(/^panic=-1 console=ttyS0 /);
+    expect(buildGuest('linux', g()).acpiPowerdown).toBe(true);
+    expect(buildGuest('linux', g()).urunit).toBeUndefined();
   });
+
+  // urunc linux.go Linux.CommandString / IsIPInSubnet: URUNIT_DEFROUTE=1 only for an off-link gateway.
+  it('linux: URUNIT_DEFROUTE=1 when the gateway is off-link (a pod /32)', () => {
+    const pod32 = { ip: '10.244.1.7', mask: '255.255.255.255', gateway: '169.254.1.1', mac: 'm' };
+    expect(buildGuest('linux', g({ net: pod32, env: [] })).cmdline).toBe(
+      "panic=-1 console=ttyS0 ip=10.244.1.7::169.254.1.1:255.255.255.255:urunc:eth0:off URUNIT_DEFROUTE=1 init=/bin/app -- 'a b' c");
+    expect(buildGuest('linux', g({ net, env: [] })).cmdline).not.toContain('URUNIT_DEFROUTE');
+  });
+
+  // urunc linux.go Linux.Init (urunit detection), setupUrunitConfig, buildUrunitConfig, CommandString, MonitorCli.
+  it('linux with urunit: env, user, workdir and data disks in urunit.conf, never on the command line', () => {
+    const env = ['PATH=/bin', 'MSG=hello big world', 'X=1 init=/bin/sh'];
+    const input = g({ args: ['/urunit', '/bin/app', 'two words'], env, user: { uid: 1000, gid: 100 }, cwd: '/srv/app' });
+    const initrd = buildGuest('linux', { ...input, rootfs: 'initrd' });
+    expect(initrd.cmdline).toBe("panic=-1 console=ttyS0 root=/dev/ram0 rw URUNIT_CONFIG=/urunit.conf rdinit=/urunit -- /bin/app 'two words'");
+    expect(initrd.urunit).toEqual({
+      placement: 'append',
+      config: 'UES\nPATH=/bin\nMSG=hello big world\nX=1 init=/bin/sh\nUEE\nUCS\nUID:1000\nGID:100\nWD:/srv/app\nUCE\nUBS\nUBE\n',
+    });
+    const disks = [{ id: 'rootfs', mountPoint: '/data' }, { id: 'annot_vol', mountPoint: '/mnt/data' }];
+    const block = buildGuest('linux', { ...input, rootfs: 'block', disks, net });
+    expect(block.cmdline).toBe("panic=-1 console=ttyS0 root=/dev/vda rw ip=10.4.0.5::10.4.0.1:255.255.255.0:urunc:eth0:off retain_initrd URUNIT_CONFIG=/sys/firmware/initrd init=/urunit -- /bin/app 'two words'");
+    expect(block.urunit?.placement).toBe('extra');
+    expect(block.urunit?.config).toContain('UBS\nID:annot_vol\nMP:/mnt/data\nUBE\n');
+    // firecracker finds its drives by order: urunit's FC<id> names.
+    expect(buildGuest('linux', { ...input, rootfs: 'block', disks, monitor: 'firecracker' }).urunit?.config).toContain('ID:FCannot_vol\nMP:/mnt/data\n');
+    expect(() => buildGuest('linux', { ...input, env: ['A=line\nbreak'] })).toThrow(/line break/);
+  });
+
+  // urunc unikraft.go setCurrentArgs / setCompatArgs / CommandString.
   it('unikraft: current and pre-0.16.1 forms', () => {
     expect(buildGuest('unikraft', g({ rootfs: 'initrd', net, args: ['x'] })).cmdline).toBe(
       'Unikraft env.vars=[ K=V ] netdev.ip=10.4.0.5/24:10.4.0.1:8.8.8.8 vfs.fstab=[ "initrd0:/:extract:::" ] -- x');
+    expect(buildGuest('unikraft', g({ rootfs: '9pfs', args: ['x'], env: [] })).cmdline).toBe('Unikraft netdev.ip=/24::8.8.8.8 vfs.fstab=[ "fs0:/:9pfs:::" ] -- x');
     expect(buildGuest('unikraft', g({ version: '0.15.0', rootfs: 'initrd', net, args: ['x'] })).cmdline).toBe(
       'Unikraft netdev.ipv4_addr=10.4.0.5 netdev.ipv4_gw_addr=10.4.0.1 netdev.ipv4_subnet_mask=255.255.255.0 vfs.rootfs=initrd -- x');
+    const u = buildGuest('unikraft', g({ net, nic }));
+    expect([u.netArgs, u.monitorArgs, u.urunit]).toEqual([undefined, [], undefined]);
   });
-  it('rumprun: its JSON with repeated env keys, net and block', () => {
-    const out = buildGuest('rumprun', g({ monitor: 'hvt', args: ['redis', '--x'], env: ['A=1', 'B=2'], net, rootfs: 'block', blockMountPoint: '/data' }));
+
+  // urunc rumprun.go CommandString, MonitorNetCli (tap), MonitorBlockCli (rootfs, first disk only).
+  it('rumprun: its JSON with repeated env keys, net and its first disk at its mount point', () => {
+    const out = buildGuest('rumprun', g({ monitor: 'hvt', args: ['redis', '--x'], env: ['A=1', 'B=2'], net, rootfs: 'block', disks: [{ id: 'rootfs', mountPoint: '/data' }] }));
     expect(out.cmdline).toBe('{"cmdline":"redis --x","env":"A=1","env":"B=2","net":{"if":"ukvmif0","cloner":"True","type":"inet","method":"static","addr":"10.4.0.5","mask":"1","gw":"10.4.0.1"},"blk":{"source":"etfs","path":"/dev/ld0a","fstype":"blk","mountpoint":"/data"}}');
     expect([out.solo5Net, out.solo5Block]).toEqual(['tap', 'rootfs']);
+    // A data disk (block with blkMntPoint /mnt) and no root disk.
+    expect(buildGuest('rumprun', g({ monitor: 'spt', args: ['x'], env: [], disks: [{ id: 'annot_vol', mountPoint: '/mnt' }] })).cmdline).toBe(
+      '{"cmdline":"x","blk":{"source":"etfs","path":"/dev/ld0a","fstype":"blk","mountpoint":"/mnt"}}');
   });
-  it('mirage, mewz, hermit', () => {
+
+  // urunc mirage.go Init (solo5NetDev prefix, CIDR), MonitorNetCli, MonitorBlockCli.
+  it('mirage: ipv4 flags, named solo5 devices', () => {
     expect(buildGuest('mirage', g({ net, args: ['--hello=hola'] })).cmdline).toBe('--ipv4=10.4.0.5/24 --ipv4-gateway=10.4.0.1 --hello=hola');
-    expect(buildGuest('mewz', g({ net })).cmdline).toBe('ip=10.4.0.5/24 gateway=10.4.0.1');
-    expect(buildGuest('mewz', g()).qemuArgs).toContain('isa-debug-exit,iobase=0x501,iosize=2');
-    expect(buildGuest('hermit', g({ net, args: ['x'] })).cmdline).toBe('ip=10.4.0.5/24 gateway=10.4.0.1 -- x');
+    const named = buildGuest('mirage', g({ net, args: [], solo5NetDev: 'management', solo5BlkDev: 'disk0' }));
+    expect(named.cmdline).toBe('--management-ipv4=10.4.0.5/24 --management-ipv4-gateway=10.4.0.1');
+    expect([named.solo5Net, named.solo5Block]).toEqual(['management', 'disk0']);
+    const dflt = buildGuest('mirage', g({ solo5NetDev: 'service' }));
+    expect([dflt.solo5Net, dflt.solo5Block]).toEqual(['service', 'storage']);
+  });
+
+  // urunc mewz.go CommandString, MonitorNetCli (modern-only NIC), MonitorCli (exit device at 0x501).
+  it('mewz: ip and gateway only, modern virtio NIC, its exit device', () => {
+    const m = buildGuest('mewz', g({ net, nic }));
+    expect(m.cmdline).toBe('ip=10.4.0.5/24 gateway=10.4.0.1');
+    expect(m.netArgs).toEqual(['-device', 'virtio-net-pci,netdev=net0,disable-legacy=on,disable-modern=off,mac=02:00:00:00:00:01',
+      '-netdev', 'tap,script=no,downscript=no,id=net0,ifname=tap0']);
+    expect(m.monitorArgs).toEqual(['-no-reboot', '-device', 'isa-debug-exit,iobase=0x501,iosize=2']);
+    expect(buildGuest('mewz', g()).cmdline).toBe('ip=/24 gateway=');
+  });
+
+  // urunc hermit_rs.go CommandString, MonitorNetCli, MonitorCli (no exit device).
+  it('hermit: ip, gateway, -- only between network and command, modern virtio NIC, no exit device', () => {
+    const h = buildGuest('hermit', g({ net, nic, args: ['x', '-v'] }));
+    expect(h.cmdline).toBe('ip=10.4.0.5/24 gateway=10.4.0.1 -- x -v');
+    expect(h.netArgs).toEqual(['-netdev', 'tap,id=net0,ifname=tap0,script=no,downscript=no', '-device', 'virtio-net-pci,netdev=net0,disable-legacy=on,mac=02:00:00:00:00:01']);
+    expect(h.monitorArgs).toEqual(['-no-reboot']);
+    expect(buildGuest('hermit', g({ args: ['exit=9'] })).cmdline).toBe('exit=9');
+  });
+
+  // urunc includeos.go CommandString (PR branch) and freebsd.go CommandString / buildUrunitConfig.
+  it('includeos and freebsd', () => {
+    expect(buildGuest('includeos', g({ net, args: ['app', '-v'], env: ['A=1'] })).cmdline).toBe('A=1 --net=10.4.0.5/255.255.255.0 --gateway=10.4.0.1 app -v');
+    const f = buildGuest('freebsd', g({ monitor: 'firecracker', rootfs: 'block', user: { uid: 1, gid: 2 }, cwd: '/w', env: ['A=1'], disks: [{ id: 'rootfs', mountPoint: '/data' }] }));
+    expect(f.cmdline).toBe('vfs.root.mountfrom=ext2fs:/dev/vtbd0');
+    expect(f.urunit).toEqual({ placement: 'disk', config: 'UES\nA=1\nUEE\nUCS\nUID:1\nGID:2\nWD:/w\nUCE\nUBS\nUBE\n' });
+    expect(buildGuest('freebsd', g({ monitor: 'firecracker' })).cmdline).toBe('vfs.root.mountfrom=/dev/vtbd0');
+  });
+
+  it('urunit config travels in a newc cpio record the kernel unpacks after the initrd', () => {
+    const c = cpioWithFile('/urunit.conf', Buffer.from('UES\nUEE\n'), 0o100400, 0);
+    expect(c.subarray(0, 6).toString()).toBe('070701');
+    expect(c.length % 4).toBe(0);
+    const text = c.toString('latin1');
+    expect(text).toContain('/urunit.conf\0');
+    expect(text).toContain('UES\nUEE\n');
+    expect(text).toContain('TRAILER!!!\0');
+    // Header fields: mode 0100400, size 8, name size 13 ("/urunit.conf" + NUL).
+    expect(text.slice(14, 22)).toBe('00008100');
+    expect(text.slice(54, 62)).toBe('00000008');
+    expect(text.slice(94, 102)).toBe('0000000D');
   });
 });
 
 const vm = (over: Partial<VmSpec> = {}): VmSpec => ({
   id: 'c1', arch: 'x86_64', kernel: '/guest/kernel', initrd: undefined,
   guest: buildGuest('linux', g({ rootfs: 'block', args: ['/init'], env: [] })), memoryMb: 268, vcpus: 2,
-  blocks: [], sharedFs: undefined, net: undefined, seccomp: false, scratch: '/run/urunc', accel: 'kvm',
+  blocks: [], sharedFs: undefined, net: undefined, urunitInitrd: undefined, seccomp: false, scratch: '/run/urunc', accel: 'kvm',
   config: parseRuntimeConfig('', 't').monitor('qemu'), ...over,
 });
 
 describe('hypervisors', () => {
   it('qemu pc: urunc argument set with block, net, sandbox, initrd and the QMP socket', () => {
     const cmd = HYPERVISOR_PLUGINS.qemu.command('/usr/bin/qemu-system-x86_64', vm({
-      blocks: [{ id: 'rootfs', path: '/guest/block' }], net: { tap: 'tap0', mac: '02:00:00:00:00:01' }, seccomp: true, initrd: '/guest/initrd',
+      blocks: [{ id: 'rootfs', path: '/guest/block' }], net: { tap: 'tap0', mac: '02:00:00:00:00:01', mtu: 1450 }, seccomp: true, initrd: '/guest/initrd',
     }));
     const a = cmd.argv.join(' ');
     expect(a).toContain('-m 268M -smp 2 -M pc -accel kvm -cpu host -L /usr/share/qemu');
     expect(a).toContain('-nodefaults -no-user-config -display none -vga none -serial stdio -monitor none -no-reboot');
     expect(a).toContain('-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny');
-    expect(a).toContain('-netdev tap,id=net0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01');
+    // urunc qemu.go BuildExecCmd / getVirtioNetArg: the default NIC carries the tap's MTU as host_mtu.
+    expect(a).toContain('-netdev tap,id=net0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=net0,host_mtu=1450,mac=02:00:00:00:00:01');
+    // urunc gives no exit device but mewz's (qemu.go has none of its own).
+    expect(a).not.toContain('isa-debug-exit');
     expect(a).toContain('-device virtio-blk-pci,serial=rootfs,drive=rootfs,scsi=off -drive format=raw,if=none,id=rootfs,file=/guest/block');
     expect(a).toContain('-kernel /guest/kernel -initrd /guest/initrd -append panic=-1 console=ttyS0 root=/dev/vda rw init=/init --');
     expect(cmd.qmp).toBe('/run/urunc/qmp.sock');
     expect(a.match(/-no-reboot/g)).toHaveLength(1);
   });
+  // urunc qemu.go BuildExecCmd: the guest's MonitorNetCli replaces the default NIC, its OtherArgs follow.
+  it('qemu: the guest type\'s own NIC and exit device (mewz), also on microvm', () => {
+    const guest = buildGuest('mewz', g({ net, nic }));
+    const a = HYPERVISOR_PLUGINS.qemu.command('q', vm({ guest, net: { tap: 'tap0', mac: net.mac, mtu: 1450 } })).argv.join(' ');
+    expect(a).toContain('-device isa-debug-exit,iobase=0x501,iosize=2');
+    expect(a).toContain('-device virtio-net-pci,netdev=net0,disable-legacy=on,disable-modern=off,mac=02:00:00:00:00:01 -netdev tap,script=no,downscript=no,id=net0,ifname=tap0');
+    expect(a).not.toContain('host_mtu');
+    const config = parseRuntimeConfig('[monitors.qemu]\nmachine = "microvm"\n', 't').monitor('qemu');
+    const m = HYPERVISOR_PLUGINS.qemu.command('q', vm({ config, guest, net: { tap: 'tap0', mac: net.mac, mtu: 1450 } })).argv.join(' ');
+    expect(m).toContain('-device virtio-net-device,netdev=net0,mac=02:00:00:00:00:01');
+  });
+  // urunc linux.go MonitorCli (ExtraInitrd) with qemu.go, firecracker.go and cloud_hypervisor.go BuildExecCmd.
+  it('urunit\'s config as the only initrd: qemu -initrd, firecracker initrd_path, cloud-hypervisor --initramfs', () => {
+    const u = { urunitInitrd: '/run/urunc/urunit.conf' };
+    expect(HYPERVISOR_PLUGINS.qemu.command('q', vm(u)).argv.join(' ')).toContain('-kernel /guest/kernel -initrd /run/urunc/urunit.conf -append');
+    const fc = JSON.parse(HYPERVISOR_PLUGINS.firecracker.command('f', vm(u)).files['fc.json'] as string);
+    expect(fc['boot-source'].initrd_path).toBe('/run/urunc/urunit.conf');
+    expect(HYPERVISOR_PLUGINS['cloud-hypervisor'].command('ch', vm(u)).argv.join(' ')).toContain('--initramfs /run/urunc/urunit.conf');
+  });
+  // urunc unikontainers.go Exec (bytes of the limit, else default_memory_mb MiB) and each BuildExecCmd's unit.
+  it('memory: decimal MB for qemu, solo5 and cloud-hypervisor, MiB for firecracker, never above the limit', () => {
+    expect(guestMemory(undefined, 256, HYPERVISOR_PLUGINS.qemu.memoryUnit)).toBe(268);
+    expect(guestMemory(undefined, 256, HYPERVISOR_PLUGINS.hvt.memoryUnit)).toBe(268);
+    expect(guestMemory(undefined, 256, HYPERVISOR_PLUGINS['cloud-hypervisor'].memoryUnit)).toBe(268);
+    expect(guestMemory(undefined, 256, HYPERVISOR_PLUGINS.firecracker.memoryUnit)).toBe(256);
+    const limit = 512 * 2 ** 20;
+    expect(guestMemory(limit, 256, HYPERVISOR_PLUGINS.qemu.memoryUnit)).toBe(536);
+    expect(guestMemory(limit, 256, HYPERVISOR_PLUGINS.firecracker.memoryUnit)).toBe(512);
+    expect(guestMemory(500_000_000, 256, HYPERVISOR_PLUGINS.firecracker.memoryUnit) * 2 ** 20).toBeLessThanOrEqual(500_000_000);
+  });
   it('qemu microvm/tcg: mmio devices, 9p and virtio-fs', () => {
     const config = parseRuntimeConfig('[monitors.qemu]\nmachine = "microvm"\n', 't').monitor('qemu');
     let a = HYPERVISOR_PLUGINS.qemu.command('q', vm({ config, accel: 'tcg', sharedFs: { kind: '9p', path: '/cntrRootfs', readonly: true } })).argv.join(' ');
+    expect(HYPERVISOR_PLUGINS.qemu.command('q', vm({ sharedFs: { kind: '9p', path: '/cntrRootfs', readonly: false } })).argv.join(' ')).toContain(
+      '-fsdev local,id=rootfs9p,security_model=none,path=/cntrRootfs -device virtio-9p-pci');
     expect(a).toContain('-M microvm,pit=on,pic=on,rtc=on -accel tcg -cpu max');
     expect(a).toContain('-fsdev local,id=rootfs9p,security_model=none,path=/cntrRootfs,readonly=on -device virtio-9p-device,fsdev=rootfs9p,mount_tag=fs0');
     a = HYPERVISOR_PLUGINS.qemu.command('q', vm({ sharedFs: { kind: 'virtiofs', socket: '/run/urunc/vfs.sock' } })).argv.join(' ');
     expect(a).toContain('-object memory-backend-file,id=mem,size=268M,mem-path=/run/urunc,share=on -numa node,memdev=mem -chardev socket,id=char0,path=/run/urunc/vfs.sock -device vhost-user-fs-pci,queue-size=1024,chardev=char0,tag=fs0');
   });
   it('firecracker: --no-api with a config file in its documented schema (MiB)', () => {
-    const cmd = HYPERVISOR_PLUGINS.firecracker.command('/usr/bin/firecracker', vm({ blocks: [{ id: 'rootfs', path: '/guest/block' }], net: { tap: 't', mac: 'm' }, initrd: '/guest/initrd' }));
+    const cmd = HYPERVISOR_PLUGINS.firecracker.command('/usr/bin/firecracker', vm({ blocks: [{ id: 'rootfs', path: '/guest/block' }], net: { tap: 't', mac: 'm', mtu: 1500 }, initrd: '/guest/initrd' }));
     expect(cmd.argv).toEqual(['/usr/bin/firecracker', '--no-api', '--config-file', '/run/urunc/fc.json', '--no-seccomp']);
     const cfg = JSON.parse(cmd.files['fc.json'] as string);
     expect(cfg).toEqual({
@@ -166,12 +297,16 @@ describe('hypervisors', () => {
     });
   });
   it('cloud-hypervisor and solo5', () => {
-    expect(HYPERVISOR_PLUGINS['cloud-hypervisor'].command('ch', vm({ seccomp: true, blocks: [{ id: 'vol0', path: '/b' }] })).argv).toEqual([
+    expect(HYPERVISOR_PLUGINS['cloud-hypervisor'].command('ch', vm({ seccomp: true, blocks: [{ id: 'vol0', path: '/b' }], net: { tap: 't', mac: 'm', mtu: 1450 } })).argv).toEqual([
       'ch', '--memory', 'size=268M', '--cpus', 'boot=2', '--kernel', '/guest/kernel', '--console', 'off', '--serial', 'tty', '--seccomp', 'true',
-      '--disk', 'path=/b,id=vol0', '--cmdline', 'panic=-1 console=ttyS0 root=/dev/vda rw init=/init --']);
+      '--net', 'tap=t,mac=m,mtu=1450', '--disk', 'path=/b,id=vol0', '--cmdline', 'panic=-1 console=ttyS0 root=/dev/vda rw init=/init --']);
     const guest = buildGuest('rumprun', g({ monitor: 'hvt', args: ['x'], env: [] }));
-    expect(HYPERVISOR_PLUGINS.hvt.command('solo5-hvt', vm({ guest, net: { tap: 'tap0', mac: 'aa' }, blocks: [{ id: 'rootfs', path: '/b' }] })).argv).toEqual([
+    expect(HYPERVISOR_PLUGINS.hvt.command('solo5-hvt', vm({ guest, net: { tap: 'tap0', mac: 'aa', mtu: 1500 }, blocks: [{ id: 'rootfs', path: '/b' }] })).argv).toEqual([
       'solo5-hvt', '--mem=268', '--net:tap=tap0', '--net-mac:tap=aa', '--block:rootfs=/b', '/guest/kernel', '{"cmdline":"x"}']);
+    // urunc mirage.go MonitorNetCli / MonitorBlockCli with solo5NetDev / solo5BlkDev.
+    const mirage = buildGuest('mirage', g({ monitor: 'spt', args: [], net, solo5NetDev: 'mgmt', solo5BlkDev: 'disk0' }));
+    expect(HYPERVISOR_PLUGINS.spt.command('solo5-spt', vm({ guest: mirage, net: { tap: 'tap0', mac: 'aa', mtu: 1500 }, blocks: [{ id: 'annot_vol', path: '/d' }] })).argv).toEqual([
+      'solo5-spt', '--mem=268', '--net:mgmt=tap0', '--net-mac:mgmt=aa', '--block:disk0=/d', '/guest/kernel', '--mgmt-ipv4=10.4.0.5/24 --mgmt-ipv4-gateway=10.4.0.1']);
     expect(HYPERVISOR_PLUGINS.spt.accel(vm().config, true)).toBe('none');
     expect(HYPERVISOR_PLUGINS.hvt.accel(vm().config, false)).toBe('kvm');
   });

@@ -29,6 +29,7 @@ const plan = (keys: PlanInput['keys'], over: Partial<PlanInput> = {}) =>
   chooseRootfs({ keys, containerBlock: undefined, sharedFs: { ninep: true, virtiofs: false }, ...over });
 
 describe('rootfs planner', () => {
+  // urunc's ChooseRootfs/rootfsSelector: the container rootfs (block, then virtio-fs, then 9p) only with mountRootfs=true.
   it("follows urunc's priority: initrd, image block, container block, virtio-fs, 9p, none", () => {
     const all = { initrd: '/i', block: '/b.img', mountRootfs: true };
     expect(plan(all, { containerBlock: file }).type).toBe('initrd');
@@ -37,9 +38,12 @@ describe('rootfs planner', () => {
     expect(plan({ block: '/b.img', blkMntPoint: '/data', mountRootfs: true }, { containerBlock: file }))
       .toEqual({ type: 'block', blockSource: 'container', blockPath: '/snap/7', blockKind: 'file', fstype: 'ext4' });
     expect(plan({ mountRootfs: true }).type).toBe('9pfs');
-    expect(plan({}, { sharedFs: { ninep: true, virtiofs: true } }).type).toBe('virtiofs');
-    expect(plan({}, { sharedFs: { ninep: false, virtiofs: false } }).type).toBe('none');
-    expect(plan({}, { containerBlock: file }).type).toBe('9pfs');
+    expect(plan({ mountRootfs: true }, { sharedFs: { ninep: true, virtiofs: true } }).type).toBe('virtiofs');
+    expect(() => plan({ mountRootfs: true }, { sharedFs: { ninep: false, virtiofs: false } })).toThrow(/neither a block device nor shareable/);
+    // Without mountRootfs the guest gets no root of the container's, whatever it could share.
+    expect(plan({}, { sharedFs: { ninep: true, virtiofs: true } }).type).toBe('none');
+    expect(plan({}, { containerBlock: file }).type).toBe('none');
+    expect(plan({ mountRootfs: false }, { containerBlock: file }).type).toBe('none');
   });
   it('rootfsType forces a choice, and an impossible one is a clear error', () => {
     expect(plan({ rootfsType: 'block', initrd: '/i', mountRootfs: true }, { containerBlock: file }).blockSource).toBe('container');

@@ -6,6 +6,7 @@ import type { Hypervisor, MonitorCommand, VmSpec } from './types.js';
 export const firecracker: Hypervisor = {
   name: 'firecracker',
   defaultBinary: () => 'firecracker',
+  memoryUnit: 2 ** 20,
   accel: () => 'kvm',
   dataDirs: () => [],
   command(binary: string, vm: VmSpec): MonitorCommand {
@@ -13,7 +14,8 @@ export const firecracker: Hypervisor = {
       'boot-source': {
         kernel_image_path: vm.kernel,
         boot_args: vm.guest.cmdline,
-        ...(vm.initrd ? { initrd_path: vm.initrd } : {}),
+        // firecracker takes one initrd: the root initrd, else urunit's config (urunc's firecracker.go).
+        ...(vm.initrd ?? vm.urunitInitrd ? { initrd_path: vm.initrd ?? vm.urunitInitrd } : {}),
       },
       'machine-config': { vcpu_count: vm.vcpus, mem_size_mib: vm.memoryMb, smt: false },
       drives: vm.blocks.map((b) => ({ drive_id: b.id, path_on_host: b.path, is_root_device: b.id === 'rootfs', is_read_only: false })),

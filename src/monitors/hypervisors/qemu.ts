@@ -1,18 +1,20 @@
 // qemu: urunc's argument set (memory in MB, -L data dir, -kernel/-initrd/-append, virtio devices,
-// optional -sandbox) on `pc` or `microvm`, under kvm or tcg. The console is the serial port on
-// qemu's stdio, which is the task's stdio. A QMP socket in the scratch dir feeds the watchdog.
+// optional -sandbox) on `pc` or `microvm`, under kvm or tcg, plus what the guest type asks for (its
+// own NIC, its exit device). The console is the serial port on qemu's stdio, which is the task's
+// stdio. A QMP socket in the scratch dir feeds the watchdog and the graceful stop.
 import type { Hypervisor, MonitorCommand, VmSpec } from './types.js';
 
 export const qemu: Hypervisor = {
   name: 'qemu',
   defaultBinary: (arch) => `qemu-system-${arch}`,
+  memoryUnit: 1e6,
   accel: (config, kvmUsable) => (config.accelerator === 'auto' ? (kvmUsable ? 'kvm' : 'tcg') : config.accelerator),
   // Debian's qemu searches its firmware path (`qemu-system-x86_64 -L help`) besides -L.
   dataDirs: (config) => (config.data_path ? [config.data_path] : ['/usr/share/qemu', '/usr/share/seabios', '/usr/lib/ipxe/qemu']),
   command(binary: string, vm: VmSpec): MonitorCommand {
     const microvm = vm.arch === 'x86_64' && vm.config.machine === 'microvm';
-    // microvm has no PCI bus: its virtio devices are the -device (virtio-mmio) variants.
-    const dev = (pci: string) => (microvm ? pci.replace(/-pci$/, '-device') : pci);
+    // microvm has no PCI bus: its virtio devices are the -device (virtio-mmio, modern only) variants.
+    const dev = (pci: string) => (microvm ? pci.replace(/^(virtio-[a-z0-9-]+|vhost-user-fs)-pci\b/, '$1-device').replace(/,disable-(legacy|modern)=(on|off)/g, '') : pci);
     const a: string[] = [binary, '-name', `urunc-${vm.id}`, '-m', `${vm.memoryMb}M`, '-smp', String(vm.vcpus)];
     if (vm.arch === 'aarch64') a.push('-M', 'virt');
     else if (microvm) a.push('-M', 'microvm,pit=on,pic=on,rtc=on');
@@ -24,13 +26,15 @@ export const qemu: Hypervisor = {
     const qmp = `${vm.scratch}/qmp.sock`;
     a.push('-qmp', `unix:${qmp},server=on,wait=off`);
     if (vm.seccomp) a.push('-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny');
-    const extra = vm.guest.qemuArgs.filter((x) => x !== '-no-reboot' && x !== '-nodefaults');
-    // A guest can end the VM with a status through isa-debug-exit (qemu exits with (code << 1) | 1).
-    if (vm.arch === 'x86_64' && !extra.some((x) => x.startsWith('isa-debug-exit'))) a.push('-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04');
-    a.push(...extra);
+    // What the guest type asks for (urunc's MonitorCli); -no-reboot and -nodefaults are always here.
+    a.push(...vm.guest.monitorArgs.filter((x) => x !== '-no-reboot' && x !== '-nodefaults'));
     if (vm.net) {
-      a.push('-netdev', `tap,id=net0,ifname=${vm.net.tap},script=no,downscript=no${vm.config.vhost ? ',vhost=on' : ''}`);
-      a.push('-device', `${dev('virtio-net-pci')},netdev=net0,mac=${vm.net.mac}`);
+      if (vm.guest.netArgs) a.push(...vm.guest.netArgs.map((x) => dev(x)));
+      else {
+        // The default NIC advertises the tap's MTU to the guest (urunc's host_mtu).
+        a.push('-netdev', `tap,id=net0,ifname=${vm.net.tap},script=no,downscript=no${vm.config.vhost ? ',vhost=on' : ''}`);
+        a.push('-device', `${dev('virtio-net-pci')},netdev=net0,host_mtu=${vm.net.mtu},mac=${vm.net.mac}`);
+      }
     }
     for (const b of vm.blocks) {
       a.push('-device', `${dev('virtio-blk-pci')},serial=${b.id},drive=${b.id}${microvm ? '' : ',scsi=off'}`);
@@ -45,7 +49,8 @@ export const qemu: Hypervisor = {
       a.push('-device', `${dev('vhost-user-fs-pci')},queue-size=1024,chardev=char0,tag=fs0`);
     }
     a.push('-kernel', vm.kernel);
-    if (vm.initrd) a.push('-initrd', vm.initrd);
+    const initrd = vm.initrd ?? vm.urunitInitrd;
+    if (initrd) a.push('-initrd', initrd);
     if (vm.guest.cmdline) a.push('-append', vm.guest.cmdline);
     return { argv: a, files: {}, qmp };
   },

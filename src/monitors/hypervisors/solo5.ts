@@ -6,6 +6,7 @@ function solo5(name: 'hvt' | 'spt'): Hypervisor {
   return {
     name,
     defaultBinary: () => `solo5-${name}`,
+    memoryUnit: 1e6,
     accel: () => (name === 'hvt' ? 'kvm' : 'none'),
     dataDirs: () => [],
     command(binary: string, vm: VmSpec): MonitorCommand {

@@ -1,6 +1,6 @@
 // The contract between the launcher and the hypervisor plug-ins: a resolved VM (paths as seen
 // inside the monitor root) in, argv and scratch files out. Plug-ins are pure: no I/O.
-import type { GuestOutput } from '../guests.js';
+import type { GuestOutput } from '../guests/index.js';
 import type { MonitorConfig } from '../runtime-config.js';
 import type { HypervisorName } from '../unikernel-config.js';
 
@@ -10,12 +10,15 @@ export interface VmSpec {
   kernel: string;
   initrd: string | undefined;
   guest: GuestOutput;
+  /** Guest memory in the monitor's own unit (Hypervisor.memoryUnit). */
   memoryMb: number;
   vcpus: number;
   blocks: Array<{ id: string; path: string }>;
   /** 9p export of this directory as fs0, or virtio-fs through virtiofsd's socket. */
   sharedFs: { kind: '9p'; path: string; readonly: boolean } | { kind: 'virtiofs'; socket: string } | undefined;
-  net: { tap: string; mac: string } | undefined;
+  net: { tap: string; mac: string; mtu: number } | undefined;
+  /** urunit's config as a raw initrd of its own (path inside the monitor root), when the guest has no root initrd. */
+  urunitInitrd: string | undefined;
   seccomp: boolean;
   /** Writable directory inside the monitor root, also reachable from the host (sockets, config files). */
   scratch: string;
@@ -35,6 +38,8 @@ export interface Hypervisor {
   name: HypervisorName;
   /** The binary looked up on the host's PATH when monitors.<name>.path is empty. */
   defaultBinary(arch: VmSpec['arch']): string;
+  /** The unit of the monitor's memory argument in bytes: decimal MB (1e6) for most, MiB for firecracker. */
+  memoryUnit: number;
   /** The accelerator this monitor needs ("none" for solo5-spt). */
   accel(config: MonitorConfig, kvmUsable: boolean): VmSpec['accel'];
   /** Host directories with firmware/data the monitor reads (bound read-only at the same path). */

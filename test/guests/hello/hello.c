@@ -1,9 +1,12 @@
 /*
  * A multiboot (v1) "hello" kernel used as the project's test unikernel.
- * It prints a greeting and the kernel command line on COM1, then leaves through qemu's
- * isa-debug-exit device (port 0xf4): qemu exits with status (code << 1) | 1, where code is the
- * number given as `exit=N` anywhere on the command line (0 when absent). With a `wait` word on
- * the command line it halts instead, until the VM is killed (a long-running guest for tests).
+ * It prints a greeting and the kernel command line on COM1, then ends the VM the way a real guest
+ * does with what the runtime gave it: through the isa-debug-exit device at port 0x501, which urunc
+ * gives mewz guests only (qemu exits with status (code << 1) | 1), where code is the number given
+ * as `exit=N` anywhere on the command line, 3 when absent (mewz gets no arguments); without that
+ * device it powers the machine off through ACPI (qemu then exits 0): PIIX4's PM1a control port
+ * 0x604 on `pc`, the GED sleep control register at 0xfea00200 on `microvm`.
+ * With a `wait` word on the command line it halts instead, until the VM is killed.
  * Freestanding: no libc, 32-bit protected mode as set up by the multiboot loader.
  */
 #include <stdint.h>
@@ -21,7 +24,6 @@ struct multiboot_info {
 };
 
 static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
 static inline uint8_t inb(uint16_t port) { uint8_t v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 
 #define COM1 0x3f8
@@ -58,7 +60,7 @@ static int has_word(const char *cmdline, const char *w) {
 	return 0;
 }
 
-/* The number after the first "exit=" token, or 0. */
+/* The number after the first "exit=" token, or 3. */
 static uint32_t exit_code(const char *cmdline) {
 	for (const char *p = cmdline; *p; p++) {
 		if ((p == cmdline || p[-1] == ' ') && p[0] == 'e' && p[1] == 'x' && p[2] == 'i' && p[3] == 't' && p[4] == '=') {
@@ -67,7 +69,15 @@ static uint32_t exit_code(const char *cmdline) {
 			return n & 0x7f;
 		}
 	}
-	return 0;
+	return 3;
+}
+
+static inline void outw(uint16_t port, uint16_t v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
+
+/* ACPI S5 (soft off): SLP_EN with sleep type 0 on PIIX4 (pc), type 5 on microvm's GED. Paging is off: physical addresses. */
+static void power_off(void) {
+	outw(0x604, 0x2000);
+	*(volatile uint8_t *)(uintptr_t)0xfea00200u = (5u << 2) | 0x20u;
 }
 
 void kmain(uint32_t magic, const struct multiboot_info *mbi) {
@@ -82,7 +92,8 @@ void kmain(uint32_t magic, const struct multiboot_info *mbi) {
 		puts_serial("waiting\n");
 		for (;;) __asm__ volatile("cli; hlt");
 	}
-	outl(0xf4, exit_code(cmdline));
+	outb(0x501, (uint8_t)exit_code(cmdline));
+	power_off();
 	for (;;) __asm__ volatile("cli; hlt");
 }
 

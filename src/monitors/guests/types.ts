@@ -1,0 +1,81 @@
+// The contract between the launcher and the guest types. A guest type turns what the container
+// asks for (argv, env, user, network, root, volumes) into what its kernel and its monitor need:
+// the command line, the monitor arguments it depends on (NIC, exit device), solo5 device names,
+// urunit's config. As urunc's per-guest interface (pkg/unikontainers/unikernels: CommandString,
+// MonitorNetCli, MonitorBlockCli, MonitorCli, Init), so the hypervisor plug-ins branch on no guest.
+import type { HypervisorName } from '../unikernel-config.js';
+
+export type GuestRootfs = 'initrd' | 'block' | '9pfs' | 'virtiofs' | 'none';
+
+export interface GuestNet {
+  ip: string;
+  mask: string;
+  gateway: string;
+  mac: string;
+}
+
+export interface GuestInput {
+  monitor: HypervisorName;
+  arch: 'x86_64' | 'aarch64';
+  version: string | undefined;
+  /** The application's argv (the spec's process.args, or the cmdline annotation). */
+  args: string[];
+  /** K=V strings from the spec's process.env. */
+  env: string[];
+  /** The spec's process user and cwd (urunit applies them in the guest). */
+  user: { uid: number; gid: number };
+  cwd: string;
+  net: GuestNet | undefined;
+  /** The host side of the guest's NIC: its tap and MTU. */
+  nic: { tap: string; mtu: number } | undefined;
+  rootfs: GuestRootfs;
+  /**
+   * The VM's disks in attach order (urunc's block list): the root disk "rootfs" (mount point "/" for
+   * an image's block file, "/data" for the container's own snapshot), the image's data disk
+   * "annot_vol" (blkMntPoint other than "/"), volumes "vol<i>".
+   */
+  disks: Array<{ id: string; mountPoint: string }>;
+  /** solo5 device names from com.urunc.unikernel.solo5NetDev / solo5BlkDev, when the image sets them. */
+  solo5NetDev?: string | undefined;
+  solo5BlkDev?: string | undefined;
+  /** Host-configured kernel parameters (linux only). */
+  extraKernelArgs?: string;
+}
+
+export interface GuestOutput {
+  cmdline: string;
+  /** Monitor arguments the guest needs (urunc's MonitorCli): qemu's -no-reboot, mewz's exit device. */
+  monitorArgs: string[];
+  /** The guest's own NIC arguments for its monitor (urunc's MonitorNetCli); undefined: the plug-in's default NIC. */
+  netArgs: string[] | undefined;
+  /** solo5 device names the guest was built with (--net:<name>, --block:<name>). */
+  solo5Net: string;
+  solo5Block: string;
+  /**
+   * urunit's config file: appended to the root initrd as /urunit.conf ("append"), or handed to the
+   * monitor as the only initrd, read by the guest at /sys/firmware/initrd ("extra"), or attached as a
+   * raw disk of its own ("disk", FreeBSD).
+   */
+  urunit: { config: string; placement: 'append' | 'extra' | 'disk' } | undefined;
+  /** The guest shuts down on an ACPI power button press (QMP system_powerdown). */
+  acpiPowerdown: boolean;
+}
+
+export interface GuestType {
+  /** The shared-filesystem roots the guest can mount (urunc's SupportsFS for 9pfs/virtiofs). */
+  sharedFs: ReadonlyArray<'9pfs' | 'virtiofs'>;
+  /** The monitors urunc pairs this guest with (supportedGuestMonitorPairs). */
+  monitors: readonly HypervisorName[];
+  build(g: GuestInput): GuestOutput;
+}
+
+export function maskToCidr(mask: string): number {
+  const bits = mask.split('.').map((o) => Number(o).toString(2).padStart(8, '0')).join('');
+  if (!/^1*0*$/.test(bits) || bits.length !== 32) throw new Error(`bad netmask ${mask}`);
+  return bits.indexOf('0') === -1 ? 32 : bits.indexOf('0');
+}
+
+/** An output with the defaults: no extra monitor arguments, the plug-in's NIC, solo5's usual device names. */
+export const output = (cmdline: string, extra: Partial<GuestOutput> = {}): GuestOutput => ({
+  cmdline, monitorArgs: [], netArgs: undefined, solo5Net: 'service', solo5Block: 'storage', urunit: undefined, acpiPowerdown: false, ...extra,
+});

@@ -1,0 +1,32 @@
+// Unikraft (urunc's unikraft.go): `Unikraft [console] env.vars=[ .. ] netdev.ip=IP/N:GW:DNS
+// vfs.fstab=[ .. ] -- args`, or the netdev.ipv4_* / vfs.rootfs form before 0.16.1 (which takes no
+// env). Its root is an initrd or 9pfs (never virtio-fs); the monitor's default NIC.
+import { maskToCidr, output, type GuestInput, type GuestOutput, type GuestType } from './types.js';
+
+function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+function build(g: GuestInput): GuestOutput {
+  const legacy = g.version !== undefined && /^\d+(\.\d+)*$/.test(g.version) && compareVersions(g.version, '0.16.1') < 0;
+  const p = ['Unikraft'];
+  if (g.arch === 'aarch64') p.push('console=ttyS0');
+  if (!legacy && g.env.length > 0) p.push(`env.vars=[ ${g.env.join(' ')} ]`);
+  // urunc writes the network settings with or without a network (empty values then).
+  const n = g.net ?? { ip: '', gateway: '', mask: '' };
+  if (legacy) p.push(`netdev.ipv4_addr=${n.ip}`, `netdev.ipv4_gw_addr=${n.gateway}`, `netdev.ipv4_subnet_mask=${n.mask}`);
+  else p.push(`netdev.ip=${n.ip}/${n.mask ? maskToCidr(n.mask) : 24}:${n.gateway}:8.8.8.8`);
+  if (legacy && g.rootfs === 'initrd') p.push('vfs.rootfs=initrd');
+  else if (!legacy && g.rootfs === 'initrd') p.push('vfs.fstab=[ "initrd0:/:extract:::" ]');
+  else if (!legacy && g.rootfs === '9pfs') p.push('vfs.fstab=[ "fs0:/:9pfs:::" ]');
+  p.push('--', ...g.args);
+  return output(p.join(' '));
+}
+
+export const unikraft: GuestType = { sharedFs: ['9pfs'], monitors: ['qemu', 'firecracker'], build };

@@ -1,0 +1,55 @@
+// urunit, the init of urunc's Linux guests: the config file urunc hands it (env, user and working
+// directory, block mounts) and the cpio record that carries it inside an initrd. The format is
+// urunc's Linux.buildUrunitConfig as urunit's main.c parses it: three sections, UES..UEE one env
+// string per line, UCS..UCE UID:/GID:/WD:, UBS..UBE ID:/MP: pairs, every line ending in \n.
+import { invalidArgument } from '../../errors.js';
+
+/** urunc treats a guest whose init path contains "urunit" as a urunit guest (Linux.Init). */
+export const isUrunit = (app: string | undefined): boolean => app !== undefined && app.includes('urunit');
+
+export interface UrunitConfig {
+  env: string[];
+  uid: number;
+  gid: number;
+  cwd: string;
+  /** Data disks: the id urunit finds the disk by (its virtio serial, FC<n> for firecracker) and where it mounts it. */
+  volumes: Array<{ id: string; mountPoint: string }>;
+}
+
+/**
+ * The config text. urunit splits on newlines and drops the whole config for an empty WD, so a
+ * value that cannot be represented is a clear error here instead of a silently different guest.
+ */
+export function urunitConfig(c: UrunitConfig): string {
+  for (const e of c.env) {
+    if (/[\n\r]/.test(e)) throw invalidArgument(`env ${JSON.stringify(e.split('=')[0])}: urunit cannot pass a value with a line break`);
+    if (e.startsWith('UEE')) throw invalidArgument(`env ${JSON.stringify(e.split('=')[0])}: urunit reads a variable starting with UEE as the end of the list`);
+  }
+  for (const v of c.volumes) {
+    if (/[\n\r]/.test(v.mountPoint) || /[\n\r]/.test(v.id)) throw invalidArgument(`volume ${v.id}: a line break in an id or mount point`);
+  }
+  if (/[\n\r]/.test(c.cwd)) throw invalidArgument('process.cwd: urunit cannot pass a working directory with a line break');
+  const lines = ['UES', ...c.env, 'UEE', 'UCS', `UID:${c.uid}`, `GID:${c.gid}`, `WD:${c.cwd || '/'}`, 'UCE', 'UBS'];
+  for (const v of c.volumes) lines.push(`ID:${v.id}`, `MP:${v.mountPoint}`);
+  lines.push('UBE');
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * An uncompressed cpio (newc) archive with one regular file and the trailer, the form the kernel
+ * unpacks when it follows another archive in the same initrd (urunc's initrd.AddFileToInitrd).
+ */
+export function cpioWithFile(name: string, data: Buffer, mode = 0o100400, mtime = Math.floor(Date.now() / 1000)): Buffer {
+  const parts: Buffer[] = [];
+  const record = (ino: number, fileName: string, fileMode: number, nlink: number, body: Buffer) => {
+    const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
+    const nameBytes = Buffer.from(`${fileName}\0`);
+    const fields = [ino, fileMode, 0, 0, nlink, mtime, body.length, 0, 0, 0, 0, nameBytes.length, 0];
+    const header = Buffer.from(`070701${fields.map(hex).join('')}`, 'ascii');
+    const pad = (len: number) => Buffer.alloc((4 - (len % 4)) % 4);
+    parts.push(header, nameBytes, pad(header.length + nameBytes.length), body, pad(body.length));
+  };
+  record(1, name, mode, 1, data);
+  record(0, 'TRAILER!!!', 0, 1, Buffer.alloc(0));
+  return Buffer.concat(parts);
+}
