@@ -2,7 +2,8 @@
 # Builds the test guests into .cache/guests (idempotent; rebuilt only when a source changes):
 #   hello.elf        the multiboot hello kernel (test/guests/hello)
 #   vmlinux          Debian's kernel, uncompressed (linux-image-6.1 package, unpacked, not installed)
-#   initramfs.gz     busybox + the 9p/virtio-blk/virtio-net/ext4/overlay modules + test/guests/linux scripts
+#   initramfs.gz     busybox + the 9p/virtio-blk/virtio-net/ext4/overlay/ACPI-button modules + test/guests/linux
+#                    scripts + /urunit (test/guests/urunit, a stand-in following urunit's contract)
 #   fake-monitor     a static stand-in for monitors not packaged here (test/guests/fake-monitor)
 #   pause            a static pause program for the test pods' sandbox image (test/guests/pause)
 set -euo pipefail
@@ -20,6 +21,11 @@ fi
 if [ ! -x "$out/fake-monitor" ] || [ test/guests/fake-monitor/fake-monitor.c -nt "$out/fake-monitor" ]; then
   gcc -O2 -static -Wall -Wextra -Werror -o "$out/fake-monitor.tmp" test/guests/fake-monitor/fake-monitor.c
   mv "$out/fake-monitor.tmp" "$out/fake-monitor"
+fi
+
+if [ ! -x "$out/urunit" ] || [ test/guests/urunit/urunit.c -nt "$out/urunit" ]; then
+  gcc -O2 -static -Wall -Wextra -Werror -o "$out/urunit.tmp" test/guests/urunit/urunit.c
+  mv "$out/urunit.tmp" "$out/urunit"
 fi
 
 if [ ! -x "$out/pause" ] || [ test/guests/pause/pause.c -nt "$out/pause" ]; then
@@ -50,19 +56,23 @@ if [ ! -f "$out/vmlinux" ] || [ "$kdir/.done" -nt "$out/vmlinux" ]; then
   mv "$out/vmlinux.tmp" "$out/vmlinux"
 fi
 
-stamp=$(cat test/guests/linux/* "$kdir/.done" /bin/busybox scripts/build-guests.sh | sha256sum | cut -c1-16)
+stamp=$(cat test/guests/linux/* "$out/urunit" "$kdir/.done" /bin/busybox scripts/build-guests.sh | sha256sum | cut -c1-16)
 if [ ! -f "$out/initramfs.gz" ] || [ "$(cat "$out/initramfs.stamp" 2>/dev/null)" != "$stamp" ]; then
-  ird=$(mktemp -d)
+  ird=$(mktemp -d) && chmod 0755 "$ird"
   trap 'rm -rf "$ird"' EXIT
-  mkdir -p "$ird"/{bin,sbin,proc,sys,dev,modules,newroot,lower,upper,tmp}
+  mkdir -p "$ird"/{bin,sbin,proc,sys,dev,modules,newroot,lower,upper,tmp,etc/acpi}
   cp /bin/busybox "$ird/bin/busybox"
-  for a in sh cat echo mount umount insmod mkdir switch_root dd printf poweroff grep sleep ls head ip ipcalc nc; do ln -s busybox "$ird/bin/$a"; done
+  for a in sh cat echo mount umount insmod mkdir switch_root dd printf poweroff grep sleep ls head ip ipcalc nc id pwd env wc tr acpid; do ln -s busybox "$ird/bin/$a"; done
+  install -m 0755 "$out/urunit" "$ird/urunit"
+  echo 'PWRF power.sh' > "$ird/etc/acpid.conf"
+  printf '#!/bin/sh\necho "guest: power button pressed, shutting down"\npoweroff -f\n' > "$ird/etc/acpi/power.sh"
+  chmod 0755 "$ird/etc/acpi/power.sh"
   install -m 0755 test/guests/linux/init "$ird/init"
   install -m 0755 test/guests/linux/app "$ird/bin/app"
   install -m 0755 test/guests/linux/guest-exit "$ird/bin/guest-exit"
   # 9p over virtio (mmio for microvm, pci for pc), virtio-blk, virtio-net, ext4, overlay and their dependencies, in load order.
   mdir=$kdir/root/lib/modules/$kver
-  want="kernel/drivers/net/virtio_net.ko kernel/crypto/crc32c_generic.ko kernel/fs/overlayfs/overlay.ko kernel/fs/ext4/ext4.ko kernel/fs/9p/9p.ko kernel/net/9p/9pnet_virtio.ko kernel/drivers/virtio/virtio_mmio.ko kernel/drivers/virtio/virtio_pci.ko kernel/drivers/block/virtio_blk.ko"
+  want="kernel/drivers/net/virtio_net.ko kernel/crypto/crc32c_generic.ko kernel/fs/overlayfs/overlay.ko kernel/fs/ext4/ext4.ko kernel/fs/9p/9p.ko kernel/net/9p/9pnet_virtio.ko kernel/drivers/virtio/virtio_mmio.ko kernel/drivers/virtio/virtio_pci.ko kernel/drivers/block/virtio_blk.ko kernel/drivers/input/evdev.ko kernel/drivers/acpi/button.ko"
   order=()
   # No depmod here: dependencies come from each module's own modinfo "depends=" string.
   path_of() { find "$mdir/kernel" -name "$(echo "$1" | sed 's/[-_]/[-_]/g').ko*" | head -1 | sed "s|^$mdir/||"; }

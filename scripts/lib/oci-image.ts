@@ -11,7 +11,7 @@ export interface ImageSpec {
   name: string;
   /** Directories whose contents become the layers, bottom first. */
   layers: string[];
-  config?: { Cmd?: string[]; Entrypoint?: string[]; Env?: string[]; Labels?: Record<string, string> };
+  config?: { Cmd?: string[]; Entrypoint?: string[]; Env?: string[]; Labels?: Record<string, string>; User?: string; WorkingDir?: string };
   annotations?: Record<string, string>;
 }
 

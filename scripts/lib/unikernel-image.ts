@@ -20,6 +20,8 @@ export interface UnikernelImage {
   cmd?: string[];
   entrypoint?: string[];
   env?: string[];
+  user?: string;
+  workingDir?: string;
   /** Additional directories added as layers below the unikernel layer (e.g. a root filesystem). */
   layers?: string[];
   /** Raw urunc.json content, written as is (for tests of hostile images). */
@@ -56,6 +58,8 @@ export function buildUnikernelImage(img: UnikernelImage, outTar: string): void {
         ...(img.cmd ? { Cmd: img.cmd } : {}),
         ...(img.entrypoint ? { Entrypoint: img.entrypoint } : {}),
         ...(img.env ? { Env: img.env } : {}),
+        ...(img.user ? { User: img.user } : {}),
+        ...(img.workingDir ? { WorkingDir: img.workingDir } : {}),
         ...(asAnnotations ? { Labels: values } : {}),
       },
       ...(asAnnotations ? { annotations: values } : {}),

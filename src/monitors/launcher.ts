@@ -213,7 +213,9 @@ export async function writeLaunchFiles(plan: LaunchPlan): Promise<void> {
   const c = plan.initrdWithConfig;
   if (!c) return;
   await fs.promises.copyFile(c.from, c.to);
-  await fs.promises.appendFile(c.to, c.append);
+  // The kernel reads an uncompressed archive after another only at a 4-byte aligned offset; it skips zeros.
+  const { size } = await fs.promises.stat(c.to);
+  await fs.promises.appendFile(c.to, Buffer.concat([Buffer.alloc((4 - (size % 4)) % 4), c.append]));
 }
 
 /**

@@ -16,6 +16,7 @@ import { CriClient, cri } from './cri.js';
 
 const PAUSE = 'localhost/pause:urunc-test';
 const HELLO = 'localhost/hello-uk:cri';
+const HELLO_MEWZ = 'localhost/hello-uk:cri-mewz';
 const HANDLER = 'urunc';
 // tcg: the Linux guest needs it on this machine, and the multiboot hello kernel runs under it too.
 const QEMU_TCG = '[monitors.qemu]\naccelerator = "tcg"\nmachine = "microvm"\n[guests.linux]\nextra_cmdline = "tsc_early_khz=2000000 tsc=reliable quiet"\n';
@@ -60,11 +61,13 @@ describe.each(versionsUnderTest())('CRI pods with the urunc handler on container
     c = await Containerd.start(version, {}, { cri: { sandboxImage: PAUSE, cniConfDir: conf, runtimeConfig: cfg } });
     expect(fs.readFileSync(c.configFile, 'utf8')).toMatch(/# BEGIN urunc-ts\n[^]*runtimes\.urunc\][^]*ConfigPath[^]*# END urunc-ts/);
     const hello = unikernelImage({ name: HELLO, type: 'unikraft', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['exit=3'] });
+    // mewz's exit device (urunc mewz.go MonitorCli) carries the hello kernel's status 3: qemu exits 7.
+    const helloMewz = unikernelImage({ name: HELLO_MEWZ, type: 'mewz', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations' });
     const linux = unikernelImage({
       name: LINUX, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
       describe: 'annotations', cmd: ['/bin/app', 'in-a-pod'], env: ['PATH=/bin', 'GREETING=pod', 'SLEEP=120'],
     });
-    for (const tar of [pauseImage(dir), buildBusyboxImage(path.join(REPO, '.cache', 'images')), hello, linux]) {
+    for (const tar of [pauseImage(dir), buildBusyboxImage(path.join(REPO, '.cache', 'images')), hello, helloMewz, linux]) {
       const r = await c.ctr(['images', 'import', tar], { ns: 'k8s.io' });
       expect(r.code, r.stderr).toBe(0);
     }
@@ -150,7 +153,7 @@ describe.each(versionsUnderTest())('CRI pods with the urunc handler on container
     const pod = await newPod();
     const sb = await sandboxInfo(pod.podSandboxId);
     const shims = c.shimPids();
-    const uk = await runToExit(pod, 'hello', { image: { image: HELLO } });
+    const uk = await runToExit(pod, 'hello', { image: { image: HELLO_MEWZ } });
     expect(uk.log).toMatch(/^\S+ stdout [PF] Hello from a urunc-ts unikernel!$/m);
     expect(uk.status.exitCode).toBe(7);
     const bb = await runToExit(pod, 'busybox', { image: { image: BUSYBOX_IMAGE }, command: ['sh', '-c', 'echo second; exit 0'] });

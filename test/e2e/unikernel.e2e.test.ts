@@ -2,6 +2,7 @@
 // qemu (kvm for the multiboot hello kernel, tcg for the Linux guest, as the machine allows), and
 // a fake monitor binary standing in for firecracker, cloud-hypervisor and solo5, which are not
 // packaged here. After every test: no shim, no qemu, no task mount, no monitor bundle.
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +14,8 @@ const HELLO = 'docker.io/library/hello-uk:annotations';
 const HELLO_JSON = 'docker.io/library/hello-uk:urunc-json';
 const LINUX = 'docker.io/library/linux-uk:initrd';
 const LINUX_9P = 'docker.io/library/linux-uk:9p';
+const LINUX_URUNIT = 'docker.io/library/linux-uk:urunit';
+const MEWZ_HELLO = 'docker.io/library/hello-uk:mewz';
 const ESCAPE_DOTDOT = 'docker.io/library/evil-uk:dotdot';
 const ESCAPE_LINK = 'docker.io/library/evil-uk:symlink';
 const FAKES = ['firecracker', 'cloud-hypervisor', 'hvt', 'spt'] as const;
@@ -67,6 +70,15 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     const images = [
       unikernelImage({ name: HELLO, type: 'unikraft', hypervisor: 'qemu', kernel: hello, describe: 'annotations', cmd: ['exit=3'] }),
       unikernelImage({ name: HELLO_JSON, type: 'unikraft', hypervisor: 'qemu', kernel: hello, describe: 'urunc.json', cmd: ['exit=3'] }),
+      unikernelImage({ name: MEWZ_HELLO, type: 'mewz', hypervisor: 'qemu', kernel: hello, describe: 'annotations' }),
+      // As urunc's urunit images: init is /urunit, the app and its args follow; 40 env vars (more than
+      // the kernel passes to init from its command line), one with spaces; a user and a working directory.
+      unikernelImage({
+        name: LINUX_URUNIT, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
+        describe: 'annotations', cmd: ['/urunit', '/bin/app', 'two words'], user: '1000:1000', workingDir: '/tmp',
+        env: ['PATH=/bin', 'GREETING=from-urunit', 'MSG=hello big  world', 'SHOW_USER=1', 'SHOW_ROUTES=1', 'SHOW_ENV=MSG V38', 'EXIT_CODE=6',
+          ...Array.from({ length: 33 }, (_, i) => `V${i + 6}=value-${i + 6}`)],
+      }),
       unikernelImage({
         name: LINUX, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
         describe: 'annotations', cmd: ['/bin/app', 'arg-from-image'], env: ['PATH=/bin', 'GREETING=env-from-image', 'EXIT_CODE=4'],
@@ -121,33 +133,117 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     if (cfgDir) fs.rmSync(cfgDir, { recursive: true, force: true });
   });
 
+  // urunc unikraft.go MonitorCli: no exit device for Unikraft, so the guest's power-off is qemu's status 0.
   it('hello unikernel (image annotations): prints its line, ctr exits with the hypervisor status', async () => {
     const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, HELLO, id('hello')]);
     expect(r.stdout).toContain('Hello from a urunc-ts unikernel!');
-    // The guest asked for exit code 3 (its Cmd, on the guest command line): qemu reports (3 << 1) | 1.
-    expect(r.stdout).toMatch(/cmdline: \/guest\/kernel Unikraft .*-- exit=3/);
-    expect(r.code, r.stderr).toBe(7);
+    expect(r.stdout).toMatch(/cmdline: \/guest\/kernel Unikraft env\.vars=\[ PATH=\S+ \] netdev\.ip=\/24::8\.8\.8\.8 -- exit=3/);
+    expect(r.code, r.stderr).toBe(0);
   });
 
   it('the same kernel described by urunc.json behaves the same', async () => {
     const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, HELLO_JSON, id('hellojson')]);
     expect(r.stdout).toContain('Hello from a urunc-ts unikernel!');
+    expect(r.code, r.stderr).toBe(0);
+  });
+
+  // urunc mewz.go CommandString and MonitorCli: no arguments reach mewz; its isa-debug-exit device at
+  // 0x501 carries the guest's status (the hello kernel's default 3): qemu reports (3 << 1) | 1.
+  it('mewz: ip/gateway only on its command line, its exit device gives the task status', async () => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, MEWZ_HELLO, id('mewz'), 'exit=5']);
+    expect(r.stdout).toMatch(/cmdline: \/guest\/kernel ip=\/24 gateway=\r?\n/);
     expect(r.code, r.stderr).toBe(7);
   });
 
   it('user args replace the image Cmd; spec annotations override the image; tcg via --runtime-config-path', async () => {
     const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', tcgConfig, '--annotation', 'com.urunc.unikernel.unikernelType=hermit', HELLO, id('hellotcg'), 'exit=9']);
     expect(r.stdout).toContain('Hello from a urunc-ts unikernel!');
-    // hermit's format: the args after `--`, no "Unikraft" program name.
-    expect(r.stdout).toMatch(/cmdline: \/guest\/kernel -- exit=9\r?\n/);
-    expect(r.code, r.stderr).toBe(19);
+    // hermit's format (urunc hermit_rs.go CommandString): no network, so the args alone; no exit device.
+    expect(r.stdout).toMatch(/cmdline: \/guest\/kernel exit=9\r?\n/);
+    expect(r.code, r.stderr).toBe(0);
   });
 
   it('Linux guest (initrd): env var and argument from the image config reach the application', async () => {
     const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', tcgConfig, LINUX, id('linux')], { timeoutMs: 90_000 });
     expect(r.stdout).toContain('URUNC_LINUX_MARKER greeting=env-from-image arg=arg-from-image');
-    expect(r.code, r.stderr).toBe(9);
+    // urunc gives Linux no exit device: the app's status stays in the guest, qemu's is its power-off's.
+    expect(r.stdout).toContain('guest-exit: status 4');
+    expect(r.code, r.stderr).toBe(0);
   }, 120_000);
+
+  // urunc linux.go Linux.Init/setupUrunitConfig/buildUrunitConfig/CommandString with a guest whose
+  // init follows urunit's contract (test/guests/urunit): env (40 vars, one with spaces), USER and
+  // WORKDIR from the image arrive through /urunit.conf in the initrd, never on the command line.
+  it('Linux guest with urunit (initrd): env with spaces, 40 variables, user and working directory', async () => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', tcgConfig, LINUX_URUNIT, id('urunit')], { timeoutMs: 90_000 });
+    expect(r.stdout).toContain('URUNC_LINUX_MARKER greeting=from-urunit arg=two words');
+    expect(r.stdout).toContain('env: MSG=[hello big  world]');
+    expect(r.stdout).toContain('env: V38=[value-38]');
+    expect(Number(/env-count: (\d+)/.exec(r.stdout)?.[1])).toBeGreaterThanOrEqual(40);
+    expect(r.stdout).toContain('user: uid=1000 gid=1000 cwd=/tmp');
+    expect(r.stdout).toMatch(/urunit: app exited with \d+/);
+    expect(r.code, r.stderr).toBe(0);
+  }, 120_000);
+
+  // urunc linux.go CommandString/IsIPInSubnet: a /32 pod address whose gateway is off-link gets
+  // URUNIT_DEFROUTE=1, and urunit's device default route reaches beyond the gateway.
+  it('Linux guest with urunit: a /32 address with an off-link gateway gets its default route', async () => {
+    const pod = `ukd32p${process.pid}`;
+    const gw = `ukd32g${process.pid}`;
+    const sh = (...a: string[]) => {
+      const res = spawnSync(a[0] as string, a.slice(1), { encoding: 'utf8' });
+      if (res.status !== 0) throw new Error(`${a.join(' ')}: ${res.stderr}`);
+      return res.stdout;
+    };
+    let server: ReturnType<typeof spawn> | undefined;
+    try {
+      sh('ip', 'netns', 'add', pod);
+      sh('ip', 'netns', 'add', gw);
+      sh('ip', '-n', pod, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'gw0', 'netns', gw);
+      sh('ip', '-n', pod, 'addr', 'add', '10.99.0.5/32', 'dev', 'eth0');
+      sh('ip', '-n', pod, 'link', 'set', 'eth0', 'up');
+      sh('ip', '-n', pod, 'route', 'add', '10.99.0.1', 'dev', 'eth0', 'scope', 'link');
+      sh('ip', '-n', pod, 'route', 'add', 'default', 'via', '10.99.0.1', 'dev', 'eth0');
+      // The far side: the gateway's address and one more that only a default route reaches.
+      sh('ip', '-n', gw, 'addr', 'add', '10.99.0.1/32', 'dev', 'gw0');
+      sh('ip', '-n', gw, 'addr', 'add', '10.98.0.1/32', 'dev', 'gw0');
+      sh('ip', '-n', gw, 'link', 'set', 'gw0', 'up');
+      sh('ip', '-n', gw, 'route', 'add', '10.99.0.5', 'dev', 'gw0');
+      server = spawn('ip', ['netns', 'exec', gw, 'busybox', 'nc', '-l', '-p', '7777', '-e', 'echo', 'reply-from-beyond-the-gateway'], { stdio: 'ignore' });
+      await sleep(300);
+      const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', tcgConfig, '--with-ns', `network:/var/run/netns/${pod}`,
+        '--env', 'CONNECT=10.98.0.1:7777', LINUX_URUNIT, id('urunit32')], { timeoutMs: 90_000 });
+      expect(r.stdout).toMatch(/routes: default dev eth0/);
+      expect(r.stdout).toContain('net-reply: reply-from-beyond-the-gateway');
+    } finally {
+      server?.kill('SIGKILL');
+      spawnSync('ip', ['netns', 'del', pod]);
+      spawnSync('ip', ['netns', 'del', gw]);
+    }
+  }, 120_000);
+
+  // Ours, beyond urunc (its kill only signals the monitor): a Linux guest under qemu gets an ACPI
+  // power-down through QMP on SIGTERM and shuts down by itself; qemu then exits 0.
+  it('ctr task kill: a Linux guest powers off through ACPI and its shutdown line reaches the log', async () => {
+    const t = id('acpi');
+    const logFile = path.join(cfgDir, 'acpi.log');
+    let r = await c.ctr(['run', '-d', '--runtime', RUNTIME, '--runtime-config-path', tcgConfig, '--log-uri', `file://${logFile}`,
+      '--env', 'POWER_BUTTON=1', LINUX, t], { timeoutMs: 30_000 });
+    expect(r.code, r.stderr).toBe(0);
+    await waitFor('the guest waits for the power button', () => (fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('waiting for the power button') ? true : undefined), 90_000);
+    const killedAt = Date.now();
+    expect((await c.ctr(['task', 'kill', t])).code).toBe(0);
+    await waitFor(`${t} STOPPED`, async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined), 30_000);
+    expect(Date.now() - killedAt).toBeLessThan(10_000);
+    await waitFor('shutdown line', () => (fs.readFileSync(logFile, 'utf8').includes('guest: power button pressed, shutting down') ? true : undefined), 5_000);
+    const shimLog = fs.readFileSync(c.logFile, 'utf8').split('\n').filter((l) => l.includes(`"task":"${t}"`)).join('\n');
+    expect(shimLog).toMatch(/ACPI power-down sent to the guest/);
+    expect(shimLog).not.toMatch(/still running after the power-down/);
+    // The guest powered off: qemu's status 0 is the task's.
+    expect(shimLog).toMatch(/"status":0,"msg":"process exited"/);
+    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+  }, 150_000);
 
   it('Linux guest with a 9p root reads a file that exists only in the image', async () => {
     const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', tcgConfig, LINUX_9P, id('linux9p')], { timeoutMs: 90_000 });
@@ -179,7 +275,8 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     // The container's cgroup (ctr's default cgroupsPath is /<namespace>/<id>).
     expect(fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8')).toMatch(new RegExp(`:memory:/default/${t}\\n`));
     // Only what the launcher put there.
-    expect(fs.readdirSync(`/proc/${pid}/root/`).sort()).toEqual(['cntrRootfs', 'dev', 'guest', 'lib', 'lib64', 'proc', 'run', 'usr'].sort());
+    // No root for the guest (no mountRootfs): nothing of the container's files in the monitor root.
+    expect(fs.readdirSync(`/proc/${pid}/root/`).sort()).toEqual(['dev', 'guest', 'lib', 'lib64', 'proc', 'run', 'usr'].sort());
     expect(fs.readdirSync(`/proc/${pid}/root/guest`)).toEqual(['kernel']);
     expect(fs.readdirSync(`/proc/${pid}/root/dev`).sort()).toEqual(expect.arrayContaining(['kvm', 'null', 'urandom']));
     expect(fs.readdirSync(`/proc/${pid}/root/dev`)).not.toContain('net');
@@ -243,6 +340,41 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     expect(r.code).toBe(137);
     expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(/hypervisor stopped the VM \(status internal-error\)/);
   }, 150_000);
+
+  it('ctr task kill: a Linux guest that ignores the power button is killed after powerdown_timeout_ms (status 137)', async () => {
+    const t = id('acpi-ignored');
+    const cfg = writeConfig(cfgDir, 'powerdown.toml', `${QEMU_TCG.replace('[guests.linux]', '[guests.linux]\npowerdown_timeout_ms = 2000')}`);
+    const logFile = path.join(cfgDir, 'acpi-ignored.log');
+    const r = await c.ctr(['run', '-d', '--runtime', RUNTIME, '--runtime-config-path', cfg, '--log-uri', `file://${logFile}`, '--env', 'SLEEP=120', LINUX, t], { timeoutMs: 30_000 });
+    expect(r.code, r.stderr).toBe(0);
+    await waitFor('the guest runs its app', () => (fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('URUNC_LINUX_MARKER') ? true : undefined), 90_000);
+    const killedAt = Date.now();
+    expect((await c.ctr(['task', 'kill', t])).code).toBe(0);
+    await waitFor(`${t} STOPPED`, async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined), 30_000);
+    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(1900);
+    const shimLog = fs.readFileSync(c.logFile, 'utf8').split('\n').filter((l) => l.includes(`"task":"${t}"`)).join('\n');
+    expect(shimLog).toMatch(/still running after the power-down: killing the hypervisor/);
+    expect(shimLog).toMatch(/"status":137,"msg":"process exited"/);
+    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+  }, 150_000);
+
+  // urunc kill ends the monitor whatever it does with SIGTERM: solo5-spt as pid 1 of its pid
+  // namespace installs no handler, so the kernel drops SIGTERM (the fake behaves the same).
+  it('SIGTERM stops a monitor that ignores it (solo5-spt stand-in) within 10 s', async () => {
+    const t = id('spt-term');
+    let r = await c.ctr(['run', '-d', '--runtime', RUNTIME, '--runtime-config-path', fakeConfig, fakeImage('spt'), t, 'wait']);
+    expect(r.code, r.stderr).toBe(0);
+    const pid = await waitFor('task pid', async () => taskPid(await c.ctr(['task', 'ls']), t));
+    await waitFor('solo5-spt running', () => (/^Name:\s+solo5-spt/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8')) ? true : undefined));
+    const at = Date.now();
+    r = await c.ctr(['task', 'kill', '-s', 'SIGTERM', t]);
+    expect(r.code, r.stderr).toBe(0);
+    await waitFor(`${t} STOPPED`, async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined), 10_000);
+    expect(Date.now() - at).toBeLessThan(10_000);
+    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+  });
 
   it.each(FAKES)('%s (fake binary): config/argv reach the monitor, its exit status is the task status', async (m) => {
     const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', fakeConfig, fakeImage(m), id(`fake-${m}`)]);

@@ -4,7 +4,9 @@
  * names a kernel that exists (and, for firecracker, reads the JSON config file it was given),
  * prints what it would boot on stdout (the "console"), then "runs" the guest: it exits with
  * the number given as `exit=N` in the guest command line, or sleeps until a signal when the
- * command line contains `wait`. SIGTERM ends it with status 0, as firecracker's does.
+ * command line contains `wait`. SIGTERM ends it with status 0, as firecracker's does; as solo5-hvt
+ * or solo5-spt it installs no handler, as the real tenders do (pid 1 of its pid namespace then
+ * never sees SIGTERM).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -38,7 +40,7 @@ static void json_string(const char *json, const char *key, char *dst, size_t n) 
 
 int main(int argc, char **argv) {
 	const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
-	signal(SIGTERM, on_term);
+	if (!strstr(name, "solo5")) signal(SIGTERM, on_term);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--config-file") && i + 1 < argc) {
