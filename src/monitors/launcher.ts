@@ -13,7 +13,6 @@ import path from 'node:path';
 import { invalidArgument, messageOf } from '../errors.js';
 import { resolveFileInRoot } from '../rootfs/resolve-in-root.js';
 import { buildGuest, type GuestInput, type GuestNet, type GuestRootfs } from './guests/index.js';
-import { cpioWithFile } from './guests/urunit.js';
 import { HYPERVISOR_PLUGINS } from './hypervisors/index.js';
 import type { VmSpec } from './hypervisors/types.js';
 import type { RuntimeConfig } from './runtime-config.js';
@@ -21,6 +20,8 @@ import type { UnikernelConfig } from './unikernel-config.js';
 import type { RootfsParams } from '../rootfs/planner.js';
 import { readParams } from '../rootfs/state.js';
 import { hasMountsUnder } from '../rootfs/mounts.js';
+import { cpioArchive, parentDirs, type CpioEntry } from '../rootfs/cpio.js';
+import { guestVolumes, initrdVolumeFiles, type GuestVolume, type SpecMount } from '../rootfs/volumes.js';
 
 /** Inside the monitor root. */
 const GUEST_DIR = '/guest';
@@ -56,10 +57,11 @@ export interface LaunchPlan {
   /** How long a graceful stop (ACPI power-down) may take before the hypervisor is killed; 0: none. */
   powerdownMs: number;
   /**
-   * The root initrd with urunit's config appended, to be written (writeLaunchFiles, off the event
-   * loop) before the monitor starts: the image's initrd is never modified, so a copy is made.
+   * The root initrd the guest boots when something is added to it (urunit's /urunit.conf, the
+   * volumes' files): a copy, never the image's own file, written by writeLaunchFiles (off the event
+   * loop) before the monitor starts.
    */
-  initrdWithConfig: { from: string; to: string; append: Buffer } | undefined;
+  initrdCopy: { from: string; to: string; urunitConfig: string | undefined; volumes: GuestVolume[] } | undefined;
 }
 
 export type OciSpec = Record<string, unknown> & {
@@ -72,6 +74,7 @@ export type OciSpec = Record<string, unknown> & {
     seccomp?: unknown;
   };
   annotations?: Record<string, string>;
+  mounts?: SpecMount[];
   hooks?: unknown;
   hostname?: string;
 };
@@ -154,13 +157,19 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   }
   for (const d of dataDirsWithLinks(hv.dataDirs(mcfg))) binds.push([d, d, true]);
   binds.push([kernel, vm.kernel, true]);
-  // With urunit's config appended, the guest boots a copy of the initrd, never the image's own file.
-  const initrdWithConfig = initrd && guest.urunit?.placement === 'append'
-    ? { from: initrd, to: path.join(dir, 'initrd-urunit'), append: cpioWithFile('/urunit.conf', Buffer.from(guest.urunit.config)) } : undefined;
-  if (initrd && vm.initrd) binds.push([initrdWithConfig?.to ?? initrd, vm.initrd, true]);
+  // The container's volumes: live in a shared root (as urunc binds them under /cntrRootfs), their
+  // files copied into an initrd root; other roots do not get them (see the README).
+  const volumes = guestVolumes(inp.spec.mounts);
+  const urunitConfig = guest.urunit?.placement === 'append' ? guest.urunit.config : undefined;
+  const initrdCopy = initrd && rootfsType === 'initrd' && (urunitConfig !== undefined || volumes.length > 0)
+    ? { from: initrd, to: path.join(dir, 'initrd'), urunitConfig, volumes } : undefined;
+  if (initrd && vm.initrd) binds.push([initrdCopy?.to ?? initrd, vm.initrd, true]);
   if (block && !block.device) binds.push([block.path, `${GUEST_DIR}/block`, false]);
   if (dataDisk) binds.push([dataDisk, `${GUEST_DIR}/annot_vol`, false]);
-  if (vm.sharedFs?.kind === '9p') binds.push([params.mountedPath, SHARED_ROOT, false]);
+  if (vm.sharedFs?.kind === '9p') {
+    binds.push([params.mountedPath, SHARED_ROOT, false]);
+    for (const v of volumes) binds.push([v.source, `${SHARED_ROOT}${v.destination}`, v.readonly]);
+  }
   binds.push([scratch, SCRATCH, false]);
 
   const devices: Array<{ path: string; type: string; major: number; minor: number }> = [];
@@ -205,17 +214,20 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   };
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(derived));
   const powerdownMs = guest.acpiPowerdown && cmd.qmp ? inp.config.guests.linux.powerdown_timeout_ms : 0;
-  return { runcBundle: dir, argv: cmd.argv, qmpInMonitor: cmd.qmp, rootfsType, accel, powerdownMs, initrdWithConfig };
+  return { runcBundle: dir, argv: cmd.argv, qmpInMonitor: cmd.qmp, rootfsType, accel, powerdownMs, initrdCopy };
 }
 
-/** Writes what the plan could not write synchronously: the initrd copy with urunit's config (its size is the image's). */
+/** Writes what the plan could not write synchronously (sizes the image and the volumes control): the initrd copy. */
 export async function writeLaunchFiles(plan: LaunchPlan): Promise<void> {
-  const c = plan.initrdWithConfig;
+  const c = plan.initrdCopy;
   if (!c) return;
+  const files: CpioEntry[] = await initrdVolumeFiles(c.volumes);
+  if (c.urunitConfig !== undefined) files.push({ name: '/urunit.conf', mode: 0o100400, data: Buffer.from(c.urunitConfig) });
   await fs.promises.copyFile(c.from, c.to);
   // The kernel reads an uncompressed archive after another only at a 4-byte aligned offset; it skips zeros.
   const { size } = await fs.promises.stat(c.to);
-  await fs.promises.appendFile(c.to, Buffer.concat([Buffer.alloc((4 - (size % 4)) % 4), c.append]));
+  const archive = cpioArchive([...parentDirs(files.map((f) => f.name)), ...files]);
+  await fs.promises.appendFile(c.to, Buffer.concat([Buffer.alloc((4 - (size % 4)) % 4), archive]));
 }
 
 /**

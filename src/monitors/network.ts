@@ -237,3 +237,22 @@ export async function releaseNetwork(rec: NetRecord): Promise<void> {
   if (r.mode === 'dynamic' && left.trim() === '') await quiet(run(r.netns, ['tc', 'qdisc', 'del', 'dev', r.podIf, 'ingress']), 'tc qdisc', gone);
   if (errors.length > 0) throw new Error(errors.join('; '));
 }
+
+/** Where knative's queue-proxy finds the user container's guest: the first static guest (urunc's QueueProxyRedirectIP). */
+export const QUEUE_PROXY_REDIRECT_IP = `${STATIC_NET}.1.2`;
+
+/**
+ * knative's queue-proxy env, as urunc rewrites it (handleQueueProxy): its readiness probe's "host"
+ * values point at the static guest, and REDIRECT_IP names it. The probe entry moves to the end of
+ * the list; nothing else changes.
+ */
+export function queueProxyEnv(env: readonly string[]): string[] {
+  const out = [...env];
+  const i = out.findIndex((e) => e.startsWith('SERVING_READINESS_PROBE'));
+  if (i >= 0) {
+    const [probe] = out.splice(i, 1);
+    out.push((probe as string).replace(/"host"\s*:\s*"[^"]+"/g, `"host":"${QUEUE_PROXY_REDIRECT_IP}"`));
+  }
+  out.push(`REDIRECT_IP=${QUEUE_PROXY_REDIRECT_IP}`);
+  return out;
+}

@@ -17,13 +17,14 @@ import { sharedFsOf } from '../monitors/guests/index.js';
 import { configPathFor, loadRuntimeConfig, type RuntimeConfig } from '../monitors/runtime-config.js';
 import { decodeUruncJson, pickUnikernelKeys, resolveUnikernelConfig, type UnikernelConfig } from '../monitors/unikernel-config.js';
 import { startVirtiofsd, virtiofsdArgv, virtiofsdAvailable } from '../monitors/virtiofsd.js';
-import { setupNetwork } from '../monitors/network.js';
+import { queueProxyEnv, setupNetwork } from '../monitors/network.js';
 import { blockRootfs, mountAll, unmountAll, type BlockSource, type Mount } from '../rootfs/mounts.js';
 import { chooseRootfs, needsHostRootfs, type Choice, type RootfsParams } from '../rootfs/planner.js';
 import { processStartTime, releaseRootfs } from '../rootfs/release.js';
 import { resolveFileInRoot, resolveInRoot } from '../rootfs/resolve-in-root.js';
-import { assertNoInternalAnnotations, persistParams, StateFile } from '../rootfs/state.js';
+import { assertNoInternalAnnotations, persistParams, StateFile, writeAtomic } from '../rootfs/state.js';
 import { createView, type SnapshotApi } from '../rootfs/view.js';
+import { copyVolumeFiles, guestVolumes } from '../rootfs/volumes.js';
 import { failpoint } from '../sys/failpoints.js';
 
 const REQUIRED = ['unikernelType', 'hypervisor', 'binary'];
@@ -125,7 +126,11 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
   if (!keepOffHost && o.mounts.length > 0) await mountRootfs(o.mounts);
 
   let config = resolveUnikernelConfig({ spec: specKeys, image: imageKeys, uruncJson: mounted ? readUruncJson(mounted) : {} });
-  if (!config) return { unikernel: undefined, mountedRootfs: mounted };
+  if (!config) {
+    // knative's queue-proxy runs through runc beside a unikernel user-container: point it at the guest.
+    if (o.spec.annotations?.['io.kubernetes.cri.container-name'] === 'queue-proxy') rewriteQueueProxy(o.bundle, o.log);
+    return { unikernel: undefined, mountedRootfs: mounted };
+  }
   assertNoInternalAnnotations(o.spec.annotations);
   const runtime = loadRuntimeConfig(configPathFor(o.configPath), (msg) => o.log.warn(msg));
 
@@ -174,6 +179,15 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
       artifacts = 'copy';
     }
   }
+  // A root on the container's block device gets the volumes' files copied in at create time
+  // (urunc's copyMountfiles), through a transient read-write mount released before the guest starts.
+  const volumes = guestVolumes(o.spec.mounts);
+  if (choice.type === 'block' && choice.blockSource === 'container' && volumes.length > 0 && o.mounts.length > 0) {
+    if (mounted) unmountAll(mounted);
+    await mountRootfs(o.mounts);
+    const copied = await copyVolumeFiles(o.rootfs, volumes);
+    o.log.info({ files: copied }, 'volume files copied into the block root');
+  }
   if (!needsHostRootfs(choice) && mounted) {
     unmountAll(mounted);
     mounted = undefined;
@@ -199,6 +213,16 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
   if (choice.type === 'virtiofs') await startSharedFsDaemon(runtime, mounted ?? o.rootfs, o.bundle, state);
   o.log.info({ hypervisor: config.hypervisor, type: config.unikernelType, rootfs: choice.type, artifacts, accel: plan.accel }, 'unikernel container');
   return { unikernel: { config, runtime, plan, params }, mountedRootfs: mounted };
+}
+
+/** urunc's handleQueueProxy: the queue-proxy's env in config.json, rewritten atomically (mode kept). */
+function rewriteQueueProxy(bundle: string, log: Logger): void {
+  const file = path.join(bundle, 'config.json');
+  const spec = JSON.parse(fs.readFileSync(file, 'utf8')) as { process?: { env?: string[] } };
+  if (!spec.process) return;
+  spec.process.env = queueProxyEnv(spec.process.env ?? []);
+  writeAtomic(file, JSON.stringify(spec), fs.statSync(file).mode & 0o777);
+  log.info('knative queue-proxy pointed at the unikernel guest');
 }
 
 function readOnly(m: Mount): Mount {

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUSYBOX_IMAGE, buildBusyboxImage, writeOciImage } from '../fixtures/oci-image.js';
-import { GUESTS, REPO, buildGuests, unikernelImage } from '../fixtures/unikernel-images.js';
+import { GUESTS, REPO, buildGuests, linuxRootLayer, unikernelImage } from '../fixtures/unikernel-images.js';
 import { Containerd, runCmd, sleep, versionsUnderTest, waitFor, qemuPids, type Version } from './containerd.js';
 import { CriClient, cri } from './cri.js';
 
@@ -21,6 +21,7 @@ const HANDLER = 'urunc';
 // tcg: the Linux guest needs it on this machine, and the multiboot hello kernel runs under it too.
 const QEMU_TCG = '[monitors.qemu]\naccelerator = "tcg"\nmachine = "microvm"\n[guests.linux]\nextra_cmdline = "tsc_early_khz=2000000 tsc=reliable quiet"\n';
 const LINUX = 'localhost/linux-uk:cri';
+const LINUX_9P = 'localhost/linux-uk:cri-9p';
 
 
 function pauseImage(dir: string): string {
@@ -62,12 +63,19 @@ describe.each(versionsUnderTest())('CRI pods with the urunc handler on container
     expect(fs.readFileSync(c.configFile, 'utf8')).toMatch(/# BEGIN urunc-ts\n[^]*runtimes\.urunc\][^]*ConfigPath[^]*# END urunc-ts/);
     const hello = unikernelImage({ name: HELLO, type: 'unikraft', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['exit=3'] });
     // mewz's exit device (urunc mewz.go MonitorCli) carries the hello kernel's status 3: qemu exits 7.
-    const helloMewz = unikernelImage({ name: HELLO_MEWZ, type: 'mewz', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations' });
+    const helloMewz = unikernelImage({ name: HELLO_MEWZ, type: 'mewz', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['ignored'] });
     const linux = unikernelImage({
       name: LINUX, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
       describe: 'annotations', cmd: ['/bin/app', 'in-a-pod'], env: ['PATH=/bin', 'GREETING=pod', 'SLEEP=120'],
     });
-    for (const tar of [pauseImage(dir), buildBusyboxImage(path.join(REPO, '.cache', 'images')), hello, helloMewz, linux]) {
+    const root = linuxRootLayer();
+    // A Linux guest whose root is the container's files over 9p (the test kernel still needs its initrd for modules).
+    const linux9p = unikernelImage({
+      name: LINUX_9P, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
+      describe: 'annotations', extra: { mountRootfs: 'true', rootfsType: '9pfs' }, layers: [root], cmd: ['/bin/app', 'volumes'], env: ['PATH=/bin'],
+    });
+    fs.rmSync(root, { recursive: true, force: true });
+    for (const tar of [pauseImage(dir), buildBusyboxImage(path.join(REPO, '.cache', 'images')), hello, helloMewz, linux, linux9p]) {
       const r = await c.ctr(['images', 'import', tar], { ns: 'k8s.io' });
       expect(r.code, r.stderr).toBe(0);
     }
@@ -88,11 +96,11 @@ describe.each(versionsUnderTest())('CRI pods with the urunc handler on container
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const newPod = async () => {
+  const newPod = async (extra: object = {}) => {
     const n = ++pods;
     const logDirectory = path.join(dir, `logs-${n}`);
     fs.mkdirSync(logDirectory);
-    const sandboxConfig = { metadata: { name: `pod${n}`, uid: `uid-${n}`, namespace: 'default', attempt: 0 }, hostname: `pod${n}`, logDirectory, linux: {} };
+    const sandboxConfig = { metadata: { name: `pod${n}`, uid: `uid-${n}`, namespace: 'default', attempt: 0 }, hostname: `pod${n}`, logDirectory, linux: {}, ...extra };
     const { podSandboxId } = await client.runPodSandbox(sandboxConfig, HANDLER);
     livePods.push(podSandboxId);
     return { podSandboxId, sandboxConfig, logDirectory };
@@ -189,6 +197,33 @@ describe.each(versionsUnderTest())('CRI pods with the urunc handler on container
     await client.removeContainer(containerId);
     await removePod(pod.podSandboxId, sb.netns);
   }, 120_000);
+
+  // urunc shared_fs.go (volumes bound under /cntrRootfs) and initrd.go CopyFileMountsToInitrd: what
+  // kubelet mounts (resolv.conf, hosts, a ConfigMap file, an emptyDir) reaches the guest.
+  it('volumes reach Linux guests: live over a 9p root (the guest writes an emptyDir), copied into an initrd root', async () => {
+    const pod = await newPod({ dnsConfig: { servers: ['10.96.0.10'], searches: ['svc.cluster.local'], options: [] } });
+    const sb = await sandboxInfo(pod.podSandboxId);
+    const configMap = path.join(dir, `configmap-${pods}`);
+    const emptyDir = path.join(dir, `emptydir-${pods}`);
+    fs.mkdirSync(configMap);
+    fs.mkdirSync(emptyDir);
+    fs.writeFileSync(path.join(configMap, 'app.conf'), 'mode=unikernel\n');
+    const mounts = [
+      { containerPath: '/config/app.conf', hostPath: path.join(configMap, 'app.conf'), readonly: true },
+      { containerPath: '/cache', hostPath: emptyDir, readonly: false },
+    ];
+    const envs = [{ key: 'READ_FILES', value: '/etc/resolv.conf,/etc/hosts,/config/app.conf' }, { key: 'SLEEP', value: '' }];
+    const shared = await runToExit(pod, 'vol9p', { image: { image: LINUX_9P }, mounts, envs: [...envs, { key: 'WRITE_FILE', value: '/cache/out.txt' }] });
+    expect(shared.log).toMatch(/file \/etc\/resolv\.conf: .*nameserver 10\.96\.0\.10/);
+    expect(shared.log).toMatch(/file \/etc\/hosts: .*localhost/);
+    expect(shared.log).toContain('file /config/app.conf: mode=unikernel;');
+    expect(shared.log).toContain('wrote: written-by-guest');
+    expect(fs.readFileSync(path.join(emptyDir, 'out.txt'), 'utf8')).toBe('written-by-guest\n');
+    const initrd = await runToExit(pod, 'volrd', { image: { image: LINUX }, mounts, envs });
+    expect(initrd.log).toMatch(/file \/etc\/resolv\.conf: .*nameserver 10\.96\.0\.10/);
+    expect(initrd.log).toContain('file /config/app.conf: mode=unikernel;');
+    await removePod(pod.podSandboxId, sb.netns);
+  }, 240_000);
 
   /** ip(8) or tc(8) output inside the pod's network namespace. */
   const inPod = async (netns: string, argv: string[]) => (await runCmd('nsenter', [`--net=${netns}`, '--', ...argv])).stdout;

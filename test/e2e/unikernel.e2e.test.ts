@@ -15,6 +15,7 @@ const HELLO_JSON = 'docker.io/library/hello-uk:urunc-json';
 const LINUX = 'docker.io/library/linux-uk:initrd';
 const LINUX_9P = 'docker.io/library/linux-uk:9p';
 const LINUX_URUNIT = 'docker.io/library/linux-uk:urunit';
+const LINUX_URUNIT_DISK = 'docker.io/library/linux-uk:urunit-disk';
 const MEWZ_HELLO = 'docker.io/library/hello-uk:mewz';
 const ESCAPE_DOTDOT = 'docker.io/library/evil-uk:dotdot';
 const ESCAPE_LINK = 'docker.io/library/evil-uk:symlink';
@@ -67,9 +68,21 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     c = await Containerd.start(version, { URUNC_CONFIG_PATH: kvmConfig });
     const hello = path.join(GUESTS, 'hello.elf');
     const root = linuxRootLayer();
+    // A data disk in the image: an ext4 file with one file on it, mounted by the guest's init.
+    const diskLayer = path.join(cfgDir, 'disk-layer');
+    fs.mkdirSync(path.join(diskLayer, 'disk'), { recursive: true });
+    fs.mkdirSync(path.join(cfgDir, 'disk-content'));
+    fs.writeFileSync(path.join(cfgDir, 'disk-content', 'hello.txt'), 'from-the-data-disk\n');
+    const mkfs = spawnSync('mkfs.ext4', ['-q', '-F', '-d', path.join(cfgDir, 'disk-content'), path.join(diskLayer, 'disk', 'data.img'), '4M'], { encoding: 'utf8' });
+    expect(mkfs.status, mkfs.stderr).toBe(0);
     const images = [
       unikernelImage({ name: HELLO, type: 'unikraft', hypervisor: 'qemu', kernel: hello, describe: 'annotations', cmd: ['exit=3'] }),
       unikernelImage({ name: HELLO_JSON, type: 'unikraft', hypervisor: 'qemu', kernel: hello, describe: 'urunc.json', cmd: ['exit=3'] }),
+      unikernelImage({
+        name: LINUX_URUNIT_DISK, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
+        describe: 'urunc.json', extra: { block: '/disk/data.img', blkMntPoint: '/mnt/data' }, layers: [diskLayer],
+        cmd: ['/urunit', '/bin/app', 'disk'], env: ['PATH=/bin', 'READ_FILES=/mnt/data/hello.txt'],
+      }),
       unikernelImage({ name: MEWZ_HELLO, type: 'mewz', hypervisor: 'qemu', kernel: hello, describe: 'annotations' }),
       // As urunc's urunit images: init is /urunit, the app and its args follow; 40 env vars (more than
       // the kernel passes to init from its command line), one with spaces; a user and a working directory.
@@ -182,6 +195,14 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     expect(Number(/env-count: (\d+)/.exec(r.stdout)?.[1])).toBeGreaterThanOrEqual(40);
     expect(r.stdout).toContain('user: uid=1000 gid=1000 cwd=/tmp');
     expect(r.stdout).toMatch(/urunit: app exited with \d+/);
+    expect(r.code, r.stderr).toBe(0);
+  }, 120_000);
+
+  // urunc block.go handleExplicitBlockImage (annot_vol), linux.go MonitorBlockCli (virtio serial) and
+  // buildUrunitConfig (UBS ID:/MP:): the image's data disk is attached and urunit mounts it at blkMntPoint.
+  it('Linux guest with urunit: the image\'s data disk (block + blkMntPoint) is mounted where the image says', async () => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', tcgConfig, LINUX_URUNIT_DISK, id('urunitdisk')], { timeoutMs: 90_000 });
+    expect(r.stdout).toContain('file /mnt/data/hello.txt: from-the-data-disk;');
     expect(r.code, r.stderr).toBe(0);
   }, 120_000);
 

@@ -8,7 +8,8 @@ import { resolveInRoot } from '../../src/rootfs/resolve-in-root.js';
 import { decodeUruncJson, resolveUnikernelConfig } from '../../src/monitors/unikernel-config.js';
 import { parseRuntimeConfig } from '../../src/monitors/runtime-config.js';
 import { buildGuest, type GuestInput } from '../../src/monitors/guests/index.js';
-import { cpioWithFile } from '../../src/monitors/guests/urunit.js';
+import { cpioArchive, parentDirs } from '../../src/rootfs/cpio.js';
+import { guestVolumes } from '../../src/rootfs/volumes.js';
 import { guestMemory } from '../../src/monitors/launcher.js';
 import { HYPERVISOR_PLUGINS } from '../../src/monitors/hypervisors/index.js';
 import type { VmSpec } from '../../src/monitors/hypervisors/types.js';
@@ -205,18 +206,36 @@ describe('guest command lines (urunc formats)', () => {
     expect(buildGuest('freebsd', g({ monitor: 'firecracker' })).cmdline).toBe('vfs.root.mountfrom=/dev/vtbd0');
   });
 
-  it('urunit config travels in a newc cpio record the kernel unpacks after the initrd', () => {
-    const c = cpioWithFile('/urunit.conf', Buffer.from('UES\nUEE\n'), 0o100400, 0);
+  // urunc initrd.AddFileToInitrd: a newc record appended after the initrd, which the kernel unpacks too.
+  it('urunit config and volume files travel in newc cpio records, with their parent directories', () => {
+    const c = cpioArchive([...parentDirs(['/etc/resolv.conf', '/urunit.conf']), { name: '/urunit.conf', mode: 0o100400, data: Buffer.from('UES\nUEE\n') }], 0);
     expect(c.subarray(0, 6).toString()).toBe('070701');
     expect(c.length % 4).toBe(0);
     const text = c.toString('latin1');
+    // The first record: the directory /etc (mode 040755, nlink 2, name size 5).
+    expect(text.slice(14, 22)).toBe('000041ED');
+    expect(text.slice(38, 46)).toBe('00000002');
+    expect(text.slice(94, 102)).toBe('00000005');
+    expect(text).toContain('/etc\0');
     expect(text).toContain('/urunit.conf\0');
     expect(text).toContain('UES\nUEE\n');
     expect(text).toContain('TRAILER!!!\0');
-    // Header fields: mode 0100400, size 8, name size 13 ("/urunit.conf" + NUL).
-    expect(text.slice(14, 22)).toBe('00008100');
-    expect(text.slice(54, 62)).toBe('00000008');
-    expect(text.slice(94, 102)).toBe('0000000D');
+    expect(parentDirs(['/a/b/c', '/a/d']).map((d) => d.name)).toEqual(['/a', '/a/b']);
+  });
+
+  // urunc mountVolumes/copyMountfiles/CopyFileMountsToInitrd: only bind mounts reach the guest.
+  it('volumes: bind mounts only, destinations inside the guest root', () => {
+    expect(guestVolumes([
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/etc/resolv.conf', type: 'bind', source: '/var/lib/x/resolv.conf', options: ['rbind', 'ro'] },
+      { destination: '/data/', source: '/srv/d', options: ['rbind', 'rw'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid'] },
+    ])).toEqual([
+      { source: '/var/lib/x/resolv.conf', destination: '/etc/resolv.conf', readonly: true },
+      { source: '/srv/d', destination: '/data', readonly: false },
+    ]);
+    expect(() => guestVolumes([{ destination: '/a/../../etc', type: 'bind', source: '/x' }])).toThrow(/inside the guest's root/);
+    expect(() => guestVolumes([{ destination: 'rel', type: 'bind', source: '/x' }])).toThrow(/absolute destination/);
   });
 });
 
@@ -279,9 +298,9 @@ describe('hypervisors', () => {
     const config = parseRuntimeConfig('[monitors.qemu]\nmachine = "microvm"\n', 't').monitor('qemu');
     let a = HYPERVISOR_PLUGINS.qemu.command('q', vm({ config, accel: 'tcg', sharedFs: { kind: '9p', path: '/cntrRootfs', readonly: true } })).argv.join(' ');
     expect(HYPERVISOR_PLUGINS.qemu.command('q', vm({ sharedFs: { kind: '9p', path: '/cntrRootfs', readonly: false } })).argv.join(' ')).toContain(
-      '-fsdev local,id=rootfs9p,security_model=none,path=/cntrRootfs -device virtio-9p-pci');
+      '-fsdev local,id=rootfs9p,security_model=none,path=/cntrRootfs,multidevs=remap -device virtio-9p-pci');
     expect(a).toContain('-M microvm,pit=on,pic=on,rtc=on -accel tcg -cpu max');
-    expect(a).toContain('-fsdev local,id=rootfs9p,security_model=none,path=/cntrRootfs,readonly=on -device virtio-9p-device,fsdev=rootfs9p,mount_tag=fs0');
+    expect(a).toContain('-fsdev local,id=rootfs9p,security_model=none,path=/cntrRootfs,multidevs=remap,readonly=on -device virtio-9p-device,fsdev=rootfs9p,mount_tag=fs0');
     a = HYPERVISOR_PLUGINS.qemu.command('q', vm({ sharedFs: { kind: 'virtiofs', socket: '/run/urunc/vfs.sock' } })).argv.join(' ');
     expect(a).toContain('-object memory-backend-file,id=mem,size=268M,mem-path=/run/urunc,share=on -numa node,memdev=mem -chardev socket,id=char0,path=/run/urunc/vfs.sock -device vhost-user-fs-pci,queue-size=1024,chardev=char0,tag=fs0');
   });

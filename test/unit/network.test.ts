@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
-import { findNetns, prefixToMask, releaseNetwork, setupNetwork, tapName, type NetRecord } from '../../src/monitors/network.js';
+import { findNetns, prefixToMask, queueProxyEnv, releaseNetwork, setupNetwork, tapName, type NetRecord } from '../../src/monitors/network.js';
 
 const ns = `ukunit${process.pid}`;
 const netns = `/var/run/netns/${ns}`;
@@ -25,6 +25,14 @@ describe('guest network plumbing', () => {
   });
   afterEach(() => {
     spawnSync('ip', ['netns', 'del', ns]);
+  });
+
+  // urunc utils.go handleQueueProxy (with unikontainers.go New's queue-proxy detection).
+  it('knative queue-proxy: probe hosts and REDIRECT_IP point at the first static guest', () => {
+    const probe = 'SERVING_READINESS_PROBE={"tcpSocket":{"port":8080,"host":"127.0.0.1"},"successThreshold":1}';
+    expect(queueProxyEnv(['A=1', probe, 'B=2'])).toEqual(['A=1', 'B=2',
+      'SERVING_READINESS_PROBE={"tcpSocket":{"port":8080,"host":"172.16.1.2"},"successThreshold":1}', 'REDIRECT_IP=172.16.1.2']);
+    expect(queueProxyEnv(['A=1'])).toEqual(['A=1', 'REDIRECT_IP=172.16.1.2']);
   });
 
   it('names and masks', () => {

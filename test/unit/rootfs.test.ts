@@ -10,6 +10,7 @@ import { Code, ShimError } from '../../src/errors.js';
 import { startVirtiofsd, virtiofsdArgv } from '../../src/monitors/virtiofsd.js';
 import { blockRootfs, hasMountsUnder, type Mount } from '../../src/rootfs/mounts.js';
 import { chooseRootfs, type PlanInput } from '../../src/rootfs/planner.js';
+import { copyVolumeFiles } from '../../src/rootfs/volumes.js';
 import { processStartTime, releaseRootfs } from '../../src/rootfs/release.js';
 import { assertNoInternalAnnotations, persistParams, readParams, readState, StateFile, statePath } from '../../src/rootfs/state.js';
 import { createView, type SnapshotApi } from '../../src/rootfs/view.js';
@@ -52,6 +53,41 @@ describe('rootfs planner', () => {
     expect(() => plan({ rootfsType: 'block' })).toThrow(/not a block device/);
     expect(() => plan({ rootfsType: 'initrd' })).toThrow(/needs com.urunc.unikernel.initrd/);
     expect(() => plan({ rootfsType: '9pfs' }, { sharedFs: { ninep: false, virtiofs: false } })).toThrow(/no 9p root/);
+  });
+});
+
+// urunc block.go copyMountfiles (with SecureJoin since #840): files only, inside the root.
+describe('volume files copied into a block root', () => {
+  it('copies regular files at their destinations, creating directories, never out of the root', async () => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'vol-'));
+    const root = path.join(d, 'root');
+    const outside = path.join(d, 'outside');
+    fs.mkdirSync(root);
+    fs.mkdirSync(outside);
+    fs.mkdirSync(path.join(root, 'real-etc'));
+    fs.symlinkSync('/real-etc', path.join(root, 'etc'));
+    fs.symlinkSync('../../outside', path.join(root, 'escape'));
+    fs.symlinkSync('/nowhere', path.join(root, 'real-etc', 'hosts'));
+    const src = path.join(d, 'src');
+    fs.writeFileSync(src, 'nameserver 10.0.0.10\n', { mode: 0o644 });
+    fs.mkdirSync(path.join(d, 'srcdir'));
+    try {
+      const n = await copyVolumeFiles(root, [
+        { source: src, destination: '/etc/resolv.conf', readonly: true },
+        { source: src, destination: '/etc/hosts', readonly: true },
+        { source: src, destination: '/var/run/secrets/token', readonly: true },
+        { source: path.join(d, 'srcdir'), destination: '/data', readonly: false },
+      ]);
+      expect(n).toBe(3);
+      expect(fs.readFileSync(path.join(root, 'real-etc', 'resolv.conf'), 'utf8')).toBe('nameserver 10.0.0.10\n');
+      expect(fs.lstatSync(path.join(root, 'real-etc', 'hosts')).isFile()).toBe(true);
+      expect(fs.readFileSync(path.join(root, 'var', 'run', 'secrets', 'token'), 'utf8')).toContain('nameserver');
+      expect(fs.existsSync(path.join(root, 'data'))).toBe(false);
+      await expect(copyVolumeFiles(root, [{ source: src, destination: '/escape/x', readonly: true }])).rejects.toThrow(/escapes the image root/);
+      expect(fs.readdirSync(outside)).toEqual([]);
+    } finally {
+      fs.rmSync(d, { recursive: true, force: true });
+    }
   });
 });
 

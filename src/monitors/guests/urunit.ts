@@ -34,22 +34,3 @@ export function urunitConfig(c: UrunitConfig): string {
   lines.push('UBE');
   return `${lines.join('\n')}\n`;
 }
-
-/**
- * An uncompressed cpio (newc) archive with one regular file and the trailer, the form the kernel
- * unpacks when it follows another archive in the same initrd (urunc's initrd.AddFileToInitrd).
- */
-export function cpioWithFile(name: string, data: Buffer, mode = 0o100400, mtime = Math.floor(Date.now() / 1000)): Buffer {
-  const parts: Buffer[] = [];
-  const record = (ino: number, fileName: string, fileMode: number, nlink: number, body: Buffer) => {
-    const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
-    const nameBytes = Buffer.from(`${fileName}\0`);
-    const fields = [ino, fileMode, 0, 0, nlink, mtime, body.length, 0, 0, 0, 0, nameBytes.length, 0];
-    const header = Buffer.from(`070701${fields.map(hex).join('')}`, 'ascii');
-    const pad = (len: number) => Buffer.alloc((4 - (len % 4)) % 4);
-    parts.push(header, nameBytes, pad(header.length + nameBytes.length), body, pad(body.length));
-  };
-  record(1, name, mode, 1, data);
-  record(0, 'TRAILER!!!', 0, 1, Buffer.alloc(0));
-  return Buffer.concat(parts);
-}

@@ -41,7 +41,8 @@ export const qemu: Hypervisor = {
       a.push('-drive', `format=raw,if=none,id=${b.id},file=${b.path}`);
     }
     if (vm.sharedFs?.kind === '9p') {
-      a.push('-fsdev', `local,id=rootfs9p,security_model=none,path=${vm.sharedFs.path}${vm.sharedFs.readonly ? ',readonly=on' : ''}`);
+      // multidevs=remap: volumes bound under the export live on other devices (urunc adds it after v0.8.0, #1034).
+      a.push('-fsdev', `local,id=rootfs9p,security_model=none,path=${vm.sharedFs.path},multidevs=remap${vm.sharedFs.readonly ? ',readonly=on' : ''}`);
       a.push('-device', `${dev('virtio-9p-pci')},fsdev=rootfs9p,mount_tag=fs0`);
     } else if (vm.sharedFs?.kind === 'virtiofs') {
       a.push('-object', `memory-backend-file,id=mem,size=${vm.memoryMb}M,mem-path=${vm.scratch},share=on`, '-numa', 'node,memdev=mem');

@@ -8,10 +8,11 @@
  *    virtio serial); the app runs with exactly that env, that gid, uid and working directory;
  *  - the app's argv is init's argv; a single-quoted multi-word argument is regrouped;
  *  - init reaps every child and then restarts the machine (qemu's -no-reboot ends the VM).
- * Two accommodations for the Debian test kernel, whose drivers are modules and whose ip= cannot
+ * Accommodations for the Debian test kernel, whose drivers are modules and whose ip= cannot
  * configure a NIC that appears later: it first loads /modules.order (when present) and applies ip=
  * to eth0 as the kernel's IP autoconfiguration would (address, mask, and a gateway route only when
- * the gateway is on-link). It prints "urunit: app exited with N" for the tests.
+ * the gateway is on-link); from an initrd root (where the kernel mounts no devtmpfs) it mounts
+ * devtmpfs so data disks have device nodes. It prints "urunit: app exited with N" for the tests.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -165,7 +166,10 @@ static void mount_volume(const char *id, const char *mp) {
 			if (!strcmp(serial, id)) {
 				char dev[16];
 				snprintf(dev, sizeof dev, "/dev/vd%c", d);
-				mkdir(mp, 0755);
+				char dir[512];
+				snprintf(dir, sizeof dir, "%s", mp);
+				for (char *p = dir + 1; *p; p++) if (*p == '/') { *p = 0; mkdir(dir, 0755); *p = '/'; }
+				mkdir(dir, 0755);
 				if (mount(dev, mp, "ext4", 0, "") != 0) perror("mount");
 				fclose(f);
 				return;
@@ -216,6 +220,7 @@ static void child(char **argv) {
 
 int main(int argc, char **argv) {
 	load_modules();
+	if (access("/dev/null", F_OK) != 0) mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
 	int s = socket(AF_INET, SOCK_DGRAM, 0);
 	if (access("/proc/cmdline", R_OK) != 0) {
 		mkdir("/proc", 0555);

@@ -1,0 +1,97 @@
+// The container's volumes as the guest gets them (urunc: only `bind` mounts count; proc, sysfs,
+// tmpfs, mqueue and the like are the monitor's business, never the guest's): bound live into a
+// shared-filesystem root, or, for an initrd root, their regular files copied into the initrd.
+// Sources come from the runtime (kubelet, containerd), destinations are checked here.
+import fs from 'node:fs';
+import path from 'node:path';
+import { invalidArgument } from '../errors.js';
+import type { CpioEntry } from './cpio.js';
+import { resolveInRoot } from './resolve-in-root.js';
+
+export interface SpecMount {
+  destination: string;
+  type?: string;
+  source?: string;
+  options?: string[];
+}
+
+export interface GuestVolume {
+  source: string;
+  /** Absolute, normalized, inside the guest's root. */
+  destination: string;
+  readonly: boolean;
+}
+
+/** A file copied into an initrd larger than this is an error (the guest's memory holds the initrd). */
+export const MAX_INITRD_FILE = 16 * 2 ** 20;
+
+/** The spec's bind mounts (type "bind", or bind/rbind in the options), in spec order. */
+export function guestVolumes(mounts: readonly SpecMount[] | undefined): GuestVolume[] {
+  const out: GuestVolume[] = [];
+  for (const m of mounts ?? []) {
+    const opts = m.options ?? [];
+    if (m.type !== 'bind' && !opts.includes('bind') && !opts.includes('rbind')) continue;
+    if (!m.source || !m.destination.startsWith('/')) throw invalidArgument(`mount ${JSON.stringify(m.destination)}: a bind mount needs a source and an absolute destination`);
+    const destination = path.posix.normalize(m.destination).replace(/\/$/, '');
+    if (destination === '' || m.destination.split('/').includes('..')) throw invalidArgument(`mount ${JSON.stringify(m.destination)}: not a path inside the guest's root`);
+    out.push({ source: m.source, destination, readonly: opts.includes('ro') });
+  }
+  return out;
+}
+
+/**
+ * The initrd records for the volumes' regular files (urunc's CopyFileMountsToInitrd: directories
+ * are skipped), read off the event loop, each at most MAX_INITRD_FILE bytes.
+ */
+export async function initrdVolumeFiles(volumes: readonly GuestVolume[]): Promise<CpioEntry[]> {
+  const out: CpioEntry[] = [];
+  for (const v of volumes) {
+    const st = await fs.promises.stat(v.source);
+    if (!st.isFile()) continue;
+    if (st.size > MAX_INITRD_FILE) throw invalidArgument(`mount ${v.destination}: ${st.size} bytes is too large to copy into the initrd (at most ${MAX_INITRD_FILE})`);
+    out.push({ name: v.destination, mode: 0o100000 | (st.mode & 0o7777), data: await fs.promises.readFile(v.source) });
+  }
+  return out;
+}
+
+/**
+ * Copies the volumes' regular files into a mounted root at their destinations (urunc's
+ * copyMountfiles for a block root: a snapshot taken at create time; directories are skipped).
+ * Every path component is resolved inside the root, so the image's symlinks cannot redirect a copy
+ * out of it; a symlink at the destination itself is replaced by the file.
+ */
+export async function copyVolumeFiles(root: string, volumes: readonly GuestVolume[]): Promise<number> {
+  let copied = 0;
+  for (const v of volumes) {
+    const st = await fs.promises.stat(v.source);
+    if (!st.isFile()) continue;
+    if (st.size > MAX_INITRD_FILE) throw invalidArgument(`mount ${v.destination}: ${st.size} bytes is too large to copy into the guest's root (at most ${MAX_INITRD_FILE})`);
+    const parent = mkdirInRoot(root, path.posix.dirname(v.destination));
+    const target = path.join(parent, path.posix.basename(v.destination));
+    const cur = await fs.promises.lstat(target).catch(() => undefined);
+    if (cur?.isDirectory()) throw invalidArgument(`mount ${v.destination}: a directory in the image`);
+    if (cur) await fs.promises.unlink(target);
+    await fs.promises.copyFile(v.source, target);
+    await fs.promises.chmod(target, st.mode & 0o7777);
+    copied++;
+  }
+  return copied;
+}
+
+/** The host path of directory `dir` inside `root`, creating what is missing, never leaving the root. */
+function mkdirInRoot(root: string, dir: string): string {
+  let at = root;
+  let rel = '';
+  for (const part of dir.split('/').filter(Boolean)) {
+    rel = `${rel}/${part}`;
+    try {
+      at = resolveInRoot(root, rel, 'mount destination');
+    } catch (err: unknown) {
+      if (!(err instanceof Error) || !/does not exist/.test(err.message)) throw err;
+      at = path.join(at, part);
+      fs.mkdirSync(at, { mode: 0o755 });
+    }
+    if (!fs.statSync(at).isDirectory()) throw invalidArgument(`mount destination ${dir}: ${rel} is not a directory in the image`);
+  }
+  return at;
+}
