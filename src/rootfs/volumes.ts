@@ -22,8 +22,8 @@ export interface GuestVolume {
   readonly: boolean;
 }
 
-/** A file copied into an initrd larger than this is an error (the guest's memory holds the initrd). */
-export const MAX_INITRD_FILE = 16 * 2 ** 20;
+/** A volume file copied into the guest's root larger than this is an error (an initrd lives in the guest's memory). */
+export const MAX_VOLUME_FILE = 16 * 2 ** 20;
 
 /** The spec's bind mounts (type "bind", or bind/rbind in the options), in spec order. */
 export function guestVolumes(mounts: readonly SpecMount[] | undefined): GuestVolume[] {
@@ -41,14 +41,14 @@ export function guestVolumes(mounts: readonly SpecMount[] | undefined): GuestVol
 
 /**
  * The initrd records for the volumes' regular files (urunc's CopyFileMountsToInitrd: directories
- * are skipped), read off the event loop, each at most MAX_INITRD_FILE bytes.
+ * are skipped), read off the event loop, each at most MAX_VOLUME_FILE bytes.
  */
 export async function initrdVolumeFiles(volumes: readonly GuestVolume[]): Promise<CpioEntry[]> {
   const out: CpioEntry[] = [];
   for (const v of volumes) {
     const st = await fs.promises.stat(v.source);
     if (!st.isFile()) continue;
-    if (st.size > MAX_INITRD_FILE) throw invalidArgument(`mount ${v.destination}: ${st.size} bytes is too large to copy into the initrd (at most ${MAX_INITRD_FILE})`);
+    if (st.size > MAX_VOLUME_FILE) throw invalidArgument(`mount ${v.destination}: ${st.size} bytes is too large to copy into the initrd (at most ${MAX_VOLUME_FILE})`);
     out.push({ name: v.destination, mode: 0o100000 | (st.mode & 0o7777), data: await fs.promises.readFile(v.source) });
   }
   return out;
@@ -65,7 +65,7 @@ export async function copyVolumeFiles(root: string, volumes: readonly GuestVolum
   for (const v of volumes) {
     const st = await fs.promises.stat(v.source);
     if (!st.isFile()) continue;
-    if (st.size > MAX_INITRD_FILE) throw invalidArgument(`mount ${v.destination}: ${st.size} bytes is too large to copy into the guest's root (at most ${MAX_INITRD_FILE})`);
+    if (st.size > MAX_VOLUME_FILE) throw invalidArgument(`mount ${v.destination}: ${st.size} bytes is too large to copy into the guest's root (at most ${MAX_VOLUME_FILE})`);
     const parent = mkdirInRoot(root, path.posix.dirname(v.destination));
     const target = path.join(parent, path.posix.basename(v.destination));
     const cur = await fs.promises.lstat(target).catch(() => undefined);

@@ -11,4 +11,4 @@ function build(g: GuestInput): GuestOutput {
   });
 }
 
-export const freebsd: GuestType = { sharedFs: [], monitors: ['firecracker'], build };
+export const freebsd: GuestType = { sharedFs: [], build };

@@ -9,4 +9,4 @@ function build(g: GuestInput): GuestOutput {
   return output(p.join(' '));
 }
 
-export const includeos: GuestType = { sharedFs: [], monitors: ['qemu', 'hvt', 'spt'], build };
+export const includeos: GuestType = { sharedFs: [], build };

@@ -50,6 +50,5 @@ function build(g: GuestInput): GuestOutput {
 
 export const linux: GuestType = {
   sharedFs: ['virtiofs', '9pfs'],
-  monitors: ['qemu', 'firecracker', 'cloud-hypervisor'],
   build,
 };

@@ -64,8 +64,6 @@ export interface GuestOutput {
 export interface GuestType {
   /** The shared-filesystem roots the guest can mount (urunc's SupportsFS for 9pfs/virtiofs). */
   sharedFs: ReadonlyArray<'9pfs' | 'virtiofs'>;
-  /** The monitors urunc pairs this guest with (supportedGuestMonitorPairs). */
-  monitors: readonly HypervisorName[];
   build(g: GuestInput): GuestOutput;
 }
 

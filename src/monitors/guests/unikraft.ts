@@ -29,4 +29,4 @@ function build(g: GuestInput): GuestOutput {
   return output(p.join(' '));
 }
 
-export const unikraft: GuestType = { sharedFs: ['9pfs'], monitors: ['qemu', 'firecracker'], build };
+export const unikraft: GuestType = { sharedFs: ['9pfs'], build };
