@@ -101,6 +101,9 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   const disks: GuestInput['disks'] = [];
   if (block) disks.push({ id: 'rootfs', mountPoint: params.blockSource === 'image' ? '/' : '/data' });
   if (dataDisk) disks.push({ id: 'annot_vol', mountPoint: uk.blkMntPoint as string });
+  // Volumes lent as disks: device nodes in the monitor's /dev (never mounted there).
+  const volumeDisks = (params.blockVolumes ?? []).map((v) => ({ ...v, node: `/dev/urunc-${v.id}`, dev: deviceNumbers(v.device) }));
+  for (const v of volumeDisks) disks.push({ id: v.id, mountPoint: v.mountPoint });
   const guest = buildGuest(uk.unikernelType, guestInput(inp, uk, rootfsType, arch, disks));
 
   const binary = findBinary(mcfg.path || hv.defaultBinary(arch));
@@ -114,6 +117,7 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
     blocks: [
       ...(block ? [{ id: 'rootfs', path: block.device ? BLOCK_DEVICE : `${GUEST_DIR}/block` }] : []),
       ...(dataDisk ? [{ id: 'annot_vol', path: `${GUEST_DIR}/annot_vol` }] : []),
+      ...volumeDisks.map((v) => ({ id: v.id, path: v.node })),
       ...(guest.urunit?.placement === 'disk' ? [{ id: 'FC_URUNIT_CONFIG', path: `${SCRATCH}/${URUNIT_CONF}` }] : []),
     ],
     // Read-write as urunc (writes land in the container's snapshot), or read-only by configuration.
@@ -176,6 +180,7 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   if (accel === 'kvm') devices.push({ path: '/dev/kvm', type: 'c', major: 10, minor: 232 });
   if (vm.net) devices.push({ path: '/dev/net/tun', type: 'c', major: 10, minor: 200 });
   if (block?.device) devices.push({ path: BLOCK_DEVICE, type: 'b', ...block.device });
+  for (const v of volumeDisks) devices.push({ path: v.node, type: 'b', ...v.dev });
 
   const spec = inp.spec;
   const linux = spec.linux ?? {};
@@ -261,8 +266,15 @@ function blockDisk(params: RootfsParams, uk: UnikernelConfig): { path: string; d
   const p = params.blockPath;
   if (!p) throw invalidArgument('block rootfs plan names no device');
   if (params.blockKind !== 'device') return { path: p };
-  const rdev = fs.statSync(p).rdev;
-  return { path: p, device: { major: Math.floor(rdev / 256) & 0xfff, minor: (rdev & 0xff) | ((Math.floor(rdev / 4096) & 0xfff00)) } };
+  return { path: p, device: deviceNumbers(p) };
+}
+
+/** A block device node's major and minor numbers (Linux's dev_t encoding). */
+function deviceNumbers(node: string): { major: number; minor: number } {
+  const st = fs.statSync(node);
+  if (!st.isBlockDevice()) throw invalidArgument(`${node} is not a block device`);
+  const rdev = st.rdev;
+  return { major: Math.floor(rdev / 256) & 0xfff, minor: (rdev & 0xff) | ((Math.floor(rdev / 4096) & 0xfff00)) };
 }
 
 function guestInput(inp: LaunchInput, uk: UnikernelConfig, rootfs: GuestRootfs, arch: VmSpec['arch'], disks: GuestInput['disks']): GuestInput {

@@ -23,6 +23,8 @@ export interface RootfsParams {
   /** Where kernel, initrd and urunc.json are read from: a snapshot view, the rootfs, or copies in the bundle. */
   artifacts: 'view' | 'rootfs' | 'copy';
   artifactRoot: string;
+  /** Volumes the VM gets as disks (block root only): urunc's vol<i>, the host device, the guest's mount point. */
+  blockVolumes?: Array<{ id: string; device: string; mountPoint: string }>;
 }
 
 export interface PlanInput {

@@ -6,7 +6,9 @@
 // step is retried by the next caller.
 import fs from 'node:fs';
 import { messageOf } from '../errors.js';
-import { hasMountsUnder, unmountAll } from './mounts.js';
+import { hasMountsUnder, parseMountOptions, unmountAll } from './mounts.js';
+import { parseMountInfo } from './volumes.js';
+import { mount } from '../sys/libc.js';
 import { readState, statePath, writeAtomic } from './state.js';
 import { releaseView, type SnapshotApi } from './view.js';
 import { releaseNetwork } from '../monitors/network.js';
@@ -19,6 +21,14 @@ export function processStartTime(pid: number): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Mounts a lent volume back, unless something is mounted there already (idempotent). */
+function remountVolume(v: { device: string; fstype: string; hostPath: string; hostOptions: string }): void {
+  if (!fs.existsSync(v.hostPath)) return;
+  if (parseMountInfo(fs.readFileSync('/proc/self/mountinfo', 'utf8')).some((m) => m.mountPoint === v.hostPath)) return;
+  const { flags } = parseMountOptions(v.hostOptions.split(','));
+  mount(v.device, v.hostPath, v.fstype, flags, '');
 }
 
 export async function releaseRootfs(bundle: string, apiFor: (address: string) => SnapshotApi | undefined): Promise<void> {
@@ -47,6 +57,15 @@ export async function releaseRootfs(bundle: string, apiFor: (address: string) =>
       delete st.view;
     } catch (err: unknown) {
       errors.push(messageOf(err));
+    }
+  }
+  // Volumes lent to the VM as disks go back where the host had them (the VM has exited).
+  for (const v of [...(st.lentVolumes ?? [])]) {
+    try {
+      remountVolume(v);
+      st.lentVolumes = st.lentVolumes?.filter((x) => x !== v);
+    } catch (err: unknown) {
+      errors.push(`volume ${v.device} at ${v.hostPath}: ${messageOf(err)}`);
     }
   }
   for (const m of [...st.mounts].reverse()) {

@@ -36,6 +36,8 @@ export interface RootfsState {
   mounts: string[];
   /** Directories this container owns, removed after the unmounts. */
   dirs: string[];
+  /** Host mounts of volumes taken away for the VM (device, path, options): mounted back at release. */
+  lentVolumes?: Array<{ device: string; fstype: string; hostPath: string; hostOptions: string }>;
   /** The guest's tap, tc filters and NAT rules in the pod's network namespace. */
   net?: NetRecord;
   /** A virtiofsd this container started: killed only if the pid still has the recorded start time. */

@@ -1,6 +1,9 @@
 // The container's volumes as the guest gets them (urunc: only `bind` mounts count; proc, sysfs,
 // tmpfs, mqueue and the like are the monitor's business, never the guest's): bound live into a
-// shared-filesystem root, or, for an initrd root, their regular files copied into the initrd.
+// shared-filesystem root; for an initrd root, their regular files copied into the initrd; for a
+// root on the container's block device, their regular files copied in and the volumes that are a
+// whole block filesystem the guest can mount handed to the VM as disks (unmounted from the host
+// while the VM has them, mounted back at release).
 // Sources come from the runtime (kubelet, containerd), destinations are checked here.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,6 +19,8 @@ export interface SpecMount {
 }
 
 export interface GuestVolume {
+  /** The mount's index in the spec (urunc names a volume disk vol<index>). */
+  index: number;
   source: string;
   /** Absolute, normalized, inside the guest's root. */
   destination: string;
@@ -28,13 +33,13 @@ export const MAX_VOLUME_FILE = 16 * 2 ** 20;
 /** The spec's bind mounts (type "bind", or bind/rbind in the options), in spec order. */
 export function guestVolumes(mounts: readonly SpecMount[] | undefined): GuestVolume[] {
   const out: GuestVolume[] = [];
-  for (const m of mounts ?? []) {
+  for (const [index, m] of (mounts ?? []).entries()) {
     const opts = m.options ?? [];
     if (m.type !== 'bind' && !opts.includes('bind') && !opts.includes('rbind')) continue;
     if (!m.source || !m.destination.startsWith('/')) throw invalidArgument(`mount ${JSON.stringify(m.destination)}: a bind mount needs a source and an absolute destination`);
     const destination = path.posix.normalize(m.destination).replace(/\/$/, '');
     if (destination === '' || m.destination.split('/').includes('..')) throw invalidArgument(`mount ${JSON.stringify(m.destination)}: not a path inside the guest's root`);
-    out.push({ source: m.source, destination, readonly: opts.includes('ro') });
+    out.push({ index, source: m.source, destination, readonly: opts.includes('ro') });
   }
   return out;
 }
@@ -43,7 +48,7 @@ export function guestVolumes(mounts: readonly SpecMount[] | undefined): GuestVol
  * The initrd records for the volumes' regular files (urunc's CopyFileMountsToInitrd: directories
  * are skipped), read off the event loop, each at most MAX_VOLUME_FILE bytes.
  */
-export async function initrdVolumeFiles(volumes: readonly GuestVolume[]): Promise<CpioEntry[]> {
+export async function initrdVolumeFiles(volumes: ReadonlyArray<Pick<GuestVolume, 'source' | 'destination'>>): Promise<CpioEntry[]> {
   const out: CpioEntry[] = [];
   for (const v of volumes) {
     const st = await fs.promises.stat(v.source);
@@ -60,7 +65,7 @@ export async function initrdVolumeFiles(volumes: readonly GuestVolume[]): Promis
  * Every path component is resolved inside the root, so the image's symlinks cannot redirect a copy
  * out of it; a symlink at the destination itself is replaced by the file.
  */
-export async function copyVolumeFiles(root: string, volumes: readonly GuestVolume[]): Promise<number> {
+export async function copyVolumeFiles(root: string, volumes: ReadonlyArray<Pick<GuestVolume, 'source' | 'destination'>>): Promise<number> {
   let copied = 0;
   for (const v of volumes) {
     const st = await fs.promises.stat(v.source);
@@ -94,4 +99,54 @@ function mkdirInRoot(root: string, dir: string): string {
     if (!fs.statSync(at).isDirectory()) throw invalidArgument(`mount destination ${dir}: ${rel} is not a directory in the image`);
   }
   return at;
+}
+
+/** A volume the VM gets as a disk: its host mount is taken away while the VM runs and restored at release. */
+export interface BlockVolume {
+  /** urunc's disk id, vol<spec index>: the virtio serial the guest finds it by. */
+  id: string;
+  device: string;
+  fstype: string;
+  /** Where the host had it mounted, and with which mount options (restored at release). */
+  hostPath: string;
+  hostOptions: string;
+  /** Where the guest mounts it. */
+  mountPoint: string;
+}
+
+interface MountInfo { root: string; mountPoint: string; options: string; fstype: string; source: string }
+
+const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+
+export function parseMountInfo(text: string): MountInfo[] {
+  const out: MountInfo[] = [];
+  for (const line of text.split('\n')) {
+    const [pre, post] = line.split(' - ');
+    if (!pre || !post) continue;
+    const f = pre.split(' ');
+    const [fstype, source] = post.split(' ');
+    if (f.length < 6 || !fstype || !source) continue;
+    out.push({ root: unescape(f[3] as string), mountPoint: unescape(f[4] as string), options: f[5] as string, fstype, source: unescape(source) });
+  }
+  return out;
+}
+
+/**
+ * The volumes whose source is the root of a block filesystem of a type the guest mounts (urunc's
+ * getBlockVolumes): the topmost mount at the source path must be a /dev node's whole filesystem.
+ */
+export function blockVolumes(volumes: readonly GuestVolume[], mountinfo: readonly MountInfo[], fsTypes: readonly string[]): BlockVolume[] {
+  const out: BlockVolume[] = [];
+  for (const v of volumes) {
+    let real: string;
+    try {
+      real = fs.realpathSync(v.source);
+    } catch {
+      continue;
+    }
+    const m = [...mountinfo].reverse().find((e) => e.mountPoint === real);
+    if (!m || m.root !== '/' || !m.source.startsWith('/dev/') || !fsTypes.includes(m.fstype)) continue;
+    out.push({ id: `vol${v.index}`, device: m.source, fstype: m.fstype, hostPath: real, hostOptions: m.options, mountPoint: v.destination });
+  }
+  return out;
 }

@@ -11,9 +11,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { invalidArgument, messageOf } from '../errors.js';
+import { failedPrecondition, invalidArgument, messageOf } from '../errors.js';
 import { prepareLaunch, monitorDir, VIRTIOFS_SOCKET, writeLaunchFiles, type LaunchPlan, type OciSpec } from '../monitors/launcher.js';
-import { sharedFsOf } from '../monitors/guests/index.js';
+import { blockFsOf, sharedFsOf } from '../monitors/guests/index.js';
 import { configPathFor, loadRuntimeConfig, type RuntimeConfig } from '../monitors/runtime-config.js';
 import { decodeUruncJson, pickUnikernelKeys, resolveUnikernelConfig, type UnikernelConfig } from '../monitors/unikernel-config.js';
 import { startVirtiofsd, virtiofsdArgv, virtiofsdAvailable } from '../monitors/virtiofsd.js';
@@ -24,7 +24,8 @@ import { processStartTime, releaseRootfs } from '../rootfs/release.js';
 import { resolveFileInRoot, resolveInRoot } from '../rootfs/resolve-in-root.js';
 import { assertNoInternalAnnotations, persistParams, StateFile, writeAtomic } from '../rootfs/state.js';
 import { createView, type SnapshotApi } from '../rootfs/view.js';
-import { copyVolumeFiles, guestVolumes } from '../rootfs/volumes.js';
+import { blockVolumes, copyVolumeFiles, guestVolumes, parseMountInfo, type BlockVolume } from '../rootfs/volumes.js';
+import { umount } from '../sys/libc.js';
 import { failpoint } from '../sys/failpoints.js';
 
 const REQUIRED = ['unikernelType', 'hypervisor', 'binary'];
@@ -180,20 +181,29 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
     }
   }
   // A root on the container's block device gets the volumes' files copied in at create time
-  // (urunc's copyMountfiles), through a transient read-write mount released before the guest starts.
+  // (urunc's copyMountfiles), through a transient read-write mount released before the guest starts,
+  // and the volumes that are whole block filesystems the guest mounts as disks (getBlockVolumes).
   const volumes = guestVolumes(o.spec.mounts);
-  if (choice.type === 'block' && choice.blockSource === 'container' && volumes.length > 0 && o.mounts.length > 0) {
-    if (mounted) unmountAll(mounted);
-    await mountRootfs(o.mounts);
-    const copied = await copyVolumeFiles(o.rootfs, volumes);
-    o.log.info({ files: copied }, 'volume files copied into the block root');
+  let disks: BlockVolume[] = [];
+  if (choice.type === 'block' && choice.blockSource === 'container' && volumes.length > 0) {
+    disks = blockVolumes(volumes, parseMountInfo(fs.readFileSync('/proc/self/mountinfo', 'utf8')), blockFsOf(config.unikernelType));
+    if (o.mounts.length > 0) {
+      if (mounted) unmountAll(mounted);
+      await mountRootfs(o.mounts);
+      const copied = await copyVolumeFiles(o.rootfs, volumes.filter((v) => !disks.some((d) => d.id === `vol${v.index}`)));
+      o.log.info({ files: copied }, 'volume files copied into the block root');
+    }
+    for (const d of disks) lendVolume(d, state);
   }
   if (!needsHostRootfs(choice) && mounted) {
     unmountAll(mounted);
     mounted = undefined;
   }
 
-  const params: RootfsParams = { ...choice, mountedPath: mounted ?? '', artifacts, artifactRoot };
+  const params: RootfsParams = {
+    ...choice, mountedPath: mounted ?? '', artifacts, artifactRoot,
+    ...(disks.length > 0 ? { blockVolumes: disks.map((d) => ({ id: d.id, device: d.device, mountPoint: d.mountPoint })) } : {}),
+  };
   failpoint('rootfs.persist');
   state.update((s) => (s.params = params));
   persistParams(o.bundle, params);
@@ -213,6 +223,16 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
   if (choice.type === 'virtiofs') await startSharedFsDaemon(runtime, mounted ?? o.rootfs, o.bundle, state);
   o.log.info({ hypervisor: config.hypervisor, type: config.unikernelType, rootfs: choice.type, artifacts, accel: plan.accel }, 'unikernel container');
   return { unikernel: { config, runtime, plan, params }, mountedRootfs: mounted };
+}
+
+/**
+ * Takes a volume's host mount away for the VM (urunc unmounts it too), recorded first so that
+ * release mounts it back; a mount still in use on the host fails Create with a clear error.
+ */
+function lendVolume(d: BlockVolume, state: StateFile): void {
+  state.update((s) => (s.lentVolumes = [...(s.lentVolumes ?? []), { device: d.device, fstype: d.fstype, hostPath: d.hostPath, hostOptions: d.hostOptions }]));
+  const e = umount(d.hostPath);
+  if (e !== 0) throw failedPrecondition(`volume ${d.mountPoint}: cannot take ${d.device} from ${d.hostPath} for the VM (errno ${e}): it is in use on the host`);
 }
 
 /** urunc's handleQueueProxy: the queue-proxy's env in config.json, rewritten atomically (mode kept). */

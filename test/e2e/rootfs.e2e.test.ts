@@ -3,6 +3,7 @@
 // artifacts (lease + view visible while the task runs, gone after it), cleanup after a shim crash
 // (with and without containerd's container record), failure injection at each Create step, and the
 // 9p export (read-write as urunc's, or read-only with the guest's tmpfs overlay). Real containerd, runc and qemu.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -199,6 +200,43 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
 
     await stopAndRemove(t);
     await expectClean('blockfile');
+  }, 120_000);
+
+  // urunc block.go getBlockVolumes: a volume that is a whole ext4 filesystem on a block device reaches
+  // a guest with a block root as disk vol<i> (its virtio serial); the host gets its mount back after.
+  it.skipIf(!hasBlockfile)('blockfile: a block-device volume is lent to the VM as disk vol<i> and mounted back on the host at removal', async () => {
+    const t = id('rf-blockvol');
+    const img = path.join(cfgDir, 'vol.img');
+    const mnt = path.join(cfgDir, 'vol-mnt');
+    fs.mkdirSync(mnt);
+    let loop = '';
+    try {
+      expect(spawnSync('mkfs.ext4', ['-q', '-F', img, '8M']).status).toBe(0);
+      loop = spawnSync('losetup', ['--find', '--show', img], { encoding: 'utf8' }).stdout.trim();
+      expect(loop).toMatch(/^\/dev\/loop\d+$/);
+      expect(spawnSync('mount', [loop, mnt]).status).toBe(0);
+      fs.writeFileSync(path.join(mnt, 'kept.txt'), 'host data\n');
+      const logFile = path.join(c.dir, `${t}.log`);
+      const r = await c.ctr(['run', '-d', '--snapshotter', 'blockfile', '--runtime', RUNTIME, '--runtime-config-path', tcgViewConfig,
+        '--mount', `type=bind,src=${mnt},dst=/data,options=rbind:rw`, '--log-uri', `file://${logFile}`, '--env', 'SLEEP=60', '--env', 'SHOW_DISKS=1', LINUX_BLOCK, t]);
+      expect(r.code, r.stderr).toBe(0);
+      const out = await waitFor('the guest to list its disks', () => {
+        const s = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
+        return /disk: vdb/.test(s) ? s : undefined;
+      }, 60_000);
+      expect(out).toMatch(/disk: vda serial=rootfs/);
+      expect(out).toMatch(/disk: vdb serial=vol\d+/);
+      expect(paramsOf(t).blockVolumes).toEqual([{ id: expect.stringMatching(/^vol\d+$/), device: loop, mountPoint: '/data' }]);
+      // Lent: the host no longer has it mounted while the VM runs.
+      expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(` ${mnt} `);
+      await stopAndRemove(t);
+      // Given back, with its data.
+      expect(fs.readFileSync(path.join(mnt, 'kept.txt'), 'utf8')).toBe('host data\n');
+      await expectClean('blockfile');
+    } finally {
+      spawnSync('umount', [mnt]);
+      if (loop) spawnSync('losetup', ['-d', loop]);
+    }
   }, 120_000);
 
   it('overlayfs, multi-layer image, views on: the view and its lease exist while the task runs, and are gone after task rm and c rm', async () => {

@@ -231,8 +231,8 @@ describe('guest command lines (urunc formats)', () => {
       { destination: '/data/', source: '/srv/d', options: ['rbind', 'rw'] },
       { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid'] },
     ])).toEqual([
-      { source: '/var/lib/x/resolv.conf', destination: '/etc/resolv.conf', readonly: true },
-      { source: '/srv/d', destination: '/data', readonly: false },
+      { index: 1, source: '/var/lib/x/resolv.conf', destination: '/etc/resolv.conf', readonly: true },
+      { index: 2, source: '/srv/d', destination: '/data', readonly: false },
     ]);
     expect(() => guestVolumes([{ destination: '/a/../../etc', type: 'bind', source: '/x' }])).toThrow(/inside the guest's root/);
     expect(() => guestVolumes([{ destination: 'rel', type: 'bind', source: '/x' }])).toThrow(/absolute destination/);

@@ -10,7 +10,7 @@ import { Code, ShimError } from '../../src/errors.js';
 import { startVirtiofsd, virtiofsdArgv } from '../../src/monitors/virtiofsd.js';
 import { blockRootfs, hasMountsUnder, type Mount } from '../../src/rootfs/mounts.js';
 import { chooseRootfs, type PlanInput } from '../../src/rootfs/planner.js';
-import { copyVolumeFiles } from '../../src/rootfs/volumes.js';
+import { blockVolumes, copyVolumeFiles, parseMountInfo } from '../../src/rootfs/volumes.js';
 import { processStartTime, releaseRootfs } from '../../src/rootfs/release.js';
 import { assertNoInternalAnnotations, persistParams, readParams, readState, StateFile, statePath } from '../../src/rootfs/state.js';
 import { createView, type SnapshotApi } from '../../src/rootfs/view.js';
@@ -73,18 +73,45 @@ describe('volume files copied into a block root', () => {
     fs.mkdirSync(path.join(d, 'srcdir'));
     try {
       const n = await copyVolumeFiles(root, [
-        { source: src, destination: '/etc/resolv.conf', readonly: true },
-        { source: src, destination: '/etc/hosts', readonly: true },
-        { source: src, destination: '/var/run/secrets/token', readonly: true },
-        { source: path.join(d, 'srcdir'), destination: '/data', readonly: false },
+        { source: src, destination: '/etc/resolv.conf' },
+        { source: src, destination: '/etc/hosts' },
+        { source: src, destination: '/var/run/secrets/token' },
+        { source: path.join(d, 'srcdir'), destination: '/data' },
       ]);
       expect(n).toBe(3);
       expect(fs.readFileSync(path.join(root, 'real-etc', 'resolv.conf'), 'utf8')).toBe('nameserver 10.0.0.10\n');
       expect(fs.lstatSync(path.join(root, 'real-etc', 'hosts')).isFile()).toBe(true);
       expect(fs.readFileSync(path.join(root, 'var', 'run', 'secrets', 'token'), 'utf8')).toContain('nameserver');
       expect(fs.existsSync(path.join(root, 'data'))).toBe(false);
-      await expect(copyVolumeFiles(root, [{ source: src, destination: '/escape/x', readonly: true }])).rejects.toThrow(/escapes the image root/);
+      await expect(copyVolumeFiles(root, [{ source: src, destination: '/escape/x' }])).rejects.toThrow(/escapes the image root/);
       expect(fs.readdirSync(outside)).toEqual([]);
+    } finally {
+      fs.rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
+
+// urunc block.go getBlockVolumes: a bind whose source is a whole block filesystem the guest mounts becomes disk vol<i>.
+describe('volumes as disks', () => {
+  it('only the topmost mount at the source, the root of a /dev filesystem of a type the guest mounts', () => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'bv-'));
+    try {
+      for (const n of ['pv', 'sub', 'tmp', 'xfs', 'sp ace']) fs.mkdirSync(path.join(d, n));
+      const esc = (p: string) => p.replace(/ /g, '\\040');
+      const info = parseMountInfo([
+        `30 1 8:1 / ${esc(d)}/pv rw,relatime shared:1 - ext4 /dev/sdb rw`,
+        `31 1 8:2 /dir ${esc(d)}/sub rw - ext4 /dev/sdc rw`,
+        `32 1 0:40 / ${esc(d)}/tmp rw - tmpfs tmpfs rw`,
+        `33 1 8:3 / ${esc(d)}/xfs ro - xfs /dev/sdd rw`,
+        `34 1 7:0 / ${esc(path.join(d, 'sp ace'))} ro,noatime - ext2 /dev/loop0 ro`,
+      ].join('\n'));
+      expect(info[4]?.mountPoint).toBe(path.join(d, 'sp ace'));
+      const vols = ['pv', 'sub', 'tmp', 'xfs', 'sp ace', 'missing'].map((n, i) => ({ index: i + 6, source: path.join(d, n), destination: `/v/${i}`, readonly: false }));
+      expect(blockVolumes(vols, info, ['ext2', 'ext3', 'ext4'])).toEqual([
+        { id: 'vol6', device: '/dev/sdb', fstype: 'ext4', hostPath: path.join(d, 'pv'), hostOptions: 'rw,relatime', mountPoint: '/v/0' },
+        { id: 'vol10', device: '/dev/loop0', fstype: 'ext2', hostPath: path.join(d, 'sp ace'), hostOptions: 'ro,noatime', mountPoint: '/v/4' },
+      ]);
+      expect(blockVolumes(vols, info, [])).toEqual([]);
     } finally {
       fs.rmSync(d, { recursive: true, force: true });
     }

@@ -20,6 +20,11 @@ export function buildGuest(type: UnikernelType, input: GuestInput): GuestOutput 
   return GUEST_TYPES[type].build(input);
 }
 
+/** The filesystems a guest type mounts from a volume disk. */
+export function blockFsOf(type: UnikernelType): readonly string[] {
+  return GUEST_TYPES[type].blockFs;
+}
+
 /** The shared-filesystem roots a guest type can mount (urunc's SupportsFS). */
 export function sharedFsOf(type: UnikernelType): ReadonlyArray<'9pfs' | 'virtiofs'> {
   return GUEST_TYPES[type].sharedFs;

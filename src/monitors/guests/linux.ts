@@ -50,5 +50,6 @@ function build(g: GuestInput): GuestOutput {
 
 export const linux: GuestType = {
   sharedFs: ['virtiofs', '9pfs'],
+  blockFs: ['ext2', 'ext3', 'ext4'],
   build,
 };

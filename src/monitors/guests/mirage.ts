@@ -14,4 +14,4 @@ function build(g: GuestInput): GuestOutput {
   return output(p.join(' '), { solo5Net: netDev, solo5Block: g.solo5BlkDev || 'storage' });
 }
 
-export const mirage: GuestType = { sharedFs: [], build };
+export const mirage: GuestType = { sharedFs: [], blockFs: [], build };

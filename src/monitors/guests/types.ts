@@ -64,6 +64,8 @@ export interface GuestOutput {
 export interface GuestType {
   /** The shared-filesystem roots the guest can mount (urunc's SupportsFS for 9pfs/virtiofs). */
   sharedFs: ReadonlyArray<'9pfs' | 'virtiofs'>;
+  /** The filesystems it mounts from a disk (urunc's SupportsFS for block volumes); none: it takes no volume disks. */
+  blockFs: readonly string[];
   build(g: GuestInput): GuestOutput;
 }
 

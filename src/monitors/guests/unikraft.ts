@@ -29,4 +29,4 @@ function build(g: GuestInput): GuestOutput {
   return output(p.join(' '));
 }
 
-export const unikraft: GuestType = { sharedFs: ['9pfs'], build };
+export const unikraft: GuestType = { sharedFs: ['9pfs'], blockFs: [], build };
