@@ -13,6 +13,7 @@ import { guestVolumes } from '../../src/rootfs/volumes.js';
 import { guestMemory } from '../../src/monitors/launcher.js';
 import { HYPERVISOR_PLUGINS } from '../../src/monitors/hypervisors/index.js';
 import type { VmSpec } from '../../src/monitors/hypervisors/types.js';
+import type { HypervisorName, UnikernelType } from '../../src/monitors/unikernel-config.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
@@ -246,6 +247,67 @@ const vm = (over: Partial<VmSpec> = {}): VmSpec => ({
   config: parseRuntimeConfig('', 't').monitor('qemu'), ...over,
 });
 
+// Every guest type on every monitor urunc pairs it with (supportedGuestMonitorPairs, plus includeos and
+// freebsd from their urunc sources), one full input: network, env with a space, uid/gid, workdir, a
+// block root. The exact argv each expectation mirrors: qemu.go / firecracker.go / cloud_hypervisor.go /
+// hvt.go / spt.go BuildExecCmd with the guest's CommandString, MonitorNetCli, MonitorBlockCli, MonitorCli.
+describe('guest type x monitor: exact argv', () => {
+  const QEMU = ['-name', 'urunc-c1', '-m', '268M', '-smp', '1', '-M', 'pc', '-accel', 'kvm', '-cpu', 'host', '-L', '/usr/share/qemu', '-nodefaults',
+    '-no-user-config', '-display', 'none', '-vga', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot', '-qmp', 'unix:/run/urunc/qmp.sock,server=on,wait=off'];
+  const NIC = ['-netdev', 'tap,id=net0,ifname=tap0,script=no,downscript=no', '-device', 'virtio-net-pci,netdev=net0,host_mtu=1450,mac=02:00:00:00:00:01'];
+  const DISK = ['-device', 'virtio-blk-pci,serial=rootfs,drive=rootfs,scsi=off', '-drive', 'format=raw,if=none,id=rootfs,file=/dev/urunc-rootfs'];
+  const LINUX = "panic=-1 console=ttyS0 root=/dev/vda rw ip=10.4.0.5::10.4.0.1:255.255.255.0:urunc:eth0:off A=1 B=x y init=/app -- 'x y'";
+  const RUMP = '{"cmdline":"/app x y","env":"A=1","env":"B=x y","net":{"if":"ukvmif0","cloner":"True","type":"inet","method":"static","addr":"10.4.0.5","mask":"1","gw":"10.4.0.1"},"blk":{"source":"etfs","path":"/dev/ld0a","fstype":"blk","mountpoint":"/data"}}';
+  const argvOf = (m: HypervisorName, t: UnikernelType) => {
+    const guest = buildGuest(t, g({ monitor: m, args: ['/app', 'x y'], env: ['A=1', 'B=x y'], user: { uid: 1000, gid: 100 }, cwd: '/w', net, nic, rootfs: 'block',
+      disks: [{ id: 'rootfs', mountPoint: '/data' }] }));
+    return HYPERVISOR_PLUGINS[m].command(`/bin/${m}`, vm({ guest, vcpus: 1, net: { tap: 'tap0', mac: net.mac, mtu: 1450 }, blocks: [{ id: 'rootfs', path: '/dev/urunc-rootfs' }, { id: 'vol9', path: '/dev/urunc-vol9' }] }));
+  };
+  const fc = (bootArgs: string) => ({
+    'boot-source': { kernel_image_path: '/guest/kernel', boot_args: bootArgs },
+    'machine-config': { vcpu_count: 1, mem_size_mib: 268, smt: false },
+    drives: [{ drive_id: 'rootfs', path_on_host: '/dev/urunc-rootfs', is_root_device: true, is_read_only: false },
+      { drive_id: 'vol9', path_on_host: '/dev/urunc-vol9', is_root_device: false, is_read_only: false }],
+    'network-interfaces': [{ iface_id: 'net1', guest_mac: '02:00:00:00:00:01', host_dev_name: 'tap0' }],
+  });
+  it.each<[HypervisorName, UnikernelType, string[]]>([
+    ['qemu', 'linux', ['/bin/qemu', ...QEMU, ...NIC, '-device', 'virtio-blk-pci,serial=rootfs,drive=rootfs', '-drive', 'format=raw,if=none,id=rootfs,file=/dev/urunc-rootfs',
+      '-device', 'virtio-blk-pci,serial=vol9,drive=vol9', '-drive', 'format=raw,if=none,id=vol9,file=/dev/urunc-vol9', '-kernel', '/guest/kernel', '-append', LINUX]],
+    ['qemu', 'unikraft', ['/bin/qemu', ...QEMU, ...NIC, ...DISK, '-device', 'virtio-blk-pci,serial=vol9,drive=vol9,scsi=off', '-drive', 'format=raw,if=none,id=vol9,file=/dev/urunc-vol9',
+      '-kernel', '/guest/kernel', '-append', 'Unikraft env.vars=[ A=1 B=x y ] netdev.ip=10.4.0.5/24:10.4.0.1:8.8.8.8 -- /app x y']],
+    ['qemu', 'mewz', ['/bin/qemu', ...QEMU, '-device', 'isa-debug-exit,iobase=0x501,iosize=2', '-device', 'virtio-net-pci,netdev=net0,disable-legacy=on,disable-modern=off,mac=02:00:00:00:00:01',
+      '-netdev', 'tap,script=no,downscript=no,id=net0,ifname=tap0', ...DISK, '-device', 'virtio-blk-pci,serial=vol9,drive=vol9,scsi=off', '-drive', 'format=raw,if=none,id=vol9,file=/dev/urunc-vol9',
+      '-kernel', '/guest/kernel', '-append', 'ip=10.4.0.5/24 gateway=10.4.0.1']],
+    ['qemu', 'hermit', ['/bin/qemu', ...QEMU, '-netdev', 'tap,id=net0,ifname=tap0,script=no,downscript=no', '-device', 'virtio-net-pci,netdev=net0,disable-legacy=on,mac=02:00:00:00:00:01',
+      ...DISK, '-device', 'virtio-blk-pci,serial=vol9,drive=vol9,scsi=off', '-drive', 'format=raw,if=none,id=vol9,file=/dev/urunc-vol9',
+      '-kernel', '/guest/kernel', '-append', 'ip=10.4.0.5/24 gateway=10.4.0.1 -- /app x y']],
+    ['qemu', 'mirage', ['/bin/qemu', ...QEMU, ...NIC, '-kernel', '/guest/kernel', '-append', '--ipv4=10.4.0.5/24 --ipv4-gateway=10.4.0.1 /app x y']],
+    ['qemu', 'includeos', ['/bin/qemu', ...QEMU, ...NIC, ...DISK, '-device', 'virtio-blk-pci,serial=vol9,drive=vol9,scsi=off', '-drive', 'format=raw,if=none,id=vol9,file=/dev/urunc-vol9',
+      '-kernel', '/guest/kernel', '-append', 'A=1 B=x y --net=10.4.0.5/255.255.255.0 --gateway=10.4.0.1 /app x y']],
+    ['cloud-hypervisor', 'linux', ['/bin/cloud-hypervisor', '--memory', 'size=268M', '--cpus', 'boot=1', '--kernel', '/guest/kernel', '--console', 'off', '--serial', 'tty',
+      '--seccomp', 'false', '--net', 'tap=tap0,mac=02:00:00:00:00:01,mtu=1450', '--disk', 'path=/dev/urunc-rootfs,id=rootfs', '--disk', 'path=/dev/urunc-vol9,id=vol9', '--cmdline', LINUX]],
+    ['hvt', 'rumprun', ['/bin/hvt', '--mem=268', '--net:tap=tap0', '--net-mac:tap=02:00:00:00:00:01', '--block:rootfs=/dev/urunc-rootfs', '/guest/kernel', RUMP]],
+    ['spt', 'rumprun', ['/bin/spt', '--mem=268', '--net:tap=tap0', '--net-mac:tap=02:00:00:00:00:01', '--block:rootfs=/dev/urunc-rootfs', '/guest/kernel', RUMP]],
+    ['hvt', 'mirage', ['/bin/hvt', '--mem=268', '--net:service=tap0', '--net-mac:service=02:00:00:00:00:01', '--block:storage=/dev/urunc-rootfs', '/guest/kernel',
+      '--ipv4=10.4.0.5/24 --ipv4-gateway=10.4.0.1 /app x y']],
+    ['spt', 'mirage', ['/bin/spt', '--mem=268', '--net:service=tap0', '--net-mac:service=02:00:00:00:00:01', '--block:storage=/dev/urunc-rootfs', '/guest/kernel',
+      '--ipv4=10.4.0.5/24 --ipv4-gateway=10.4.0.1 /app x y']],
+    ['hvt', 'includeos', ['/bin/hvt', '--mem=268', '--net:service=tap0', '--net-mac:service=02:00:00:00:00:01', '--block:storage=/dev/urunc-rootfs', '/guest/kernel',
+      'A=1 B=x y --net=10.4.0.5/255.255.255.0 --gateway=10.4.0.1 /app x y']],
+  ])('%s + %s', (m, t, argv) => {
+    expect(argvOf(m, t).argv).toEqual(argv);
+  });
+  it.each<[UnikernelType, string]>([
+    ['linux', LINUX],
+    ['unikraft', 'Unikraft env.vars=[ A=1 B=x y ] netdev.ip=10.4.0.5/24:10.4.0.1:8.8.8.8 -- /app x y'],
+    ['freebsd', 'vfs.root.mountfrom=ext2fs:/dev/vtbd0'],
+  ])('firecracker + %s: --no-api, and its config file', (t, bootArgs) => {
+    const cmd = argvOf('firecracker', t);
+    expect(cmd.argv).toEqual(['/bin/firecracker', '--no-api', '--config-file', '/run/urunc/fc.json', '--no-seccomp']);
+    expect(JSON.parse(cmd.files['fc.json'] as string)).toEqual(fc(bootArgs));
+  });
+});
+
 describe('hypervisors', () => {
   it('qemu pc: urunc argument set with block, net, sandbox, initrd and the QMP socket', () => {
     const cmd = HYPERVISOR_PLUGINS.qemu.command('/usr/bin/qemu-system-x86_64', vm({
@@ -259,7 +321,11 @@ describe('hypervisors', () => {
     expect(a).toContain('-netdev tap,id=net0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=net0,host_mtu=1450,mac=02:00:00:00:00:01');
     // urunc gives no exit device but mewz's (qemu.go has none of its own).
     expect(a).not.toContain('isa-debug-exit');
-    expect(a).toContain('-device virtio-blk-pci,serial=rootfs,drive=rootfs,scsi=off -drive format=raw,if=none,id=rootfs,file=/guest/block');
+    // urunc linux.go Linux.MonitorBlockCli: the Linux guest's own disk arguments (no scsi=off).
+    expect(a).toContain('-device virtio-blk-pci,serial=rootfs,drive=rootfs -drive format=raw,if=none,id=rootfs,file=/guest/block');
+    // urunc qemu.go BuildExecCmd: the default disk arguments, for a guest with none of its own.
+    const uk = HYPERVISOR_PLUGINS.qemu.command('q', vm({ guest: buildGuest('unikraft', g()), blocks: [{ id: 'rootfs', path: '/b' }] })).argv.join(' ');
+    expect(uk).toContain('-device virtio-blk-pci,serial=rootfs,drive=rootfs,scsi=off -drive format=raw,if=none,id=rootfs,file=/b');
     expect(a).toContain('-kernel /guest/kernel -initrd /guest/initrd -append panic=-1 console=ttyS0 root=/dev/vda rw init=/init --');
     expect(cmd.qmp).toBe('/run/urunc/qmp.sock');
     expect(a.match(/-no-reboot/g)).toHaveLength(1);

@@ -43,6 +43,10 @@ function build(g: GuestInput): GuestOutput {
   if (app) p.push(`${g.rootfs === 'initrd' ? 'rd' : ''}init=${app}`, '--', ...rest);
   return output(p.join(' '), {
     monitorArgs: g.monitor === 'qemu' ? ['-no-reboot', '-nodefaults'] : [],
+    // urunc's Linux.MonitorBlockCli on qemu: the disk's id is its virtio serial, which urunit looks up.
+    blockArgs: g.monitor === 'qemu'
+      ? (d) => ['-device', `virtio-blk-pci,serial=${d.id},drive=${d.id}`, '-drive', `format=raw,if=none,id=${d.id},file=${d.path}`]
+      : undefined,
     urunit,
     acpiPowerdown: g.monitor === 'qemu',
   });

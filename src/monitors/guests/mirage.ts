@@ -11,7 +11,8 @@ function build(g: GuestInput): GuestOutput {
     p.push(`--${prefix}ipv4=${g.net.ip}/${maskToCidr(g.net.mask)}`, `--${prefix}ipv4-gateway=${g.net.gateway}`);
   }
   p.push(...g.args);
-  return output(p.join(' '), { solo5Net: netDev, solo5Block: g.solo5BlkDev || 'storage' });
+  // urunc's Mirage.MonitorBlockCli gives qemu no disk.
+  return output(p.join(' '), { solo5Net: netDev, solo5Block: g.solo5BlkDev || 'storage', blockArgs: g.monitor === 'qemu' ? () => [] : undefined });
 }
 
 export const mirage: GuestType = { sharedFs: [], blockFs: [], build };

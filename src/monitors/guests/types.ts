@@ -48,6 +48,8 @@ export interface GuestOutput {
   monitorArgs: string[];
   /** The guest's own NIC arguments for its monitor (urunc's MonitorNetCli); undefined: the plug-in's default NIC. */
   netArgs: string[] | undefined;
+  /** The guest's own arguments for one disk on its monitor (urunc's MonitorBlockCli); undefined: the plug-in's default. */
+  blockArgs: ((disk: { id: string; path: string }) => string[]) | undefined;
   /** solo5 device names the guest was built with (--net:<name>, --block:<name>). */
   solo5Net: string;
   solo5Block: string;
@@ -77,5 +79,5 @@ export function maskToCidr(mask: string): number {
 
 /** An output with the defaults: no extra monitor arguments, the plug-in's NIC, solo5's usual device names. */
 export const output = (cmdline: string, extra: Partial<GuestOutput> = {}): GuestOutput => ({
-  cmdline, monitorArgs: [], netArgs: undefined, solo5Net: 'service', solo5Block: 'storage', urunit: undefined, acpiPowerdown: false, ...extra,
+  cmdline, monitorArgs: [], netArgs: undefined, blockArgs: undefined, solo5Net: 'service', solo5Block: 'storage', urunit: undefined, acpiPowerdown: false, ...extra,
 });

@@ -37,6 +37,10 @@ export const qemu: Hypervisor = {
       }
     }
     for (const b of vm.blocks) {
+      if (vm.guest.blockArgs) {
+        a.push(...vm.guest.blockArgs(b).map((x) => dev(x)));
+        continue;
+      }
       a.push('-device', `${dev('virtio-blk-pci')},serial=${b.id},drive=${b.id}${microvm ? '' : ',scsi=off'}`);
       a.push('-drive', `format=raw,if=none,id=${b.id},file=${b.path}`);
     }

@@ -12,7 +12,9 @@ function solo5(name: 'hvt' | 'spt'): Hypervisor {
     command(binary: string, vm: VmSpec): MonitorCommand {
       const a = [binary, `--mem=${vm.memoryMb}`];
       if (vm.net) a.push(`--net:${vm.guest.solo5Net}=${vm.net.tap}`, `--net-mac:${vm.guest.solo5Net}=${vm.net.mac}`);
-      for (const b of vm.blocks) a.push(`--block:${vm.guest.solo5Block}=${b.path}`);
+      // A solo5 guest is built with one block device name: its first disk (urunc's MonitorBlockCli, Block[0]).
+      const [disk] = vm.blocks;
+      if (disk) a.push(`--block:${vm.guest.solo5Block}=${disk.path}`);
       a.push(vm.kernel);
       if (vm.guest.cmdline) a.push(vm.guest.cmdline);
       return { argv: a, files: {}, qmp: undefined };
