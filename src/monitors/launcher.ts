@@ -106,6 +106,12 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   for (const v of volumeDisks) disks.push({ id: v.id, mountPoint: v.mountPoint });
   const guest = buildGuest(uk.unikernelType, guestInput(inp, uk, rootfsType, arch, disks));
 
+  // urunit reads its config from the start of the only initrd (/sys/firmware/initrd): an image initrd
+  // beside another root (rootfsType, ours) leaves no place for it, and a silent drop would run the
+  // application without its env, user and working directory.
+  if (guest.urunit?.placement === 'extra' && initrd) {
+    throw invalidArgument(`urunit's config cannot reach a guest that boots the image's initrd with a ${rootfsType} root (com.urunc.unikernel.rootfsType): drop one of them`);
+  }
   const binary = findBinary(mcfg.path || hv.defaultBinary(arch));
   const accel = hv.accel(mcfg, inp.kvmUsable());
   const memoryMb = guestMemory(inp.spec.linux?.resources?.memory?.limit, mcfg.default_memory_mb, hv.memoryUnit);
