@@ -348,6 +348,15 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     expect(fs.existsSync(bundleOf(t))).toBe(false);
   });
 
+  it('a urunit guest booting the image initrd beside a 9p root is refused at Create (its config would be lost)', async () => {
+    const t = id('urunit9p');
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', tcgConfig, LINUX_9P, t, '/urunit', '/bin/app']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/urunit's config cannot reach a guest that boots the image's initrd with a 9pfs root/);
+    await c.ctr(['c', 'rm', t]);
+    expect(fs.existsSync(bundleOf(t))).toBe(false);
+  });
+
   it('watchdog: a guest that hangs at boot is killed and reported', async () => {
     const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', watchdogConfig, LINUX, id('hang')], { timeoutMs: 60_000 });
     expect(r.code).toBe(137);
