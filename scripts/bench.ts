@@ -111,7 +111,7 @@ function runBareQemu(): number {
   const t0 = performance.now();
   const r = spawnSync('qemu-system-x86_64', BARE_ARGS, { encoding: 'utf8' });
   const ms = performance.now() - t0;
-  if (r.status !== 1 || !r.stdout.includes('Hello from')) throw new Error(`bare qemu: exit ${r.status}: ${r.stderr}`);
+  if (r.status !== 7 || !r.stdout.includes('Hello from')) throw new Error(`bare qemu: exit ${r.status}: ${r.stderr}`);
   return ms;
 }
 
