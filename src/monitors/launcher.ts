@@ -167,8 +167,9 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   }
   for (const d of dataDirsWithLinks(hv.dataDirs(mcfg))) binds.push([d, d, true]);
   binds.push([kernel, vm.kernel, true]);
-  // The container's volumes: live in a shared root (as urunc binds them under /cntrRootfs), their
-  // files copied into an initrd root; other roots do not get them (see the README).
+  // The container's volumes: live in a 9p root (as urunc binds them under /cntrRootfs), their files
+  // copied into an initrd root (here) or a block root (at Create, task/unikernel.ts, which also lends
+  // block-device volumes as disks); a virtio-fs root does not get them yet (see the README).
   const volumes = guestVolumes(inp.spec.mounts);
   const urunitConfig = guest.urunit?.placement === 'append' ? guest.urunit.config : undefined;
   const initrdCopy = initrd && rootfsType === 'initrd' && (urunitConfig !== undefined || volumes.length > 0)

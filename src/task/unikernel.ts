@@ -93,10 +93,10 @@ function configWithoutImageFiles(spec: Record<string, string>, image: Record<str
 
 /** Which shared-filesystem roots guest, monitor and host allow (urunc's tryContainerSharedFS: virtio-fs with qemu or cloud-hypervisor and virtiofsd, 9p with qemu). */
 function sharedFsSupport(uk: UnikernelConfig, rt: RuntimeConfig): { ninep: boolean; virtiofs: boolean } {
-  const fs = sharedFsOf(uk.unikernelType);
+  const kinds = sharedFsOf(uk.unikernelType);
   return {
-    ninep: fs.includes('9pfs') && uk.hypervisor === 'qemu',
-    virtiofs: fs.includes('virtiofs') && (uk.hypervisor === 'qemu' || uk.hypervisor === 'cloud-hypervisor') && virtiofsdAvailable(rt.extra_binaries.virtiofsd.path),
+    ninep: kinds.includes('9pfs') && uk.hypervisor === 'qemu',
+    virtiofs: kinds.includes('virtiofs') && (uk.hypervisor === 'qemu' || uk.hypervisor === 'cloud-hypervisor') && virtiofsdAvailable(rt.extra_binaries.virtiofsd.path),
   };
 }
 
