@@ -165,7 +165,7 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
     if (st.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(d), path.join(root, d.slice(1)));
     else if (st.isDirectory()) binds.push([d, d, true]);
   }
-  for (const d of dataDirsWithLinks(hv.dataDirs(mcfg))) binds.push([d, d, true]);
+  for (const d of dataDirsWithLinks(hv.dataDirs(mcfg))) binds.push([d.host, d.at, true]);
   binds.push([kernel, vm.kernel, true]);
   // The container's volumes: live in a 9p root (as urunc binds them under /cntrRootfs), their files
   // copied into an initrd root (here) or a block root (at Create, task/unikernel.ts, which also lends
@@ -314,30 +314,32 @@ function findBinary(name: string): string {
   throw invalidArgument(`monitor binary ${name} not found${name.includes('/') ? '' : ' on PATH'}`);
 }
 
-/** Data dirs plus the directories their symlinks point into (Debian's /usr/share/qemu -> ../seabios). */
-function dataDirsWithLinks(dirs: string[]): string[] {
-  const out = new Set<string>();
+/**
+ * Data dirs (missing ones skipped) plus, at their own paths, the directories their absolute symlinks
+ * point into (Debian's /usr/share/qemu/bios-256k.bin -> /usr/share/seabios/...).
+ */
+function dataDirsWithLinks(dirs: Array<{ host: string; at: string }>): Array<{ host: string; at: string }> {
+  const out = new Map<string, string>();
   for (const d of dirs) {
-    if (!fs.existsSync(d)) continue;
+    if (!fs.existsSync(d.host)) continue;
     let real: string;
     try {
-      real = fs.realpathSync(d);
+      real = fs.realpathSync(d.host);
     } catch (err: unknown) {
-      throw invalidArgument(`monitor data dir ${d}: ${messageOf(err)}`);
+      throw invalidArgument(`monitor data dir ${d.host}: ${messageOf(err)}`);
     }
-    out.add(real);
+    out.set(d.at, real);
     for (const e of fs.readdirSync(real, { withFileTypes: true })) {
       if (!e.isSymbolicLink()) continue;
       try {
-        const target = fs.realpathSync(path.join(real, e.name));
-        const parent = path.dirname(target);
-        if (!parent.startsWith(real)) out.add(parent);
+        const parent = path.dirname(fs.realpathSync(path.join(real, e.name)));
+        if (!parent.startsWith(real) && !out.has(parent)) out.set(parent, parent);
       } catch {
         // dangling link: nothing to bind
       }
     }
   }
-  return [...out];
+  return [...out].map(([at, host]) => ({ host, at }));
 }
 
 function pick(obj: Record<string, unknown>, keys: string[]): Record<string, unknown> {

@@ -357,6 +357,37 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     expect(fs.existsSync(bundleOf(t))).toBe(false);
   });
 
+  // urunc prepareMonRootfs with urunc-deploy's config: data_path = <prefix>, firmware copied under
+  // <prefix>/qemu and <prefix>/seabios; qemu on `pc` needs SeaBIOS from there.
+  it('a host laid out by urunc-deploy (data_path): qemu boots with the firmware copied under data_path', async () => {
+    const share = path.join(cfgDir, 'urunc-share');
+    fs.mkdirSync(share);
+    expect(spawnSync('cp', ['-a', '/usr/share/qemu', path.join(share, 'qemu')]).status).toBe(0);
+    expect(spawnSync('cp', ['-a', '/usr/share/seabios', path.join(share, 'seabios')]).status).toBe(0);
+    const cfg = writeConfig(cfgDir, 'deploy.toml', `[monitors.qemu]\ndata_path = "${share}"\naccelerator = "kvm"\nmachine = "pc"\ncpu = "host,-arch-capabilities"\n`);
+    const t = id('deploy');
+    const logFile = path.join(cfgDir, 'deploy.log');
+    const r = await c.ctr(['run', '-d', '--runtime', RUNTIME, '--runtime-config-path', cfg, '--log-uri', `file://${logFile}`, HELLO, t, 'wait']);
+    expect(r.code, r.stderr).toBe(0);
+    const pid = await waitFor('task pid', async () => taskPid(await c.ctr(['task', 'ls']), t));
+    await waitFor('qemu exec', () => (/^Name:\s+qemu/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8')) ? true : undefined));
+    expect(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ')).toContain('-L /usr/share/qemu ');
+    const same = (a: string, b: string) => {
+      const x = fs.statSync(a);
+      const y = fs.statSync(b);
+      return x.dev === y.dev && x.ino === y.ino;
+    };
+    expect(same(`/proc/${pid}/root/usr/share/seabios`, path.join(share, 'seabios'))).toBe(true);
+    expect(same(`/proc/${pid}/root/usr/share/qemu`, path.join(share, 'qemu'))).toBe(true);
+    // SeaBIOS from the copy booted the kernel: its console lines arrive.
+    await waitFor('the guest console', () => (fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('waiting') ? true : undefined), 30_000);
+    expect(fs.readFileSync(logFile, 'utf8')).toContain('Hello from a urunc-ts unikernel!');
+    expect((await c.ctr(['task', 'kill', '-s', 'KILL', t])).code).toBe(0);
+    await waitFor(`${t} STOPPED`, async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined));
+    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+  });
+
   it('watchdog: a guest that hangs at boot is killed and reported', async () => {
     const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', watchdogConfig, LINUX, id('hang')], { timeoutMs: 60_000 });
     expect(r.code).toBe(137);

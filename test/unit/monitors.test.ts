@@ -360,6 +360,15 @@ describe('hypervisors', () => {
     expect(guestMemory(limit, 256, HYPERVISOR_PLUGINS.firecracker.memoryUnit)).toBe(512);
     expect(guestMemory(500_000_000, 256, HYPERVISOR_PLUGINS.firecracker.memoryUnit) * 2 ** 20).toBeLessThanOrEqual(500_000_000);
   });
+  // urunc prepareMonRootfs / qemu.go BuildExecCmd: data_path is a parent (urunc-deploy's /opt/urunc/share),
+  // its qemu/ and seabios/ bound at /usr/share/qemu and /usr/share/seabios; -L stays /usr/share/qemu.
+  it('qemu data_path: a parent of qemu/ and seabios/, bound where qemu looks; -L /usr/share/qemu', () => {
+    const config = parseRuntimeConfig('[monitors.qemu]\ndata_path = "/opt/urunc/share"\n', 't').monitor('qemu');
+    expect(HYPERVISOR_PLUGINS.qemu.dataDirs(config)).toEqual([
+      { host: '/opt/urunc/share/qemu', at: '/usr/share/qemu' }, { host: '/opt/urunc/share/seabios', at: '/usr/share/seabios' }]);
+    expect(HYPERVISOR_PLUGINS.qemu.command('q', vm({ config })).argv.join(' ')).toContain('-L /usr/share/qemu ');
+    expect(HYPERVISOR_PLUGINS.qemu.dataDirs(parseRuntimeConfig('', 't').monitor('qemu'))[0]).toEqual({ host: '/usr/share/qemu', at: '/usr/share/qemu' });
+  });
   it('qemu microvm/tcg: mmio devices, 9p and virtio-fs', () => {
     const config = parseRuntimeConfig('[monitors.qemu]\nmachine = "microvm"\n', 't').monitor('qemu');
     let a = HYPERVISOR_PLUGINS.qemu.command('q', vm({ config, accel: 'tcg', sharedFs: { kind: '9p', path: '/cntrRootfs', readonly: true } })).argv.join(' ');

@@ -9,8 +9,12 @@ export const qemu: Hypervisor = {
   defaultBinary: (arch) => `qemu-system-${arch}`,
   memoryUnit: 1e6,
   accel: (config, kvmUsable) => (config.accelerator === 'auto' ? (kvmUsable ? 'kvm' : 'tcg') : config.accelerator),
-  // Debian's qemu searches its firmware path (`qemu-system-x86_64 -L help`) besides -L.
-  dataDirs: (config) => (config.data_path ? [config.data_path] : ['/usr/share/qemu', '/usr/share/seabios', '/usr/lib/ipxe/qemu']),
+  // As urunc (prepareMonRootfs): data_path is a parent whose qemu/ is bound at /usr/share/qemu and
+  // seabios/ at /usr/share/seabios (urunc-deploy's /opt/urunc/share); without it the host's own
+  // directories, incl. Debian's firmware path (`qemu-system-x86_64 -L help`). -L is always /usr/share/qemu.
+  dataDirs: (config) => (config.data_path
+    ? [{ host: `${config.data_path}/qemu`, at: '/usr/share/qemu' }, { host: `${config.data_path}/seabios`, at: '/usr/share/seabios' }]
+    : ['/usr/share/qemu', '/usr/share/seabios', '/usr/lib/ipxe/qemu'].map((d) => ({ host: d, at: d }))),
   command(binary: string, vm: VmSpec): MonitorCommand {
     const microvm = vm.arch === 'x86_64' && vm.config.machine === 'microvm';
     // microvm has no PCI bus: its virtio devices are the -device (virtio-mmio, modern only) variants.
@@ -21,7 +25,7 @@ export const qemu: Hypervisor = {
     else a.push('-M', 'pc');
     if (vm.accel === 'kvm') a.push('-accel', 'kvm', '-cpu', vm.config.cpu);
     else a.push('-accel', 'tcg', '-cpu', 'max');
-    a.push('-L', vm.config.data_path || '/usr/share/qemu');
+    a.push('-L', '/usr/share/qemu');
     a.push('-nodefaults', '-no-user-config', '-display', 'none', '-vga', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot');
     const qmp = `${vm.scratch}/qmp.sock`;
     a.push('-qmp', `unix:${qmp},server=on,wait=off`);

@@ -42,7 +42,7 @@ export interface Hypervisor {
   memoryUnit: number;
   /** The accelerator this monitor needs ("none" for solo5-spt). */
   accel(config: MonitorConfig, kvmUsable: boolean): VmSpec['accel'];
-  /** Host directories with firmware/data the monitor reads (bound read-only at the same path). */
-  dataDirs(config: MonitorConfig): string[];
+  /** Host directories with firmware/data the monitor reads, and where they are bound (read-only) in its root. */
+  dataDirs(config: MonitorConfig): Array<{ host: string; at: string }>;
   command(binary: string, vm: VmSpec): MonitorCommand;
 }
