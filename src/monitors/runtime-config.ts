@@ -1,6 +1,10 @@
 // /etc/urunc/config.toml: urunc's knobs (same names, same defaults) plus ours (qemu accelerator,
 // machine and cpu model; the watchdog). Read at Create; the path may come from the runtime options
-// (ConfigPath). A missing file means defaults; unknown keys are warnings, wrong types are errors.
+// (ConfigPath). Read as urunc reads it (urunc_config.go, BurntSushi/toml): a missing file means the
+// defaults; a file that does not decode (bad TOML, a wrong type or value anywhere) is dropped whole
+// for the defaults, with a loud warning; unknown sections and keys (e.g. [monitors.hyperlight]) are
+// ignored with a warning; 0 for default_memory_mb or default_vcpus means the default; [log] level
+// takes logrus's names (panic and fatal included; anything else is info).
 import fs from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
 import * as z from 'zod/mini';
@@ -14,9 +18,12 @@ export function configPathFor(optionPath: string | undefined, env: NodeJS.Proces
   return optionPath || env.URUNC_CONFIG_PATH || DEFAULT_CONFIG_PATH;
 }
 
+/** A non-negative count where 0 (or absence) means the default, as urunc's uint fields. */
+const countOr = (dflt: number) => z._default(z.pipe(z.int().check(z.gte(0)), z.transform((n: number) => n || dflt)), dflt);
+
 const Monitor = z.object({
-  default_memory_mb: z._default(z.int().check(z.positive()), 256),
-  default_vcpus: z._default(z.int().check(z.positive()), 1),
+  default_memory_mb: countOr(256),
+  default_vcpus: countOr(1),
   path: z._default(z.string(), ''),
   data_path: z._default(z.string(), ''),
   vhost: z._default(z.boolean(), false),
@@ -31,10 +38,14 @@ export type MonitorConfig = z.infer<typeof Monitor>;
 
 const monitorDefaults = (): MonitorConfig => Monitor.parse({});
 
+/** logrus's level names (urunc's [log] level); anything else is info, as logrus.ParseLevel's fallback in urunc. */
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'warning', 'error', 'fatal', 'panic'];
+const LogLevel = z._default(z.pipe(z.string(), z.transform((s: string) => (LOG_LEVELS.includes(s.toLowerCase()) ? s.toLowerCase() : 'info'))), 'info');
+
 const ConfigSchema = z.object({
-  log: z._default(z.object({ level: z._default(z.enum(['trace', 'debug', 'info', 'warn', 'error']), 'info'), syslog: z._default(z.boolean(), false) }), { level: 'info', syslog: false }),
+  log: z._default(z.object({ level: LogLevel, syslog: z._default(z.boolean(), false) }), { level: 'info', syslog: false }),
   timestamps: z._default(z.object({ enabled: z._default(z.boolean(), false), destination: z._default(z.string(), '/var/log/urunc/timestamps.log') }), { enabled: false, destination: '/var/log/urunc/timestamps.log' }),
-  monitors: z._default(z.partialRecord(z.enum(HYPERVISORS), Monitor), {} as Partial<Record<HypervisorName, MonitorConfig>>),
+  monitors: z._default(z.record(z.string(), z.unknown()), {}),
   extra_binaries: z._default(z.object({
     virtiofsd: z._default(z.object({ path: z._default(z.string(), '/usr/libexec/virtiofsd'), options: z._default(z.string(), '--cache always --sandbox none') }), { path: '/usr/libexec/virtiofsd', options: '--cache always --sandbox none' }),
   }), { virtiofsd: { path: '/usr/libexec/virtiofsd', options: '--cache always --sandbox none' } }),
@@ -78,23 +89,39 @@ function unknownKeys(raw: unknown, parsed: unknown, at: string, out: string[]): 
   }
 }
 
-/** Parses config text; `warn` receives one message per unknown key. */
+/**
+ * Parses config text; `warn` receives one message per unknown key or monitor, and the reason a file
+ * that does not decode was dropped for the defaults (urunc's LoadUruncConfig falls back the same way).
+ */
 export function parseRuntimeConfig(text: string, source: string, warn: (msg: string) => void = () => undefined): RuntimeConfig {
+  const dropped = (why: string): RuntimeConfig => {
+    warn(`${source} does not decode (${why}): the whole file is ignored and the defaults are used, as urunc does`);
+    return parseRuntimeConfig('', `${source} (defaults)`);
+  };
   let raw: unknown;
   try {
     raw = parseToml(text);
   } catch (err: unknown) {
-    throw invalidArgument(`${source}: ${messageOf(err).split('\n')[0]}`);
+    return dropped(messageOf(err).split('\n')[0] ?? 'TOML');
   }
   const parsed = ConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    const msgs = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
-    throw invalidArgument(`${source}: ${msgs.join('; ')}`);
-  }
+  if (!parsed.success) return dropped(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  // The monitors table compares raw to raw here; each known monitor's keys are checked below.
   const unknown: string[] = [];
   unknownKeys(raw, parsed.data, '', unknown);
+  const monitors: Partial<Record<HypervisorName, MonitorConfig>> = {};
+  for (const [name, value] of Object.entries(parsed.data.monitors)) {
+    if (!(HYPERVISORS as readonly string[]).includes(name)) {
+      warn(`${source}: unknown monitor [monitors.${name}] ignored`);
+      continue;
+    }
+    const m = Monitor.safeParse(value);
+    if (!m.success) return dropped(m.error.issues.map((i) => `monitors.${name}.${i.path.join('.')}: ${i.message}`).join('; '));
+    monitors[name as HypervisorName] = m.data;
+    unknownKeys(value, m.data, `monitors.${name}`, unknown);
+  }
   for (const k of unknown) warn(`${source}: unknown key ${k} ignored`);
-  const { monitors, ...rest } = parsed.data;
+  const { monitors: _raw, ...rest } = parsed.data;
   return { ...rest, source, monitor: (name) => monitors[name] ?? monitorDefaults() };
 }
 

@@ -388,6 +388,15 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
   });
 
+  // urunc urunc_config.go: sections it does not know are ignored, logrus levels such as fatal accepted.
+  it('a config with [monitors.hyperlight], [monitors.hedge] and level = "fatal" still runs containers', async () => {
+    const cfg = writeConfig(cfgDir, 'urunc-extra.toml', `[log]\nlevel = "fatal"\n[monitors.hyperlight]\npath = "/opt/urunc/bin/hyperlight"\n[monitors.hedge]\ndefault_memory_mb = 0\n${QEMU_KVM}default_memory_mb = 0\n`);
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', cfg, MEWZ_HELLO, id('cfgextra')]);
+    expect(r.stdout).toContain('Hello from a urunc-ts unikernel!');
+    expect(r.code, r.stderr).toBe(7);
+    expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(/unknown monitor \[monitors\.hyperlight\] ignored/);
+  });
+
   it('watchdog: a guest that hangs at boot is killed and reported', async () => {
     const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', watchdogConfig, LINUX, id('hang')], { timeoutMs: 60_000 });
     expect(r.code).toBe(137);
