@@ -66,6 +66,40 @@ describe('unikernel config', () => {
     expect(() => decodeUruncJson('[]')).toThrow(/JSON object/);
     expect(() => decodeUruncJson(JSON.stringify({ 'com.urunc.unikernel.binary': 'not base64!' }))).toThrow(/base64/);
   });
+  // urunc annotations.go validateValues / validateSolo5DevName / supportedGuestMonitorPairs and
+  // config.go's base64 urunc.json, as bunix writes it (every key, unused ones empty).
+  it('a bunix-style urunc.json: every key present, empty values unset', () => {
+    const keys = ['unikernelType', 'hypervisor', 'binary', 'cmdline', 'initrd', 'block', 'blkMntPoint', 'mountRootfs', 'unikernelVersion', 'solo5NetDev', 'solo5BlkDev'];
+    const vals: Record<string, string> = { unikernelType: 'unikraft', hypervisor: 'qemu', binary: '/unikernel/kernel', cmdline: '', mountRootfs: 'false' };
+    const j = decodeUruncJson(JSON.stringify(Object.fromEntries(keys.map((k) => [`com.urunc.unikernel.${k}`, b64(vals[k] ?? '')]))));
+    expect(j).toEqual({ unikernelType: 'unikraft', hypervisor: 'qemu', binary: '/unikernel/kernel', mountRootfs: 'false' });
+    expect(resolveUnikernelConfig({ spec: { initrd: '' }, image: {}, uruncJson: j })).toEqual({ unikernelType: 'unikraft', hypervisor: 'qemu', binary: '/unikernel/kernel', mountRootfs: false });
+  });
+  it('Go ParseBool spellings; urunc v0.8.0 path rules; solo5 names; guest/monitor pairs', () => {
+    const ok = (over: Record<string, string>) => resolveUnikernelConfig({ spec: { ...full, ...over }, image: {}, uruncJson: {} });
+    for (const t of ['1', 't', 'T', 'TRUE', 'true', 'True']) expect(ok({ mountRootfs: t })?.mountRootfs).toBe(true);
+    for (const f of ['0', 'f', 'F', 'FALSE', 'false', 'False']) expect(ok({ mountRootfs: f })?.mountRootfs).toBe(false);
+    expect(() => ok({ mountRootfs: 'tRuE' })).toThrow(/mountRootfs: must be true or false/);
+    expect(() => ok({ mountRootfs: 'yes' })).toThrow(/mountRootfs/);
+    expect(ok({ binary: 'unikernel/k' })?.binary).toBe('unikernel/k');
+    expect(() => ok({ binary: '../k' })).toThrow(/binary: must not start with "\.\." or "-"/);
+    expect(() => ok({ binary: '-k' })).toThrow(/binary: must not start with/);
+    expect(() => ok({ binary: '/unikernel/../k' })).toThrow(/binary: must be a clean path/);
+    expect(() => ok({ binary: '/unikernel//k' })).toThrow(/binary: must be a clean path/);
+    expect(() => ok({ binary: '/unikernel/' })).toThrow(/binary: must be a clean path/);
+    expect(() => ok({ binary: '.' })).toThrow(/binary: must be a clean path/);
+    expect(() => ok({ binary: '/' })).toThrow(/binary: must not be "\/"/);
+    expect(() => ok({ binary: 'x'.repeat(4097) })).toThrow(/binary/);
+    expect(ok({ block: '/d.img', blkMntPoint: '/' })?.blkMntPoint).toBe('/');
+    expect(() => ok({ initrd: '/' })).toThrow(/initrd: must not be/);
+    expect(ok({ solo5NetDev: 'service2' })?.solo5NetDev).toBe('service2');
+    expect(() => ok({ solo5NetDev: 'a_b' })).toThrow(/solo5NetDev: a solo5 device name/);
+    expect(() => ok({ solo5BlkDev: 'x'.repeat(68) })).toThrow(/solo5BlkDev/);
+    expect(() => ok({ hypervisor: 'hvt' })).toThrow(/unsupported guest monitor pair hvt unikraft/);
+    expect(() => ok({ unikernelType: 'mewz', hypervisor: 'firecracker' })).toThrow(/unsupported guest monitor pair firecracker mewz/);
+    expect(ok({ unikernelType: 'rumprun', hypervisor: 'spt' })?.hypervisor).toBe('spt');
+    expect(ok({ unikernelType: 'linux', hypervisor: 'cloud-hypervisor' })?.unikernelType).toBe('linux');
+  });
   it('invalid values are clear errors', () => {
     expect(() => resolveUnikernelConfig({ spec: { ...full, unikernelType: 'windows' }, image: {}, uruncJson: {} })).toThrow(/unikernelType/);
     expect(() => resolveUnikernelConfig({ spec: { ...full, binary: '/a b;rm' }, image: {}, uruncJson: {} })).toThrow(/binary: only/);
