@@ -204,8 +204,21 @@ describe('guest command lines (urunc formats)', () => {
     expect(buildGuest('unikraft', g({ rootfs: '9pfs', args: ['x'], env: [] })).cmdline).toBe('Unikraft netdev.ip=/24::8.8.8.8 vfs.fstab=[ "fs0:/:9pfs:::" ] -- x');
     expect(buildGuest('unikraft', g({ version: '0.15.0', rootfs: 'initrd', net, args: ['x'] })).cmdline).toBe(
       'Unikraft netdev.ipv4_addr=10.4.0.5 netdev.ipv4_gw_addr=10.4.0.1 netdev.ipv4_subnet_mask=255.255.255.0 vfs.rootfs=initrd -- x');
-    const u = buildGuest('unikraft', g({ net, nic }));
+    const u = buildGuest('unikraft', g({ net, nic, args: ['x'] }));
     expect([u.netArgs, u.monitorArgs, u.urunit]).toEqual([undefined, [], undefined]);
+  });
+
+  // Ours, beyond urunc (unikraft.go and linux.go splice values in raw): a value that would split into
+  // more words, close Unikraft's env.vars=[ ], or name a kernel parameter is refused.
+  it('no guest-parameter injection from env or args', () => {
+    expect(() => buildGuest('unikraft', g({ args: ['x'], env: ['A=1 ] vfs.fstab=[ x'] }))).toThrow(/env "A=1 \] vfs.fstab=\[ x": whitespace, quotes, brackets/);
+    expect(() => buildGuest('unikraft', g({ args: ['x', 'two words'], env: [] }))).toThrow(/argument "two words"/);
+    expect(() => buildGuest('unikraft', g({ args: ['x'], env: ['Q="a"'] }))).toThrow(/env/);
+    expect(() => buildGuest('linux', g({ env: ['X=1 init=/bin/sh'] }))).toThrow(/env "X=1 init=\/bin\/sh"/);
+    expect(() => buildGuest('linux', g({ env: ['init=/bin/sh'] }))).toThrow(/env "init": the guest kernel would take it for its own parameter/);
+    expect(() => buildGuest('linux', g({ env: ['ext4.debug=1'] }))).toThrow(/its own parameter/);
+    // With urunit the env travels in its config file: any value is fine.
+    expect(buildGuest('linux', g({ args: ['/urunit', '/app'], env: ['X=1 init=/bin/sh'], rootfs: 'initrd' })).urunit?.config).toContain('X=1 init=/bin/sh\n');
   });
 
   // urunc rumprun.go CommandString, MonitorNetCli (tap), MonitorBlockCli (rootfs, first disk only).
@@ -305,10 +318,10 @@ describe('guest type x monitor: exact argv', () => {
     '-no-user-config', '-display', 'none', '-vga', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot', '-qmp', 'unix:/run/urunc/qmp.sock,server=on,wait=off'];
   const NIC = ['-netdev', 'tap,id=net0,ifname=tap0,script=no,downscript=no', '-device', 'virtio-net-pci,netdev=net0,host_mtu=1450,mac=02:00:00:00:00:01'];
   const DISK = ['-device', 'virtio-blk-pci,serial=rootfs,drive=rootfs,scsi=off', '-drive', 'format=raw,if=none,id=rootfs,file=/dev/urunc-rootfs'];
-  const LINUX = "panic=-1 console=ttyS0 root=/dev/vda rw ip=10.4.0.5::10.4.0.1:255.255.255.0:urunc:eth0:off A=1 B=x y init=/app -- 'x y'";
-  const RUMP = '{"cmdline":"/app x y","env":"A=1","env":"B=x y","net":{"if":"ukvmif0","cloner":"True","type":"inet","method":"static","addr":"10.4.0.5","mask":"1","gw":"10.4.0.1"},"blk":{"source":"etfs","path":"/dev/ld0a","fstype":"blk","mountpoint":"/data"}}';
+  const LINUX = 'panic=-1 console=ttyS0 root=/dev/vda rw ip=10.4.0.5::10.4.0.1:255.255.255.0:urunc:eth0:off A=1 B=2 init=/app -- -v';
+  const RUMP = '{"cmdline":"/app -v","env":"A=1","env":"B=2","net":{"if":"ukvmif0","cloner":"True","type":"inet","method":"static","addr":"10.4.0.5","mask":"1","gw":"10.4.0.1"},"blk":{"source":"etfs","path":"/dev/ld0a","fstype":"blk","mountpoint":"/data"}}';
   const argvOf = (m: HypervisorName, t: UnikernelType) => {
-    const guest = buildGuest(t, g({ monitor: m, args: ['/app', 'x y'], env: ['A=1', 'B=x y'], user: { uid: 1000, gid: 100 }, cwd: '/w', net, nic, rootfs: 'block',
+    const guest = buildGuest(t, g({ monitor: m, args: ['/app', '-v'], env: ['A=1', 'B=2'], user: { uid: 1000, gid: 100 }, cwd: '/w', net, nic, rootfs: 'block',
       disks: [{ id: 'rootfs', mountPoint: '/data' }] }));
     return HYPERVISOR_PLUGINS[m].command(`/bin/${m}`, vm({ guest, vcpus: 1, net: { tap: 'tap0', mac: net.mac, mtu: 1450 }, blocks: [{ id: 'rootfs', path: '/dev/urunc-rootfs' }, { id: 'vol9', path: '/dev/urunc-vol9' }] }));
   };
@@ -323,32 +336,32 @@ describe('guest type x monitor: exact argv', () => {
     ['qemu', 'linux', ['/bin/qemu', ...QEMU, ...NIC, '-device', 'virtio-blk-pci,serial=rootfs,drive=rootfs', '-drive', 'format=raw,if=none,id=rootfs,file=/dev/urunc-rootfs',
       '-device', 'virtio-blk-pci,serial=vol9,drive=vol9', '-drive', 'format=raw,if=none,id=vol9,file=/dev/urunc-vol9', '-kernel', '/guest/kernel', '-append', LINUX]],
     ['qemu', 'unikraft', ['/bin/qemu', ...QEMU, ...NIC, ...DISK, '-device', 'virtio-blk-pci,serial=vol9,drive=vol9,scsi=off', '-drive', 'format=raw,if=none,id=vol9,file=/dev/urunc-vol9',
-      '-kernel', '/guest/kernel', '-append', 'Unikraft env.vars=[ A=1 B=x y ] netdev.ip=10.4.0.5/24:10.4.0.1:8.8.8.8 -- /app x y']],
+      '-kernel', '/guest/kernel', '-append', 'Unikraft env.vars=[ A=1 B=2 ] netdev.ip=10.4.0.5/24:10.4.0.1:8.8.8.8 -- /app -v']],
     ['qemu', 'mewz', ['/bin/qemu', ...QEMU, '-device', 'isa-debug-exit,iobase=0x501,iosize=2', '-device', 'virtio-net-pci,netdev=net0,disable-legacy=on,disable-modern=off,mac=02:00:00:00:00:01',
       '-netdev', 'tap,script=no,downscript=no,id=net0,ifname=tap0', ...DISK, '-device', 'virtio-blk-pci,serial=vol9,drive=vol9,scsi=off', '-drive', 'format=raw,if=none,id=vol9,file=/dev/urunc-vol9',
       '-kernel', '/guest/kernel', '-append', 'ip=10.4.0.5/24 gateway=10.4.0.1']],
     ['qemu', 'hermit', ['/bin/qemu', ...QEMU, '-netdev', 'tap,id=net0,ifname=tap0,script=no,downscript=no', '-device', 'virtio-net-pci,netdev=net0,disable-legacy=on,mac=02:00:00:00:00:01',
       ...DISK, '-device', 'virtio-blk-pci,serial=vol9,drive=vol9,scsi=off', '-drive', 'format=raw,if=none,id=vol9,file=/dev/urunc-vol9',
-      '-kernel', '/guest/kernel', '-append', 'ip=10.4.0.5/24 gateway=10.4.0.1 -- /app x y']],
-    ['qemu', 'mirage', ['/bin/qemu', ...QEMU, ...NIC, '-kernel', '/guest/kernel', '-append', '--ipv4=10.4.0.5/24 --ipv4-gateway=10.4.0.1 /app x y']],
+      '-kernel', '/guest/kernel', '-append', 'ip=10.4.0.5/24 gateway=10.4.0.1 -- /app -v']],
+    ['qemu', 'mirage', ['/bin/qemu', ...QEMU, ...NIC, '-kernel', '/guest/kernel', '-append', '--ipv4=10.4.0.5/24 --ipv4-gateway=10.4.0.1 /app -v']],
     ['qemu', 'includeos', ['/bin/qemu', ...QEMU, ...NIC, ...DISK, '-device', 'virtio-blk-pci,serial=vol9,drive=vol9,scsi=off', '-drive', 'format=raw,if=none,id=vol9,file=/dev/urunc-vol9',
-      '-kernel', '/guest/kernel', '-append', 'A=1 B=x y --net=10.4.0.5/255.255.255.0 --gateway=10.4.0.1 /app x y']],
+      '-kernel', '/guest/kernel', '-append', 'A=1 B=2 --net=10.4.0.5/255.255.255.0 --gateway=10.4.0.1 /app -v']],
     ['cloud-hypervisor', 'linux', ['/bin/cloud-hypervisor', '--memory', 'size=268M', '--cpus', 'boot=1', '--kernel', '/guest/kernel', '--console', 'off', '--serial', 'tty',
       '--seccomp', 'false', '--net', 'tap=tap0,mac=02:00:00:00:00:01,mtu=1450', '--disk', 'path=/dev/urunc-rootfs,id=rootfs', '--disk', 'path=/dev/urunc-vol9,id=vol9', '--cmdline', LINUX]],
     ['hvt', 'rumprun', ['/bin/hvt', '--mem=268', '--net:tap=tap0', '--net-mac:tap=02:00:00:00:00:01', '--block:rootfs=/dev/urunc-rootfs', '/guest/kernel', RUMP]],
     ['spt', 'rumprun', ['/bin/spt', '--mem=268', '--net:tap=tap0', '--net-mac:tap=02:00:00:00:00:01', '--block:rootfs=/dev/urunc-rootfs', '/guest/kernel', RUMP]],
     ['hvt', 'mirage', ['/bin/hvt', '--mem=268', '--net:service=tap0', '--net-mac:service=02:00:00:00:00:01', '--block:storage=/dev/urunc-rootfs', '/guest/kernel',
-      '--ipv4=10.4.0.5/24 --ipv4-gateway=10.4.0.1 /app x y']],
+      '--ipv4=10.4.0.5/24 --ipv4-gateway=10.4.0.1 /app -v']],
     ['spt', 'mirage', ['/bin/spt', '--mem=268', '--net:service=tap0', '--net-mac:service=02:00:00:00:00:01', '--block:storage=/dev/urunc-rootfs', '/guest/kernel',
-      '--ipv4=10.4.0.5/24 --ipv4-gateway=10.4.0.1 /app x y']],
+      '--ipv4=10.4.0.5/24 --ipv4-gateway=10.4.0.1 /app -v']],
     ['hvt', 'includeos', ['/bin/hvt', '--mem=268', '--net:service=tap0', '--net-mac:service=02:00:00:00:00:01', '--block:storage=/dev/urunc-rootfs', '/guest/kernel',
-      'A=1 B=x y --net=10.4.0.5/255.255.255.0 --gateway=10.4.0.1 /app x y']],
+      'A=1 B=2 --net=10.4.0.5/255.255.255.0 --gateway=10.4.0.1 /app -v']],
   ])('%s + %s', (m, t, argv) => {
     expect(argvOf(m, t).argv).toEqual(argv);
   });
   it.each<[UnikernelType, string]>([
     ['linux', LINUX],
-    ['unikraft', 'Unikraft env.vars=[ A=1 B=x y ] netdev.ip=10.4.0.5/24:10.4.0.1:8.8.8.8 -- /app x y'],
+    ['unikraft', 'Unikraft env.vars=[ A=1 B=2 ] netdev.ip=10.4.0.5/24:10.4.0.1:8.8.8.8 -- /app -v'],
     ['freebsd', 'vfs.root.mountfrom=ext2fs:/dev/vtbd0'],
   ])('firecracker + %s: --no-api, and its config file', (t, bootArgs) => {
     const cmd = argvOf('firecracker', t);
@@ -373,7 +386,7 @@ describe('hypervisors', () => {
     // urunc linux.go Linux.MonitorBlockCli: the Linux guest's own disk arguments (no scsi=off).
     expect(a).toContain('-device virtio-blk-pci,serial=rootfs,drive=rootfs -drive format=raw,if=none,id=rootfs,file=/guest/block');
     // urunc qemu.go BuildExecCmd: the default disk arguments, for a guest with none of its own.
-    const uk = HYPERVISOR_PLUGINS.qemu.command('q', vm({ guest: buildGuest('unikraft', g()), blocks: [{ id: 'rootfs', path: '/b' }] })).argv.join(' ');
+    const uk = HYPERVISOR_PLUGINS.qemu.command('q', vm({ guest: buildGuest('unikraft', g({ args: ['x'] })), blocks: [{ id: 'rootfs', path: '/b' }] })).argv.join(' ');
     expect(uk).toContain('-device virtio-blk-pci,serial=rootfs,drive=rootfs,scsi=off -drive format=raw,if=none,id=rootfs,file=/b');
     expect(a).toContain('-kernel /guest/kernel -initrd /guest/initrd -append panic=-1 console=ttyS0 root=/dev/vda rw init=/init --');
     expect(cmd.qmp).toBe('/run/urunc/qmp.sock');

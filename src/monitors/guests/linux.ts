@@ -3,7 +3,7 @@
 // directory, data disks) in an initrd; URUNIT_DEFROUTE=1 when the gateway is off-link; then
 // [rd]init=<app> -- <args>, multi-word arguments single-quoted for urunit. qemu runs it with
 // -no-reboot -nodefaults; it powers off on an ACPI power button when its init handles one.
-import { output, type GuestInput, type GuestOutput, type GuestType } from './types.js';
+import { assertCommandLineWords, output, type GuestInput, type GuestOutput, type GuestType } from './types.js';
 import { isUrunit, urunitConfig } from './urunit.js';
 
 const ROOT: Record<GuestInput['rootfs'], string | undefined> = {
@@ -37,6 +37,8 @@ function build(g: GuestInput): GuestOutput {
     urunit = { config: urunitConfig({ env: g.env, uid: g.user.uid, gid: g.user.gid, cwd: g.cwd, volumes }), placement };
     p.push(placement === 'append' ? 'URUNIT_CONFIG=/urunit.conf' : 'retain_initrd URUNIT_CONFIG=/sys/firmware/initrd');
   } else {
+    // Without urunit the kernel hands K=V words to init: each must stay one word and not be a kernel parameter.
+    assertCommandLineWords(g.env, 'env', { kernelEnv: true });
     p.push(...g.env);
   }
   if (g.net && !onLink(g.net.ip, g.net.gateway, g.net.mask)) p.push('URUNIT_DEFROUTE=1');

@@ -3,6 +3,7 @@
 // the command line, the monitor arguments it depends on (NIC, exit device), solo5 device names,
 // urunit's config. As urunc's per-guest interface (pkg/unikontainers/unikernels: CommandString,
 // MonitorNetCli, MonitorBlockCli, MonitorCli, Init), so the hypervisor plug-ins branch on no guest.
+import { invalidArgument } from '../../errors.js';
 import type { HypervisorName } from '../unikernel-config.js';
 
 export type GuestRootfs = 'initrd' | 'block' | '9pfs' | 'virtiofs' | 'none';
@@ -81,3 +82,24 @@ export function maskToCidr(mask: string): number {
 export const output = (cmdline: string, extra: Partial<GuestOutput> = {}): GuestOutput => ({
   cmdline, monitorArgs: [], netArgs: undefined, blockArgs: undefined, solo5Net: 'service', solo5Block: 'storage', urunit: undefined, acpiPowerdown: false, ...extra,
 });
+
+/** Kernel parameters a Linux kernel consumes itself: an env entry named so would change the boot, not the app's env. */
+const KERNEL_PARAMS = new Set(['init', 'rdinit', 'root', 'rootfstype', 'rootflags', 'rootwait', 'ro', 'rw', 'console', 'earlycon', 'ip', 'nfsroot',
+  'panic', 'initrd', 'retain_initrd', 'noinitrd', 'quiet', 'debug', 'loglevel', 'mem', 'maxcpus', 'nosmp', 'single', 'systemd.unit', 'URUNIT_CONFIG', 'URUNIT_DEFROUTE']);
+
+/**
+ * Env entries and arguments spliced into a kernel command line as words: a value that would split
+ * into more words or close the guest's own syntax (Unikraft's env.vars=[ ]) is refused with a clear
+ * error, as is an env name the kernel takes for one of its own parameters (or a module's, with a ".").
+ */
+export function assertCommandLineWords(words: readonly string[], what: string, opts: { kernelEnv?: boolean } = {}): void {
+  for (const w of words) {
+    if (/[\s"'\[\]\\]/.test(w)) {
+      throw invalidArgument(`${what} ${JSON.stringify(w.length > 40 ? `${w.slice(0, 40)}...` : w)}: whitespace, quotes, brackets and backslashes cannot be passed on this guest's command line`);
+    }
+    if (opts.kernelEnv) {
+      const name = w.split('=')[0] ?? '';
+      if (name.includes('.') || KERNEL_PARAMS.has(name)) throw invalidArgument(`${what} ${JSON.stringify(name)}: the guest kernel would take it for its own parameter`);
+    }
+  }
+}

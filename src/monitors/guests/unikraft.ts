@@ -1,7 +1,7 @@
 // Unikraft (urunc's unikraft.go): `Unikraft [console] env.vars=[ .. ] netdev.ip=IP/N:GW:DNS
 // vfs.fstab=[ .. ] -- args`, or the netdev.ipv4_* / vfs.rootfs form before 0.16.1 (which takes no
 // env). Its root is an initrd or 9pfs (never virtio-fs); the monitor's default NIC.
-import { maskToCidr, output, type GuestInput, type GuestOutput, type GuestType } from './types.js';
+import { assertCommandLineWords, maskToCidr, output, type GuestInput, type GuestOutput, type GuestType } from './types.js';
 
 function compareVersions(a: string, b: string): number {
   const pa = a.split('.').map(Number);
@@ -14,6 +14,9 @@ function compareVersions(a: string, b: string): number {
 }
 
 function build(g: GuestInput): GuestOutput {
+  // env.vars=[ .. ] and the arguments are space-separated words of Unikraft's own syntax (urunc splices them in raw).
+  assertCommandLineWords(g.env, 'env');
+  assertCommandLineWords(g.args, 'argument');
   const legacy = g.version !== undefined && /^\d+(\.\d+)*$/.test(g.version) && compareVersions(g.version, '0.16.1') < 0;
   const p = ['Unikraft'];
   if (g.arch === 'aarch64') p.push('console=ttyS0');
