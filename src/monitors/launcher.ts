@@ -204,6 +204,7 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
       env: ['PATH=/usr/bin:/bin', 'HOME=/'],
       cwd: '/',
       ...pick(spec.process ?? {}, ['capabilities', 'rlimits', 'noNewPrivileges', 'oomScoreAdj', 'apparmorProfile', 'selinuxLabel']),
+      ...(cmd.seccomp ? { noNewPrivileges: true } : {}),
     },
     root: { path: root, readonly: true },
     hostname: spec.hostname,
@@ -220,6 +221,8 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
       namespaces,
       resources,
       devices: [...(linux.devices ?? []), ...devices.map((d) => ({ ...d, fileMode: 0o666, uid: 0, gid: 0 }))],
+      // The container's own profile is not the monitor's (qemu applies its own -sandbox); a plug-in may give one.
+      ...(cmd.seccomp ? { seccomp: cmd.seccomp } : {}),
       maskedPaths: ['/proc/kcore', '/proc/keys', '/proc/timer_list', '/proc/sched_debug', '/proc/scsi'],
       readonlyPaths: ['/proc/sys', '/proc/sysrq-trigger', '/proc/irq', '/proc/bus'],
     },

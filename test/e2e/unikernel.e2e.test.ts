@@ -446,6 +446,34 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
   }, 150_000);
 
+  // urunc hvt.go PreExec: solo5-hvt runs under urunc's syscall allowlist with no_new_privs when the
+  // container has seccomp (ctr --seccomp); a syscall no tender makes traps (SIGSYS: status 159).
+  it('solo5-hvt (stand-in) under the seccomp allowlist: no_new_privs, filter mode, a forbidden syscall is refused', async () => {
+    const t = id('hvt-seccomp');
+    let r = await c.ctr(['run', '-d', '--seccomp', '--runtime', RUNTIME, '--runtime-config-path', fakeConfig, fakeImage('hvt'), t, 'wait']);
+    expect(r.code, r.stderr).toBe(0);
+    const pid = await waitFor('task pid', async () => taskPid(await c.ctr(['task', 'ls']), t));
+    const status = await waitFor('solo5-hvt running', () => {
+      const st = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      return /^Name:\s+solo5-hvt/m.test(st) ? st : undefined;
+    });
+    expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
+    expect(status).toMatch(/^Seccomp:\s+2$/m);
+    expect((await c.ctr(['task', 'kill', '-s', 'KILL', t])).code).toBe(0);
+    await waitFor(`${t} STOPPED`, async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined));
+    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+
+    r = await c.ctr(['run', '--rm', '--seccomp', '--runtime', RUNTIME, '--runtime-config-path', fakeConfig, fakeImage('hvt'), id('hvt-forbidden'), 'forbidden']);
+    expect(r.stdout).toContain('solo5-hvt: trying a forbidden syscall');
+    expect(r.stdout).not.toContain('forbidden syscall returned');
+    expect(r.code).toBe(128 + 31);
+    // Without seccomp in the container's spec there is no filter (as urunc).
+    r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', fakeConfig, fakeImage('hvt'), id('hvt-free'), 'forbidden']);
+    expect(r.stdout).toContain('forbidden syscall returned');
+    expect(r.code, r.stderr).toBe(0);
+  });
+
   // urunc kill ends the monitor whatever it does with SIGTERM: solo5-spt as pid 1 of its pid
   // namespace installs no handler, so the kernel drops SIGTERM (the fake behaves the same).
   it('SIGTERM stops a monitor that ignores it (solo5-spt stand-in) within 10 s', async () => {

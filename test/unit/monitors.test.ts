@@ -464,6 +464,15 @@ describe('hypervisors', () => {
     expect(HYPERVISOR_PLUGINS.spt.command('solo5-spt', vm({ guest: mirage, net: { tap: 'tap0', mac: 'aa', mtu: 1500 }, blocks: [{ id: 'annot_vol', path: '/d' }] })).argv).toEqual([
       'solo5-spt', '--mem=268', '--net:mgmt=tap0', '--net-mac:mgmt=aa', '--block:disk0=/d', '/guest/kernel', '--mgmt-ipv4=10.4.0.5/24 --mgmt-ipv4-gateway=10.4.0.1']);
     expect(HYPERVISOR_PLUGINS.spt.accel(vm().config, true)).toBe('none');
+    // urunc hvt.go PreExec: solo5-hvt under urunc's allowlist (trap otherwise) when the container has seccomp.
+    const hvtCmd = HYPERVISOR_PLUGINS.hvt.command('solo5-hvt', vm({ guest, seccomp: true }));
+    expect(hvtCmd.seccomp?.defaultAction).toBe('SCMP_ACT_TRAP');
+    expect(hvtCmd.seccomp?.architectures).toEqual(['SCMP_ARCH_X86_64']);
+    expect(hvtCmd.seccomp?.syscalls).toEqual([{ action: 'SCMP_ACT_ALLOW', names: expect.arrayContaining(['ioctl', 'pread64', 'pwrite64', 'execve', 'exit_group', 'arch_prctl', 'newfstatat']) }]);
+    expect(hvtCmd.seccomp?.syscalls[0]?.names).toHaveLength(45);
+    expect(hvtCmd.seccomp?.syscalls[0]?.names).not.toContain('mkdir');
+    expect(HYPERVISOR_PLUGINS.hvt.command('solo5-hvt', vm({ guest, seccomp: false })).seccomp).toBeUndefined();
+    expect(HYPERVISOR_PLUGINS.spt.command('solo5-spt', vm({ guest, seccomp: true })).seccomp).toBeUndefined();
     expect(HYPERVISOR_PLUGINS.hvt.accel(vm().config, false)).toBe('kvm');
   });
 });

@@ -32,6 +32,15 @@ export interface MonitorCommand {
   files: Record<string, string>;
   /** A QMP socket (path inside the monitor root) the watchdog can watch. */
   qmp: string | undefined;
+  /** A seccomp filter runc installs (with no_new_privs) right before it execs the monitor. */
+  seccomp?: OciSeccomp | undefined;
+}
+
+/** The OCI runtime spec's linux.seccomp, as runc takes it. */
+export interface OciSeccomp {
+  defaultAction: string;
+  architectures: string[];
+  syscalls: Array<{ names: string[]; action: string }>;
 }
 
 export interface Hypervisor {

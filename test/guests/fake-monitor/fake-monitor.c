@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static void on_term(int sig) { (void)sig; _exit(0); }
@@ -68,7 +70,19 @@ int main(int argc, char **argv) {
 	printf("%s: booting %s\n", name, kernel);
 	printf("%s: cmdline %s\n", name, cmdline);
 	fflush(stdout);
-	if (strstr(cmdline, "wait")) for (;;) pause();
+	/* A syscall no tender makes (mkdir): refused under solo5-hvt's seccomp allowlist (SIGSYS). */
+	if (strstr(cmdline, "forbidden")) {
+		printf("%s: trying a forbidden syscall\n", name);
+		fflush(stdout);
+		long r = syscall(SYS_mkdir, "/forbidden-by-seccomp", 0700);
+		printf("%s: forbidden syscall returned %ld\n", name, r);
+		fflush(stdout);
+	}
+	/* Waits with the raw nanosleep (glibc's sleep and pause use syscalls outside solo5's allowlist). */
+	if (strstr(cmdline, "wait")) {
+		struct timespec ts = {1, 0};
+		for (;;) syscall(SYS_nanosleep, &ts, NULL);
+	}
 	const char *e = strstr(cmdline, "exit=");
 	return e ? atoi(e + 5) & 0xff : 0;
 }
