@@ -134,14 +134,26 @@ export function unmountAll(target: string): void {
   }
 }
 
-/** True when some mount sits at or below `dir` (from /proc/self/mountinfo, octal escapes decoded). */
+/** One line of /proc/self/mountinfo, octal escapes decoded. */
+export interface MountInfo { root: string; mountPoint: string; options: string; fstype: string; source: string }
+
+const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+
+export function parseMountInfo(text: string = fs.readFileSync('/proc/self/mountinfo', 'utf8')): MountInfo[] {
+  const out: MountInfo[] = [];
+  for (const line of text.split('\n')) {
+    const [pre, post] = line.split(' - ');
+    if (!pre || !post) continue;
+    const f = pre.split(' ');
+    const [fstype, source] = post.split(' ');
+    if (f.length < 6 || !fstype || !source) continue;
+    out.push({ root: unescape(f[3] as string), mountPoint: unescape(f[4] as string), options: f[5] as string, fstype, source: unescape(source) });
+  }
+  return out;
+}
+
+/** True when some mount sits at or below `dir`. */
 export function hasMountsUnder(dir: string): boolean {
   const d = path.resolve(dir);
-  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const mp = line.split(' ')[4];
-    if (!mp) continue;
-    const p = mp.replace(/\\([0-7]{3})/g, (_s, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
-    if (p === d || p.startsWith(`${d}/`)) return true;
-  }
-  return false;
+  return parseMountInfo().some((m) => m.mountPoint === d || m.mountPoint.startsWith(`${d}/`));
 }

@@ -6,8 +6,7 @@
 // step is retried by the next caller.
 import fs from 'node:fs';
 import { messageOf } from '../errors.js';
-import { hasMountsUnder, parseMountOptions, unmountAll } from './mounts.js';
-import { parseMountInfo } from './volumes.js';
+import { hasMountsUnder, parseMountInfo, parseMountOptions, unmountAll } from './mounts.js';
 import { mount } from '../sys/libc.js';
 import { readState, statePath, writeAtomic } from './state.js';
 import { releaseView, type SnapshotApi } from './view.js';
@@ -26,7 +25,7 @@ export function processStartTime(pid: number): string | undefined {
 /** Mounts a lent volume back, unless something is mounted there already (idempotent). */
 function remountVolume(v: { device: string; fstype: string; hostPath: string; hostOptions: string }): void {
   if (!fs.existsSync(v.hostPath)) return;
-  if (parseMountInfo(fs.readFileSync('/proc/self/mountinfo', 'utf8')).some((m) => m.mountPoint === v.hostPath)) return;
+  if (parseMountInfo().some((m) => m.mountPoint === v.hostPath)) return;
   const { flags } = parseMountOptions(v.hostOptions.split(','));
   mount(v.device, v.hostPath, v.fstype, flags, '');
 }

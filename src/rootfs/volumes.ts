@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { invalidArgument } from '../errors.js';
 import type { CpioEntry } from './cpio.js';
+import type { MountInfo } from './mounts.js';
 import { resolveInRoot } from './resolve-in-root.js';
 
 export interface SpecMount {
@@ -44,6 +45,14 @@ export function guestVolumes(mounts: readonly SpecMount[] | undefined): GuestVol
   return out;
 }
 
+/** The volume's source when it is a regular file that may be copied into `into` (directories: undefined). */
+async function regularFile(v: Pick<GuestVolume, 'source' | 'destination'>, into: string): Promise<fs.Stats | undefined> {
+  const st = await fs.promises.stat(v.source);
+  if (!st.isFile()) return undefined;
+  if (st.size > MAX_VOLUME_FILE) throw invalidArgument(`mount ${v.destination}: ${st.size} bytes is too large to copy into ${into} (at most ${MAX_VOLUME_FILE})`);
+  return st;
+}
+
 /**
  * The initrd records for the volumes' regular files (urunc's CopyFileMountsToInitrd: directories
  * are skipped), read off the event loop, each at most MAX_VOLUME_FILE bytes.
@@ -51,9 +60,8 @@ export function guestVolumes(mounts: readonly SpecMount[] | undefined): GuestVol
 export async function initrdVolumeFiles(volumes: ReadonlyArray<Pick<GuestVolume, 'source' | 'destination'>>): Promise<CpioEntry[]> {
   const out: CpioEntry[] = [];
   for (const v of volumes) {
-    const st = await fs.promises.stat(v.source);
-    if (!st.isFile()) continue;
-    if (st.size > MAX_VOLUME_FILE) throw invalidArgument(`mount ${v.destination}: ${st.size} bytes is too large to copy into the initrd (at most ${MAX_VOLUME_FILE})`);
+    const st = await regularFile(v, 'the initrd');
+    if (!st) continue;
     out.push({ name: v.destination, mode: 0o100000 | (st.mode & 0o7777), data: await fs.promises.readFile(v.source) });
   }
   return out;
@@ -68,9 +76,8 @@ export async function initrdVolumeFiles(volumes: ReadonlyArray<Pick<GuestVolume,
 export async function copyVolumeFiles(root: string, volumes: ReadonlyArray<Pick<GuestVolume, 'source' | 'destination'>>): Promise<number> {
   let copied = 0;
   for (const v of volumes) {
-    const st = await fs.promises.stat(v.source);
-    if (!st.isFile()) continue;
-    if (st.size > MAX_VOLUME_FILE) throw invalidArgument(`mount ${v.destination}: ${st.size} bytes is too large to copy into the guest's root (at most ${MAX_VOLUME_FILE})`);
+    const st = await regularFile(v, "the guest's root");
+    if (!st) continue;
     const parent = mkdirInRoot(root, path.posix.dirname(v.destination));
     const target = path.join(parent, path.posix.basename(v.destination));
     const cur = await fs.promises.lstat(target).catch(() => undefined);
@@ -112,23 +119,6 @@ export interface BlockVolume {
   hostOptions: string;
   /** Where the guest mounts it. */
   mountPoint: string;
-}
-
-interface MountInfo { root: string; mountPoint: string; options: string; fstype: string; source: string }
-
-const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
-
-export function parseMountInfo(text: string): MountInfo[] {
-  const out: MountInfo[] = [];
-  for (const line of text.split('\n')) {
-    const [pre, post] = line.split(' - ');
-    if (!pre || !post) continue;
-    const f = pre.split(' ');
-    const [fstype, source] = post.split(' ');
-    if (f.length < 6 || !fstype || !source) continue;
-    out.push({ root: unescape(f[3] as string), mountPoint: unescape(f[4] as string), options: f[5] as string, fstype, source: unescape(source) });
-  }
-  return out;
 }
 
 /**

@@ -18,13 +18,13 @@ import { configPathFor, loadRuntimeConfig, type RuntimeConfig } from '../monitor
 import { decodeUruncJson, pickUnikernelKeys, resolveUnikernelConfig, type UnikernelConfig } from '../monitors/unikernel-config.js';
 import { startVirtiofsd, virtiofsdArgv, virtiofsdAvailable } from '../monitors/virtiofsd.js';
 import { queueProxyEnv, setupNetwork } from '../monitors/network.js';
-import { blockRootfs, mountAll, unmountAll, type BlockSource, type Mount } from '../rootfs/mounts.js';
+import { blockRootfs, mountAll, parseMountInfo, unmountAll, type BlockSource, type Mount } from '../rootfs/mounts.js';
 import { chooseRootfs, needsHostRootfs, type Choice, type RootfsParams } from '../rootfs/planner.js';
 import { processStartTime, releaseRootfs } from '../rootfs/release.js';
 import { resolveFileInRoot, resolveInRoot } from '../rootfs/resolve-in-root.js';
 import { assertNoInternalAnnotations, persistParams, StateFile, writeAtomic } from '../rootfs/state.js';
 import { createView, type SnapshotApi } from '../rootfs/view.js';
-import { blockVolumes, copyVolumeFiles, guestVolumes, parseMountInfo, type BlockVolume } from '../rootfs/volumes.js';
+import { blockVolumes, copyVolumeFiles, guestVolumes, type BlockVolume } from '../rootfs/volumes.js';
 import { umount } from '../sys/libc.js';
 import { failpoint } from '../sys/failpoints.js';
 
@@ -186,7 +186,7 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
   const volumes = guestVolumes(o.spec.mounts);
   let disks: BlockVolume[] = [];
   if (choice.type === 'block' && choice.blockSource === 'container' && volumes.length > 0) {
-    disks = blockVolumes(volumes, parseMountInfo(fs.readFileSync('/proc/self/mountinfo', 'utf8')), blockFsOf(config.unikernelType));
+    disks = blockVolumes(volumes, parseMountInfo(), blockFsOf(config.unikernelType));
     if (o.mounts.length > 0) {
       if (mounted) unmountAll(mounted);
       await mountRootfs(o.mounts);

@@ -46,6 +46,13 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     return name;
   };
   const bundleOf = (t: string) => path.join(c.state, 'io.containerd.runtime.v2.task', 'default', t);
+  const waitStopped = (t: string, timeoutMs?: number) =>
+    waitFor(`${t} STOPPED`, async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined), timeoutMs);
+  /** task rm and c rm of a stopped task, each must succeed. */
+  const removeStopped = async (t: string): Promise<void> => {
+    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+  };
 
   beforeAll(async () => {
     buildGuests();
@@ -270,7 +277,7 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     await waitFor('the guest waits for the power button', () => (fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('waiting for the power button') ? true : undefined), 90_000);
     const killedAt = Date.now();
     expect((await c.ctr(['task', 'kill', t])).code).toBe(0);
-    await waitFor(`${t} STOPPED`, async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined), 30_000);
+    await waitStopped(t, 30_000);
     expect(Date.now() - killedAt).toBeLessThan(10_000);
     await waitFor('shutdown line', () => (fs.readFileSync(logFile, 'utf8').includes('guest: power button pressed, shutting down') ? true : undefined), 5_000);
     const shimLog = fs.readFileSync(c.logFile, 'utf8').split('\n').filter((l) => l.includes(`"task":"${t}"`)).join('\n');
@@ -278,8 +285,7 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     expect(shimLog).not.toMatch(/still running after the power-down/);
     // The guest powered off: qemu's status 0 is the task's.
     expect(shimLog).toMatch(/"status":0,"msg":"process exited"/);
-    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
-    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+    await removeStopped(t);
   }, 150_000);
 
   it('Linux guest with a 9p root reads a file that exists only in the image', async () => {
@@ -326,9 +332,8 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
 
     for (const task of [t, peer]) {
       expect((await c.ctr(['task', 'kill', task])).code).toBe(0);
-      await waitFor(`${task} STOPPED`, async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${task}\\s+\\d+\\s+STOPPED`)) ? true : undefined));
-      expect((await c.ctr(['task', 'rm', task])).code).toBe(0);
-      expect((await c.ctr(['c', 'rm', task])).code).toBe(0);
+      await waitStopped(task);
+      await removeStopped(task);
     }
     expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
   });
@@ -346,9 +351,8 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     expect(status).toMatch(/^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
     expect(status).toMatch(/^Gid:\s+65534\s+65534\s+65534\s+65534$/m);
     expect((await c.ctr(['task', 'kill', '-s', 'KILL', t])).code).toBe(0);
-    await waitFor(`${t} STOPPED`, async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined));
-    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
-    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+    await waitStopped(t);
+    await removeStopped(t);
   });
 
   it.each([
@@ -400,9 +404,8 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     await waitFor('the guest console', () => (fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('waiting') ? true : undefined), 30_000);
     expect(fs.readFileSync(logFile, 'utf8')).toContain('Hello from a urunc-ts unikernel!');
     expect((await c.ctr(['task', 'kill', '-s', 'KILL', t])).code).toBe(0);
-    await waitFor(`${t} STOPPED`, async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined));
-    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
-    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+    await waitStopped(t);
+    await removeStopped(t);
   });
 
   // urunc urunc_config.go: sections it does not know are ignored, logrus levels such as fatal accepted.
@@ -437,13 +440,12 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     await waitFor('the guest runs its app', () => (fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('URUNC_LINUX_MARKER') ? true : undefined), 90_000);
     const killedAt = Date.now();
     expect((await c.ctr(['task', 'kill', t])).code).toBe(0);
-    await waitFor(`${t} STOPPED`, async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined), 30_000);
+    await waitStopped(t, 30_000);
     expect(Date.now() - killedAt).toBeGreaterThanOrEqual(1900);
     const shimLog = fs.readFileSync(c.logFile, 'utf8').split('\n').filter((l) => l.includes(`"task":"${t}"`)).join('\n');
     expect(shimLog).toMatch(/still running after the power-down: killing the hypervisor/);
     expect(shimLog).toMatch(/"status":137,"msg":"process exited"/);
-    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
-    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+    await removeStopped(t);
   }, 150_000);
 
   // urunc hvt.go PreExec: solo5-hvt runs under urunc's syscall allowlist with no_new_privs when the
@@ -460,9 +462,8 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
     expect(status).toMatch(/^Seccomp:\s+2$/m);
     expect((await c.ctr(['task', 'kill', '-s', 'KILL', t])).code).toBe(0);
-    await waitFor(`${t} STOPPED`, async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined));
-    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
-    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+    await waitStopped(t);
+    await removeStopped(t);
 
     r = await c.ctr(['run', '--rm', '--seccomp', '--runtime', RUNTIME, '--runtime-config-path', fakeConfig, fakeImage('hvt'), id('hvt-forbidden'), 'forbidden']);
     expect(r.stdout).toContain('solo5-hvt: trying a forbidden syscall');
@@ -485,10 +486,9 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     const at = Date.now();
     r = await c.ctr(['task', 'kill', '-s', 'SIGTERM', t]);
     expect(r.code, r.stderr).toBe(0);
-    await waitFor(`${t} STOPPED`, async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined), 10_000);
+    await waitStopped(t, 10_000);
     expect(Date.now() - at).toBeLessThan(10_000);
-    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
-    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+    await removeStopped(t);
   });
 
   it.each(FAKES)('%s (fake binary): config/argv reach the monitor, its exit status is the task status', async (m) => {

@@ -2,10 +2,10 @@
 // (`vfs.root.mountfrom=ext2fs:/dev/vtbd0` for the container's block rootfs), its urunit config as
 // an extra disk. urunc runs it on firecracker only (its qemu devices are disabled upstream).
 import { output, type GuestInput, type GuestOutput, type GuestType } from './types.js';
-import { urunitConfig } from './urunit.js';
+import { urunitConfig, urunitVolumes } from './urunit.js';
 
 function build(g: GuestInput): GuestOutput {
-  const config = urunitConfig({ env: g.env, uid: g.user.uid, gid: g.user.gid, cwd: g.cwd, volumes: g.disks.filter((d) => d.id !== 'rootfs').map((d) => ({ id: `FC${d.id}`, mountPoint: d.mountPoint })) });
+  const config = urunitConfig({ env: g.env, uid: g.user.uid, gid: g.user.gid, cwd: g.cwd, volumes: urunitVolumes(g.disks, true) });
   return output(g.rootfs === 'block' ? 'vfs.root.mountfrom=ext2fs:/dev/vtbd0' : 'vfs.root.mountfrom=/dev/vtbd0', {
     urunit: { config, placement: 'disk' },
   });

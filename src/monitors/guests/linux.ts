@@ -4,7 +4,7 @@
 // [rd]init=<app> -- <args>, multi-word arguments single-quoted for urunit. qemu runs it with
 // -no-reboot -nodefaults; it powers off on an ACPI power button when its init handles one.
 import { assertCommandLineWords, output, type GuestInput, type GuestOutput, type GuestType } from './types.js';
-import { isUrunit, urunitConfig } from './urunit.js';
+import { isUrunit, urunitConfig, urunitVolumes } from './urunit.js';
 
 const ROOT: Record<GuestInput['rootfs'], string | undefined> = {
   block: 'root=/dev/vda rw',
@@ -33,7 +33,7 @@ function build(g: GuestInput): GuestOutput {
   if (isUrunit(app)) {
     const placement = g.rootfs === 'initrd' ? 'append' : 'extra';
     // firecracker names its drives in order; urunit maps FC<id> to /dev/vd[b..] (Linux.buildUrunitConfig).
-    const volumes = g.disks.filter((d) => d.id !== 'rootfs').map((d) => ({ id: g.monitor === 'firecracker' ? `FC${d.id}` : d.id, mountPoint: d.mountPoint }));
+    const volumes = urunitVolumes(g.disks, g.monitor === 'firecracker');
     urunit = { config: urunitConfig({ env: g.env, uid: g.user.uid, gid: g.user.gid, cwd: g.cwd, volumes }), placement };
     p.push(placement === 'append' ? 'URUNIT_CONFIG=/urunit.conf' : 'retain_initrd URUNIT_CONFIG=/sys/firmware/initrd');
   } else {

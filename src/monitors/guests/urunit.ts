@@ -16,6 +16,11 @@ export interface UrunitConfig {
   volumes: Array<{ id: string; mountPoint: string }>;
 }
 
+/** urunit's block section for a VM's disks: every disk but the root, named FC<id> on firecracker (drives found by order). */
+export function urunitVolumes(disks: ReadonlyArray<{ id: string; mountPoint: string }>, firecracker: boolean): UrunitConfig['volumes'] {
+  return disks.filter((d) => d.id !== 'rootfs').map((d) => ({ id: firecracker ? `FC${d.id}` : d.id, mountPoint: d.mountPoint }));
+}
+
 /**
  * The config text. urunit splits on newlines and drops the whole config for an empty WD, so a
  * value that cannot be represented is a clear error here instead of a silently different guest.
