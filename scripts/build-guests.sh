@@ -2,7 +2,7 @@
 # Builds the test guests into .cache/guests (idempotent; rebuilt only when a source changes):
 #   hello.elf        the multiboot hello kernel (test/guests/hello)
 #   vmlinux          Debian's kernel, uncompressed (linux-image-6.1 package, unpacked, not installed)
-#   initramfs.gz     busybox + the 9p/virtio-blk/virtio-net/ext4/overlay/ACPI-button modules + test/guests/linux
+#   initramfs.gz     busybox + the 9p/virtio-fs/virtio-blk/virtio-net/ext4/overlay/ACPI-button modules + test/guests/linux
 #                    scripts + /urunit (test/guests/urunit, a stand-in following urunit's contract)
 #   fake-monitor     a stand-in for monitors not packaged here (test/guests/fake-monitor)
 #   pause            a static pause program for the test pods' sandbox image (test/guests/pause)
@@ -72,9 +72,9 @@ if [ ! -f "$out/initramfs.gz" ] || [ "$(cat "$out/initramfs.stamp" 2>/dev/null)"
   install -m 0755 test/guests/linux/init "$ird/init"
   install -m 0755 test/guests/linux/app "$ird/bin/app"
   install -m 0755 test/guests/linux/guest-exit "$ird/bin/guest-exit"
-  # 9p over virtio (mmio for microvm, pci for pc), virtio-blk, virtio-net, ext4, overlay and their dependencies, in load order.
+  # 9p and virtio-fs over virtio (mmio for microvm, pci for pc), virtio-blk, virtio-net, ext4, overlay and their dependencies, in load order.
   mdir=$kdir/root/lib/modules/$kver
-  want="kernel/drivers/net/virtio_net.ko kernel/crypto/crc32c_generic.ko kernel/fs/overlayfs/overlay.ko kernel/fs/ext4/ext4.ko kernel/fs/9p/9p.ko kernel/net/9p/9pnet_virtio.ko kernel/drivers/virtio/virtio_mmio.ko kernel/drivers/virtio/virtio_pci.ko kernel/drivers/block/virtio_blk.ko kernel/drivers/input/evdev.ko kernel/drivers/acpi/button.ko"
+  want="kernel/drivers/net/virtio_net.ko kernel/crypto/crc32c_generic.ko kernel/fs/overlayfs/overlay.ko kernel/fs/ext4/ext4.ko kernel/fs/9p/9p.ko kernel/net/9p/9pnet_virtio.ko kernel/fs/fuse/virtiofs.ko kernel/drivers/virtio/virtio_mmio.ko kernel/drivers/virtio/virtio_pci.ko kernel/drivers/block/virtio_blk.ko kernel/drivers/input/evdev.ko kernel/drivers/acpi/button.ko"
   order=()
   # No depmod here: dependencies come from each module's own modinfo "depends=" string.
   path_of() { find "$mdir/kernel" -name "$(echo "$1" | sed 's/[-_]/[-_]/g').ko*" | head -1 | sed "s|^$mdir/||"; }

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything this project needs on a fresh Debian 12 machine, as root, idempotently:
-# Debian packages (containerd, runc, qemu, gcc for the test guests), npm packages (from
-# package-lock.json), containerd 1.7 and 2.x and the guest kernel unpacked into .cache/ (never
+# Debian packages (containerd, runc, qemu, gcc for the test guests, patchelf), npm packages (from
+# package-lock.json), containerd 1.7 and 2.x, trixie's virtiofsd and the guest kernel unpacked into .cache/ (never
 # installed system-wide), the test guests in .cache/guests, and the built shim in bin/.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
-packages=(containerd runc containernetworking-plugins iptables protobuf-compiler busybox-static util-linux mount bsdutils iproute2 e2fsprogs tar gzip xz-utils cpio ca-certificates qemu-system-x86 gcc libc6-dev)
+packages=(containerd runc containernetworking-plugins iptables protobuf-compiler busybox-static util-linux mount bsdutils iproute2 e2fsprogs tar gzip xz-utils cpio ca-certificates qemu-system-x86 gcc libc6-dev patchelf)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -30,7 +30,7 @@ if ! cmp -s package-lock.json node_modules/.urunc-lock 2>/dev/null; then
   cp package-lock.json node_modules/.urunc-lock
 fi
 
-bash scripts/fetch-containerd.sh
+bash scripts/fetch-newer.sh
 bash scripts/build-guests.sh
 npm run --silent build
-echo "setup: ready ($(containerd --version | awk '{print $3}'), $("$repo/.cache/containerd/trixie/usr/bin/containerd" --version | awk '{print $3}'), $("$repo/.cache/containerd/sid/usr/bin/containerd" --version | awk '{print $3}'))"
+echo "setup: ready ($(containerd --version | awk '{print $3}'), $("$repo/.cache/containerd/trixie/usr/bin/containerd" --version | awk '{print $3}'), $("$repo/.cache/containerd/sid/usr/bin/containerd" --version | awk '{print $3}'), virtiofsd $("$repo/.cache/virtiofsd/virtiofsd" --version | awk "{print \$2}"))"

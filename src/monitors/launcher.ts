@@ -22,6 +22,8 @@ import { readParams } from '../rootfs/state.js';
 import { hasMountsUnder } from '../rootfs/mounts.js';
 import { cpioArchive, parentDirs, type CpioEntry } from '../rootfs/cpio.js';
 import { guestVolumes, initrdVolumeFiles, type GuestVolume, type SpecMount } from '../rootfs/volumes.js';
+import { loaderDirs } from './elf.js';
+import { virtiofsdArgv, virtiofsdSandbox, type Capabilities } from './virtiofsd.js';
 
 /** Inside the monitor root. */
 const GUEST_DIR = '/guest';
@@ -29,7 +31,9 @@ const SHARED_ROOT = '/cntrRootfs';
 const SCRATCH = '/run/urunc';
 /** The container's block device, as a node in the monitor's /dev. */
 const BLOCK_DEVICE = '/dev/urunc-rootfs';
-export const VIRTIOFS_SOCKET = 'virtiofs.sock';
+const VIRTIOFS_SOCKET = 'virtiofs.sock';
+/** The host's library directories, bound into every monitor root (merged-/usr symlinks recreated instead). */
+const LIBRARY_DIRS = ['/lib', '/lib64', '/usr/lib', '/usr/lib64'];
 /** urunit's config file in the scratch dir, when it is an initrd or a disk of its own. */
 const URUNIT_CONF = 'urunit.conf';
 
@@ -62,11 +66,16 @@ export interface LaunchPlan {
    * loop) before the monitor starts.
    */
   initrdCopy: { from: string; to: string; urunitConfig: string | undefined; volumes: GuestVolume[] } | undefined;
+  /**
+   * virtiofsd for a virtio-fs root: the OCI process file for `runc exec` into the monitor's
+   * container (created, not yet started), the socket to wait for and its log, all host paths.
+   */
+  virtiofsd: { processFile: string; socket: string; log: string } | undefined;
 }
 
 export type OciSpec = Record<string, unknown> & {
   ociVersion: string;
-  process?: Record<string, unknown> & { args?: string[]; env?: string[]; terminal?: boolean; user?: { uid: number; gid: number } };
+  process?: Record<string, unknown> & { args?: string[]; env?: string[]; terminal?: boolean; user?: { uid: number; gid: number }; capabilities?: Capabilities };
   linux?: Record<string, unknown> & {
     namespaces?: Array<{ type: string; path?: string }>;
     resources?: Record<string, unknown> & { memory?: { limit?: number }; devices?: unknown[] };
@@ -155,7 +164,7 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   const binds: Array<[string, string, boolean]> = [[binary, binary, true]];
   // The monitor's shared libraries: the library directories, as urunc binds them; merged-/usr
   // symlinks (/lib -> usr/lib) are recreated as symlinks in the monitor root.
-  for (const d of ['/lib', '/lib64', '/usr/lib', '/usr/lib64']) {
+  for (const d of LIBRARY_DIRS) {
     let st: fs.Stats;
     try {
       st = fs.lstatSync(d);
@@ -169,7 +178,7 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   binds.push([kernel, vm.kernel, true]);
   // The container's volumes: live in a 9p root (as urunc binds them under /cntrRootfs), their files
   // copied into an initrd root (here) or a block root (at Create, task/unikernel.ts, which also lends
-  // block-device volumes as disks); a virtio-fs root does not get them yet (see the README).
+  // block-device volumes as disks).
   const volumes = guestVolumes(inp.spec.mounts);
   const urunitConfig = guest.urunit?.placement === 'append' ? guest.urunit.config : undefined;
   const initrdCopy = initrd && rootfsType === 'initrd' && (urunitConfig !== undefined || volumes.length > 0)
@@ -177,9 +186,27 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   if (initrd && vm.initrd) binds.push([initrdCopy?.to ?? initrd, vm.initrd, true]);
   if (block && !block.device) binds.push([block.path, `${GUEST_DIR}/block`, false]);
   if (dataDisk) binds.push([dataDisk, `${GUEST_DIR}/annot_vol`, false]);
-  if (vm.sharedFs?.kind === '9p') {
-    binds.push([params.mountedPath, SHARED_ROOT, false]);
+  let virtiofsd: LaunchPlan['virtiofsd'];
+  if (vm.sharedFs) {
+    // Live volumes under the export, as urunc binds them over /cntrRootfs; in the seed mode the image's
+    // read-only view is served instead of the rootfs when every volume has its mount point there.
+    const seed = inp.config.shared_fs.readonly;
+    const fromView = seed && params.artifacts === 'view' && volumes.every((v) => mountPointIn(params.artifactRoot, v.destination, v.source));
+    binds.push([fromView ? params.artifactRoot : params.mountedPath, SHARED_ROOT, fromView]);
     for (const v of volumes) binds.push([v.source, `${SHARED_ROOT}${v.destination}`, v.readonly]);
+    if (vm.sharedFs.kind === 'virtiofs') {
+      const vf = inp.config.extra_binaries.virtiofsd;
+      const vfBinary = fs.realpathSync(vf.path);
+      binds.push([vfBinary, vfBinary, true]);
+      for (const d of loaderDirs(vfBinary, [...LIBRARY_DIRS, ...binds.map((b) => b[1])])) binds.push([d, d, true]);
+      const argv = virtiofsdArgv(vfBinary, vf.options, vm.sharedFs.socket, SHARED_ROOT, { sandbox: virtiofsdSandbox(inp.spec.process?.capabilities), readonly: seed });
+      virtiofsd = { processFile: path.join(dir, 'virtiofsd.json'), socket: path.join(scratch, VIRTIOFS_SOCKET), log: path.join(dir, 'virtiofsd.log') };
+      fs.writeFileSync(virtiofsd.processFile, JSON.stringify({
+        terminal: false, user, args: argv, env: ['PATH=/usr/bin:/bin', 'HOME=/'], cwd: '/',
+        ...pick(inp.spec.process ?? {}, ['capabilities', 'rlimits', 'oomScoreAdj', 'apparmorProfile', 'selinuxLabel']),
+        noNewPrivileges: true,
+      }));
+    }
   }
   binds.push([scratch, SCRATCH, false]);
 
@@ -229,7 +256,7 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   };
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(derived));
   const powerdownMs = guest.acpiPowerdown && cmd.qmp ? inp.config.guests.linux.powerdown_timeout_ms : 0;
-  return { runcBundle: dir, argv: cmd.argv, qmpInMonitor: cmd.qmp, rootfsType, accel, powerdownMs, initrdCopy };
+  return { runcBundle: dir, argv: cmd.argv, qmpInMonitor: cmd.qmp, rootfsType, accel, powerdownMs, initrdCopy, virtiofsd };
 }
 
 /** Writes what the plan could not write synchronously (sizes the image and the volumes control): the initrd copy. */
@@ -265,6 +292,26 @@ export function removeMonitorBundle(bundle: string): void {
     throw new Error(`${root} still has mounts; not removing it`);
   }
   fs.rmSync(root, { recursive: true, force: true });
+}
+
+/**
+ * Whether `dest` (a volume's destination) already exists in `root` as the kind of mount point its
+ * source needs, through real directories only (a read-only root cannot get one made, and a symlink
+ * would lead the bind elsewhere).
+ */
+function mountPointIn(root: string, dest: string, source: string): boolean {
+  let p = root;
+  const parts = dest.split('/').filter(Boolean);
+  try {
+    for (const [i, part] of parts.entries()) {
+      p = path.join(p, part);
+      const st = fs.lstatSync(p);
+      if (i < parts.length - 1 ? !st.isDirectory() : st.isDirectory() !== fs.statSync(source).isDirectory() || st.isSymbolicLink()) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The guest's root disk on the host: the image's block file (inside the rootfs) or the container's own device or file. */

@@ -63,7 +63,7 @@ const ConfigSchema = z.object({
   solo5NetDev: z.optional(solo5Name),
   solo5BlkDev: z.optional(solo5Name),
   /** Ours: forces the guest root ("initrd", "block", "9pfs", "none"); an initrd then only loads drivers. */
-  rootfsType: z.optional(z.enum(['initrd', 'block', '9pfs', 'none'])),
+  rootfsType: z.optional(z.enum(['initrd', 'block', '9pfs', 'virtiofs', 'none'])),
 });
 
 export type UnikernelConfig = z.infer<typeof ConfigSchema>;

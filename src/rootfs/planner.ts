@@ -33,7 +33,7 @@ export interface PlanInput {
     block?: string | undefined;
     blkMntPoint?: string | undefined;
     mountRootfs?: boolean | undefined;
-    rootfsType?: 'initrd' | 'block' | '9pfs' | 'none' | undefined;
+    rootfsType?: 'initrd' | 'block' | '9pfs' | 'virtiofs' | 'none' | undefined;
   };
   /** The container rootfs when it is a single block filesystem. */
   containerBlock: BlockSource | undefined;
@@ -62,6 +62,9 @@ export function chooseRootfs(inp: PlanInput): Choice {
     case '9pfs':
       if (!inp.sharedFs.ninep) throw invalidArgument('rootfsType 9pfs: this guest type or monitor has no 9p root');
       return { type: '9pfs' };
+    case 'virtiofs':
+      if (!inp.sharedFs.virtiofs) throw invalidArgument('rootfsType virtiofs: this guest type or monitor has no virtio-fs root, or the configured virtiofsd is missing');
+      return { type: 'virtiofs' };
     case 'none':
       return { type: 'none' };
     case undefined:

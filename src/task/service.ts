@@ -17,7 +17,7 @@ import type { CreateRequest, EventSink, ExecRequest, ExitInfo, ProcessState } fr
 import { readSpec } from './spec.js';
 import { oomKills } from './oom.js';
 import { validateId } from './identifiers.js';
-import { setupContainer, snapshotsFor, specRootfs, type UnikernelHost, type UnikernelTask } from './unikernel.js';
+import { setupContainer, snapshotsFor, specRootfs, startVirtiofsd, type UnikernelHost, type UnikernelTask } from './unikernel.js';
 import { removeMonitorBundle, type OciSpec } from '../monitors/launcher.js';
 import { Watchdog } from '../monitors/watchdog.js';
 import { hooksOf, runHooks, type OciState } from './hooks.js';
@@ -130,6 +130,7 @@ export class TaskService {
       await io.receiveConsole();
       io.releaseChildFds();
       if (unikernel) {
+        await startVirtiofsd(req.id, unikernel, runc);
         const st = ociState(req.id, req.bundle, spec as OciSpec, init.pid, 'creating');
         await runHooks(hooksOf(spec, 'createRuntime'), 'createRuntime', st);
         await runHooks(hooksOf(spec, 'createContainer'), 'createContainer', st);

@@ -12,11 +12,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { failedPrecondition, invalidArgument, messageOf } from '../errors.js';
-import { prepareLaunch, monitorDir, VIRTIOFS_SOCKET, writeLaunchFiles, type LaunchPlan, type OciSpec } from '../monitors/launcher.js';
+import { prepareLaunch, writeLaunchFiles, type LaunchPlan, type OciSpec } from '../monitors/launcher.js';
 import { blockFsOf, sharedFsOf } from '../monitors/guests/index.js';
 import { configPathFor, loadRuntimeConfig, type RuntimeConfig } from '../monitors/runtime-config.js';
 import { decodeUruncJson, pickUnikernelKeys, resolveUnikernelConfig, type UnikernelConfig } from '../monitors/unikernel-config.js';
-import { startVirtiofsd, virtiofsdArgv, virtiofsdAvailable } from '../monitors/virtiofsd.js';
+import { virtiofsdAvailable, waitForVirtiofsd } from '../monitors/virtiofsd.js';
 import { queueProxyEnv, setupNetwork } from '../monitors/network.js';
 import { blockRootfs, mountAll, parseMountInfo, unmountAll, type BlockSource, type Mount } from '../rootfs/mounts.js';
 import { chooseRootfs, needsHostRootfs, type Choice, type RootfsParams } from '../rootfs/planner.js';
@@ -27,6 +27,7 @@ import { createView, type SnapshotApi } from '../rootfs/view.js';
 import { blockVolumes, copyVolumeFiles, guestVolumes, type BlockVolume } from '../rootfs/volumes.js';
 import { umount } from '../sys/libc.js';
 import { failpoint } from '../sys/failpoints.js';
+import type { Runc } from './runc.js';
 
 const REQUIRED = ['unikernelType', 'hypervisor', 'binary'];
 const SNAPSHOT_VIEW_ANNOTATION = 'com.urunc.unikernel.snapshotView';
@@ -44,6 +45,8 @@ export interface UnikernelTask {
   runtime: RuntimeConfig;
   plan: LaunchPlan;
   params: RootfsParams;
+  /** The container's state file, for what is started after Create's set-up (virtiofsd). */
+  state: StateFile;
 }
 
 export interface SetupInput {
@@ -220,9 +223,8 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
   const plan = prepareLaunch({ id: o.id, bundle: o.bundle, spec: o.spec, unikernel: config, config: runtime, kvmUsable: o.host.kvmUsable,
     net: net && { tap: net.record.tap, mtu: net.mtu, guest: net.guest } });
   await writeLaunchFiles(plan);
-  if (choice.type === 'virtiofs') await startSharedFsDaemon(runtime, mounted ?? o.rootfs, o.bundle, state);
   o.log.info({ hypervisor: config.hypervisor, type: config.unikernelType, rootfs: choice.type, artifacts, accel: plan.accel }, 'unikernel container');
-  return { unikernel: { config, runtime, plan, params }, mountedRootfs: mounted };
+  return { unikernel: { config, runtime, plan, params, state }, mountedRootfs: mounted };
 }
 
 /**
@@ -266,11 +268,24 @@ function copyArtifacts(root: string, dest: string, uk: UnikernelConfig, state: S
   return dest;
 }
 
-async function startSharedFsDaemon(rt: RuntimeConfig, shared: string, bundle: string, state: StateFile): Promise<void> {
-  const vf = rt.extra_binaries.virtiofsd;
-  const socket = path.join(monitorDir(bundle), 'scratch', VIRTIOFS_SOCKET);
-  const pid = await startVirtiofsd(virtiofsdArgv(vf.path, vf.options, socket, shared), socket);
-  state.update((s) => (s.virtiofsd = { pid, startTime: processStartTime(pid) ?? '' }));
+/**
+ * Starts virtiofsd, when the plan has one, inside the monitor's container (created, its hypervisor
+ * still waiting for Start) and waits for its socket. Its pid is recorded for release; runc's delete
+ * of the monitor's container takes it down with the rest.
+ */
+export async function startVirtiofsd(id: string, u: UnikernelTask, runc: Pick<Runc, 'exec'>): Promise<void> {
+  const vf = u.plan.virtiofsd;
+  if (!vf) return;
+  const log = fs.openSync(vf.log, 'a', 0o600);
+  try {
+    const pid = await runc.exec(id, u.plan.runcBundle, {
+      processFile: vf.processFile, pidFile: path.join(u.plan.runcBundle, 'virtiofsd.pid'), stdio: { stdin: 'ignore', stdout: log, stderr: log },
+    });
+    u.state.update((s) => (s.virtiofsd = { pid, startTime: processStartTime(pid) ?? '' }));
+    await waitForVirtiofsd(pid, vf.socket, vf.log);
+  } finally {
+    fs.closeSync(log);
+  }
 }
 
 /** The container's root as the spec names it (relative paths are relative to the bundle). */

@@ -1,4 +1,4 @@
-// A private containerd instance (1.6 from Debian, 1.7/2.x unpacked by scripts/fetch-containerd.sh)
+// A private containerd instance (1.6 from Debian, 1.7/2.x unpacked by scripts/fetch-newer.sh)
 // with its own root, state and sockets under a temp dir; the shim's bin/ first on its PATH.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';

@@ -2,7 +2,8 @@
 // snapshotter, never mounted on the host), read-only snapshot views of the image for the boot
 // artifacts (lease + view visible while the task runs, gone after it), cleanup after a shim crash
 // (with and without containerd's container record), failure injection at each Create step, and the
-// 9p export (read-write as urunc's, or read-only with the guest's tmpfs overlay). Real containerd, runc and qemu.
+// 9p and virtio-fs exports (read-write as urunc's, or read-only with the guest's tmpfs overlay), virtiofsd
+// confined to the monitor's container. Real containerd, runc, qemu and virtiofsd (trixie's).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,6 +21,9 @@ import { Containerd, RUNTIME, sleep, versionsUnderTest, waitFor, qemuPids, type 
 const HELLO_LAYERED = 'docker.io/library/hello-uk:layered';
 const LINUX_BLOCK = 'docker.io/library/linux-uk:block';
 const LINUX_9P_WRITE = 'docker.io/library/linux-uk:9p-write';
+const LINUX_VFS_WRITE = 'docker.io/library/linux-uk:virtiofs-write';
+/** Debian trixie's virtiofsd, unpacked and relocated by scripts/fetch-newer.sh. */
+const VIRTIOFSD = path.join(GUESTS, '..', 'virtiofsd', 'virtiofsd');
 const VIEW_ON = ['--annotation', 'com.urunc.unikernel.snapshotView=true'];
 
 const QEMU_KVM = '[monitors.qemu]\naccelerator = "kvm"\nmachine = "microvm"\ncpu = "host,-arch-capabilities"\n';
@@ -65,6 +69,23 @@ function loopBackingFiles(): string[] {
   return out;
 }
 
+/** Running virtiofsd processes (any, not only ours): pid and argv. */
+function virtiofsds(): Array<{ pid: number; argv: string[] }> {
+  const out: Array<{ pid: number; argv: string[] }> = [];
+  for (const e of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const argv = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      if (argv[0]?.endsWith('/virtiofsd')) out.push({ pid: Number(e), argv });
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+const nsOf = (pid: number, ns: string) => fs.readlinkSync(`/proc/${pid}/ns/${ns}`);
+const statusField = (pid: number, field: string) => new RegExp(`^${field}:\\s*(.*)$`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return Promise.race([p, sleep(ms).then(() => { throw new Error('timeout'); })]);
 }
@@ -75,6 +96,8 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
   let kvmConfig: string;
   let tcgViewConfig: string;
   let tcgSeedConfig: string;
+  let vfsConfig: string;
+  let vfsSeedConfig: string;
   let failFile: string;
   const used: string[] = [];
   const id = (name: string): string => {
@@ -94,7 +117,7 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
 
   /** Nothing of the container is left: no view, lease, mount, loop device, hypervisor or shim. */
   const expectClean = async (snapshotter = 'overlayfs'): Promise<void> => {
-    await waitFor('no shim and no qemu', () => (c.shimPids().length === 0 && qemuPids().length === 0) || undefined, 20_000);
+    await waitFor('no shim, qemu or virtiofsd', () => (c.shimPids().length === 0 && qemuPids().length === 0 && virtiofsds().length === 0) || undefined, 20_000);
     expect(await views(snapshotter)).toEqual({ snapshots: [], leases: [] });
     expect(c.mounts()).toEqual([]);
     expect(loopBackingFiles().filter((f) => f.startsWith(c.dir))).toEqual([]);
@@ -121,6 +144,11 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     fs.writeFileSync(tcgViewConfig, `${QEMU_TCG}[rootfs_view]\nenabled = true\n[watchdog]\nboot_timeout_ms = 60000\n`);
     tcgSeedConfig = path.join(cfgDir, 'tcg-seed.toml');
     fs.writeFileSync(tcgSeedConfig, `${QEMU_TCG}[shared_fs]\nreadonly = true\n[watchdog]\nboot_timeout_ms = 60000\n`);
+    const vfsd = `[extra_binaries.virtiofsd]\npath = "${VIRTIOFSD}"\noptions = "--cache always --sandbox none"\n[rootfs_view]\nenabled = true\n[watchdog]\nboot_timeout_ms = 60000\n`;
+    vfsConfig = path.join(cfgDir, 'vfs.toml');
+    fs.writeFileSync(vfsConfig, `${QEMU_TCG}${vfsd}`);
+    vfsSeedConfig = path.join(cfgDir, 'vfs-seed.toml');
+    fs.writeFileSync(vfsSeedConfig, `${QEMU_TCG}${vfsd}[shared_fs]\nreadonly = true\n`);
     failFile = path.join(cfgDir, 'failpoints');
     fs.writeFileSync(failFile, '');
     c = await Containerd.start(version, { URUNC_CONFIG_PATH: kvmConfig, URUNC_FAILPOINTS_FILE: failFile }, hasBlockfile ? { blockfileMb: 192 } : {});
@@ -137,6 +165,12 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
         // initrd the root (urunc's priority): rootfsType (ours) asks for the 9p root beside it.
         describe: 'annotations', extra: { mountRootfs: 'true', rootfsType: '9pfs' }, layers: [linuxRootLayer()],
         cmd: ['/bin/app', 'overlay'], env: ['PATH=/bin', 'GREETING=nine-p', 'WRITE_FILE=/guest-wrote.txt', 'SHOW_ROOT=1'],
+      }),
+      unikernelImage({
+        name: LINUX_VFS_WRITE, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
+        // As for 9p: the kernel's modules are in the initrd, and rootfsType (ours) asks for the virtio-fs root beside it.
+        describe: 'annotations', extra: { mountRootfs: 'true', rootfsType: 'virtiofs' }, layers: [linuxRootLayer()],
+        cmd: ['/bin/app', 'shared'], env: ['PATH=/bin', 'GREETING=virtio-fs', 'WRITE_FILE=/guest-wrote.txt', 'SHOW_ROOT=1', 'READ_FILE=/secret.txt'],
       }),
     ];
     for (const tar of images) {
@@ -410,4 +444,92 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     used.splice(used.indexOf(t), 1);
     await expectClean();
   }, 120_000);
+
+  /** Starts a detached virtio-fs container and waits until its guest reports its root. */
+  const runShared = async (t: string, config: string, extra: string[] = []): Promise<{ log: string; out: string }> => {
+    const log = path.join(c.dir, `${t}.log`);
+    const r = await c.ctr(['run', '-d', '--runtime', RUNTIME, '--runtime-config-path', config, '--log-uri', `file://${log}`, ...extra, LINUX_VFS_WRITE, t]);
+    expect(r.code, r.stderr).toBe(0);
+    const out = await waitFor('the guest to report its root', () => {
+      const s = fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '';
+      return s.includes('rootdev:') ? s : undefined;
+    }, 90_000);
+    return { log, out };
+  };
+  const taskPid = async (t: string): Promise<number> => Number(new RegExp(`${t}\\s+(\\d+)`).exec((await c.ctr(['task', 'ls'])).stdout)?.[1]);
+
+  // urunc shared_fs.go/utils.go spawnVirtiofsd: the rootfs bound read-write at /cntrRootfs of the monitor
+  // root and served by virtiofsd on a socket qemu connects to (qemu.go's vhost-user-fs-pci, tag fs0).
+  it('virtio-fs root of a Linux guest: read-write, writes land in the snapshot; virtiofsd runs in the monitor\'s namespaces, cgroup and root, chrooted, without CAP_SYS_ADMIN', async () => {
+    const t = id('rf-vfs');
+    const { log, out } = await runShared(t, vfsConfig, ['--env', 'SLEEP=8']);
+    expect(out).toContain('URUNC_LINUX_MARKER greeting=virtio-fs arg=shared');
+    expect(out).toContain('file: only-in-the-image-7f3a');
+    expect(out).toContain('wrote: written-by-guest');
+    expect(out).toMatch(/rootdev: fs0 \/ virtiofs rw/);
+
+    const qemu = await taskPid(t);
+    const vfs = virtiofsds();
+    expect(vfs.map((v) => v.argv)).toEqual([[fs.realpathSync(VIRTIOFSD), '--socket-path=/run/urunc/virtiofs.sock', '--shared-dir', '/cntrRootfs', '--cache', 'always', '--sandbox', 'chroot']]);
+    const v = (vfs[0] as { pid: number }).pid;
+    // The container's namespaces and cgroup (the hypervisor's), never the host's mount namespace.
+    for (const ns of ['mnt', 'pid', 'net', 'ipc', 'uts', 'cgroup']) expect(nsOf(v, ns), ns).toBe(nsOf(qemu, ns));
+    expect(nsOf(v, 'mnt')).not.toBe(fs.readlinkSync('/proc/self/ns/mnt'));
+    expect(nsOf(v, 'pid')).not.toBe(fs.readlinkSync('/proc/self/ns/pid'));
+    expect(fs.readFileSync(`/proc/${v}/cgroup`, 'utf8')).toBe(fs.readFileSync(`/proc/${qemu}/cgroup`, 'utf8'));
+    // Its own sandbox: chrooted into the shared dir (its root is no longer the monitor root's /), no_new_privs,
+    // its own seccomp filter, and no capability beyond the container's (CAP_SYS_ADMIN is bit 21).
+    expect(fs.existsSync(`/proc/${v}/root/cntrRootfs`)).toBe(false);
+    expect(fs.existsSync(`/proc/${v}/root/bin/app`)).toBe(true);
+    expect(fs.existsSync(`/proc/${qemu}/root/cntrRootfs/bin/app`)).toBe(true);
+    expect(statusField(v, 'NoNewPrivs')).toBe('1');
+    expect(statusField(v, 'Seccomp')).toBe('2');
+    expect(BigInt(`0x${statusField(v, 'CapBnd')}`) & (1n << 21n)).toBe(0n);
+    expect(BigInt(`0x${statusField(v, 'CapBnd')}`) & ~BigInt(`0x${statusField(qemu, 'CapBnd')}`)).toBe(0n);
+
+    await waitFor('stopped', async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined), 90_000);
+    expect(fs.readFileSync(log, 'utf8')).toContain('guest-exit: status 0');
+    expect(fs.readFileSync(path.join(await upperOf(t), 'guest-wrote.txt'), 'utf8')).toBe('written-by-guest\n');
+    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
+    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+    used.splice(used.indexOf(t), 1);
+    await expectClean();
+  }, 180_000);
+
+  // Ours: [shared_fs] readonly = true serves the image's read-only view (virtiofsd --readonly); the guest keeps its writes in a tmpfs overlay.
+  it('virtio-fs root, read-only seed mode: the snapshot view is served read-only, the guest writes into its own tmpfs overlay, nothing reaches the snapshot', async () => {
+    const t = id('rf-vfs-ro');
+    const { out } = await runShared(t, vfsSeedConfig, ['--env', 'SLEEP=30']);
+    expect(out).toContain('URUNC_LINUX_MARKER greeting=virtio-fs arg=shared');
+    expect(out).toContain('file: only-in-the-image-7f3a');
+    expect(out).toContain('wrote: written-by-guest');
+    expect(out).toMatch(/rootdev: overlay \/ overlay/);
+    const vfs = virtiofsds();
+    expect(vfs.length).toBe(1);
+    expect(vfs[0]?.argv.slice(-3)).toEqual(['--sandbox', 'chroot', '--readonly']);
+    // The export is the view (mounted read-only on the host), bound read-only at /cntrRootfs.
+    const params = paramsOf(t);
+    expect(params.artifacts).toBe('view');
+    const derived = JSON.parse(fs.readFileSync(path.join(bundleOf(t), 'monitor', 'config.json'), 'utf8')) as { mounts: Array<{ destination: string; source: string; options: string[] }> };
+    const shared = derived.mounts.find((m) => m.destination === '/cntrRootfs');
+    expect(shared?.source).toBe(params.artifactRoot);
+    expect(shared?.options).toContain('ro');
+    expect(fs.readdirSync(await upperOf(t))).not.toContain('guest-wrote.txt');
+    await stopAndRemove(t);
+    await expectClean();
+  }, 180_000);
+
+  it('virtio-fs root: after a SIGKILL of the shim, containerd\'s cleanup leaves no virtiofsd, qemu, view or mount', async () => {
+    const t = id('rf-vfs-crash');
+    await runShared(t, vfsConfig, ['--env', 'SLEEP=120']);
+    expect(virtiofsds().length).toBe(1);
+    const shims = c.shimPids();
+    expect(shims.length).toBe(1);
+    process.kill(shims[0] as number, 'SIGKILL');
+    await waitFor('the view and mounts released by delete', async () => {
+      const v = await views();
+      return v.leases.length === 0 && c.mounts().length === 0 && virtiofsds().length === 0 ? true : undefined;
+    }, 30_000);
+    await expectClean();
+  }, 180_000);
 });

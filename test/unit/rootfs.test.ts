@@ -1,13 +1,14 @@
 // The rootfs planner's priorities, the mount handler table's block detection, the persisted state
 // and params, the view's create/release against a recording fake of containerd's API (real bind
-// mounts), release from the state file, and virtiofsd's exact arguments and lifecycle (a fake binary).
-import { spawn } from 'node:child_process';
+// mounts), release from the state file, virtiofsd's arguments, sandbox and start-up wait (a fake binary), and the ELF loader dirs of a relocated helper.
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Code, ShimError } from '../../src/errors.js';
-import { startVirtiofsd, virtiofsdArgv } from '../../src/monitors/virtiofsd.js';
+import { elfLoading, loaderDirs } from '../../src/monitors/elf.js';
+import { virtiofsdArgv, virtiofsdSandbox, waitForVirtiofsd } from '../../src/monitors/virtiofsd.js';
 import { blockRootfs, hasMountsUnder, parseMountInfo, type Mount } from '../../src/rootfs/mounts.js';
 import { chooseRootfs, type PlanInput } from '../../src/rootfs/planner.js';
 import { blockVolumes, copyVolumeFiles } from '../../src/rootfs/volumes.js';
@@ -53,6 +54,8 @@ describe('rootfs planner', () => {
     expect(() => plan({ rootfsType: 'block' })).toThrow(/not a block device/);
     expect(() => plan({ rootfsType: 'initrd' })).toThrow(/needs com.urunc.unikernel.initrd/);
     expect(() => plan({ rootfsType: '9pfs' }, { sharedFs: { ninep: false, virtiofs: false } })).toThrow(/no 9p root/);
+    expect(plan({ rootfsType: 'virtiofs', initrd: '/i' }, { sharedFs: { ninep: true, virtiofs: true } }).type).toBe('virtiofs');
+    expect(() => plan({ rootfsType: 'virtiofs' }, { sharedFs: { ninep: true, virtiofs: false } })).toThrow(/no virtio-fs root, or the configured virtiofsd is missing/);
   });
 });
 
@@ -257,22 +260,71 @@ describe('snapshot view', () => {
 });
 
 describe('virtiofsd', () => {
-  it("has urunc's exact arguments, with the configured binary and options", () => {
-    expect(virtiofsdArgv('/usr/libexec/virtiofsd', '--cache always --sandbox none', '/b/monitor/scratch/virtiofs.sock', '/b/rootfs')).toEqual([
-      '/usr/libexec/virtiofsd', '--socket-path=/b/monitor/scratch/virtiofs.sock', '--shared-dir', '/b/rootfs', '--cache', 'always', '--sandbox', 'none',
+  it("has urunc's socket and shared-dir arguments and the configured options, with our sandbox in place of theirs", () => {
+    // urunc utils.go spawnVirtiofsd: <path> --socket-path=<sock> --shared-dir <dir> + strings.Fields(options).
+    expect(virtiofsdArgv('/usr/libexec/virtiofsd', '--cache always --sandbox none', '/run/urunc/virtiofs.sock', '/cntrRootfs', { sandbox: 'chroot', readonly: false })).toEqual([
+      '/usr/libexec/virtiofsd', '--socket-path=/run/urunc/virtiofs.sock', '--shared-dir', '/cntrRootfs', '--cache', 'always', '--sandbox', 'chroot',
     ]);
-    expect(virtiofsdArgv('/opt/vfsd', '  --cache=never  --thread-pool-size=2 ', '/s', '/d')).toEqual(['/opt/vfsd', '--socket-path=/s', '--shared-dir', '/d', '--cache=never', '--thread-pool-size=2']);
+    expect(virtiofsdArgv('/opt/vfsd', '  --cache=never --sandbox=namespace --thread-pool-size=2 --readonly', '/s', '/d', { sandbox: 'none', readonly: true }))
+      .toEqual(['/opt/vfsd', '--socket-path=/s', '--shared-dir', '/d', '--cache=never', '--thread-pool-size=2', '--sandbox', 'none', '--readonly']);
   });
-  it('starts a daemon that creates its socket, and reports one that exits first with its stderr', async () => {
+  it('chroots only when the container process holds CAP_SYS_CHROOT in every set', () => {
+    const all = ['CAP_CHOWN', 'CAP_SYS_CHROOT'];
+    expect(virtiofsdSandbox({ bounding: all, effective: all, permitted: all })).toBe('chroot');
+    expect(virtiofsdSandbox({ bounding: all, effective: ['CAP_CHOWN'], permitted: all })).toBe('none');
+    expect(virtiofsdSandbox({ bounding: ['CAP_CHOWN'], effective: all, permitted: all })).toBe('none');
+    expect(virtiofsdSandbox(undefined)).toBe('none');
+  });
+  it('waits for the socket, and reports a daemon that exits first with the end of its log', async () => {
     const d = tmpdir();
     const fake = path.join(d, 'virtiofsd');
     // Behaves like virtiofsd: refuses a missing shared dir on stderr, else creates the socket and serves.
-    fs.writeFileSync(fake, '#!/bin/sh\nsock=${1#--socket-path=}\n[ -d "$3" ] || { echo "shared dir $3 missing" >&2; exit 1; }\n: > "$sock"\nexec sleep 60\n', { mode: 0o755 });
+    fs.writeFileSync(fake, '#!/bin/sh\nsock=${1#--socket-path=}\n[ -d "$3" ] || { echo "shared dir $3 missing" >&2; exit 1; }\nsleep 0.2\n: > "$sock"\nexec sleep 60\n', { mode: 0o755 });
+    const start = (sock: string, dir: string, log: string) => {
+      const fd = fs.openSync(log, 'a');
+      const [bin, ...args] = virtiofsdArgv(fake, '', sock, dir, { sandbox: 'none', readonly: false });
+      const child = spawn(bin as string, args, { stdio: ['ignore', fd, fd] });
+      fs.closeSync(fd);
+      return child;
+    };
     const sock = path.join(d, 'vfs.sock');
-    const pid = await startVirtiofsd(virtiofsdArgv(fake, '', sock, d), sock);
+    const ok = start(sock, d, path.join(d, 'ok.log'));
+    await waitForVirtiofsd(ok.pid as number, sock, path.join(d, 'ok.log'));
     expect(fs.existsSync(sock)).toBe(true);
-    expect(processStartTime(pid)).toBeTruthy();
-    process.kill(pid, 'SIGKILL');
-    await expect(startVirtiofsd(virtiofsdArgv(fake, '', path.join(d, 'other.sock'), path.join(d, 'nope')), path.join(d, 'other.sock'))).rejects.toThrow(/exited with 1: shared dir .* missing/);
+    ok.kill('SIGKILL');
+    const bad = start(path.join(d, 'other.sock'), path.join(d, 'nope'), path.join(d, 'bad.log'));
+    await expect(waitForVirtiofsd(bad.pid as number, path.join(d, 'other.sock'), path.join(d, 'bad.log'))).rejects.toThrow(/virtiofsd exited: shared dir .* missing/);
+    const slow = start(path.join(d, 'slow.sock'), d, path.join(d, 'slow.log'));
+    await expect(waitForVirtiofsd(slow.pid as number, path.join(d, 'never.sock'), path.join(d, 'slow.log'), 300)).rejects.toThrow(/did not create its socket in time/);
+    slow.kill('SIGKILL');
+  });
+});
+
+describe('ELF loading of a relocated helper', () => {
+  it('reads the interpreter and the RPATH ($ORIGIN expanded) of a patched copy, and binds only what the root lacks', () => {
+    const d = tmpdir();
+    const bin = path.join(d, 'bin', 'tool');
+    fs.mkdirSync(path.join(d, 'bin', 'lib'), { recursive: true });
+    fs.mkdirSync(path.join(d, 'ld'));
+    fs.copyFileSync('/bin/true', bin);
+    fs.chmodSync(bin, 0o755);
+    const host = elfLoading(bin);
+    expect(host?.interpreter).toBe('/lib64/ld-linux-x86-64.so.2');
+    expect(host?.searchDirs).toEqual([]);
+    const r = spawnSync('patchelf', ['--set-interpreter', path.join(d, 'ld', 'ld-linux-x86-64.so.2'), '--force-rpath', '--set-rpath', '$ORIGIN/lib:/nonexistent/x', bin]);
+    expect(r.status, r.stderr?.toString()).toBe(0);
+    expect(elfLoading(bin)).toEqual({ interpreter: path.join(d, 'ld', 'ld-linux-x86-64.so.2'), searchDirs: [path.join(d, 'bin', 'lib'), '/nonexistent/x'] });
+    // Missing dirs are skipped; a dir under one already bound is not bound again.
+    expect(loaderDirs(bin, ['/lib', '/usr/lib'])).toEqual([path.join(d, 'ld'), path.join(d, 'bin', 'lib')]);
+    expect(loaderDirs(bin, [d])).toEqual([]);
+    expect(loaderDirs('/bin/true', ['/lib', '/lib64', '/usr/lib', '/usr/lib64'])).toEqual([]);
+  });
+  it('is not fooled by scripts or truncated files', () => {
+    const d = tmpdir();
+    fs.writeFileSync(path.join(d, 'script'), '#!/bin/sh\n');
+    expect(elfLoading(path.join(d, 'script'))).toBeUndefined();
+    const head = fs.readFileSync('/bin/true').subarray(0, 100);
+    fs.writeFileSync(path.join(d, 'cut'), head);
+    expect(() => elfLoading(path.join(d, 'cut'))).toThrow(/truncated ELF/);
   });
 });
