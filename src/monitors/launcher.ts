@@ -199,7 +199,7 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
       const vfBinary = fs.realpathSync(vf.path);
       binds.push([vfBinary, vfBinary, true]);
       for (const d of loaderDirs(vfBinary, [...LIBRARY_DIRS, ...binds.map((b) => b[1])])) binds.push([d, d, true]);
-      const argv = virtiofsdArgv(vfBinary, vf.options, vm.sharedFs.socket, SHARED_ROOT, { sandbox: virtiofsdSandbox(inp.spec.process?.capabilities), readonly: seed });
+      const argv = virtiofsdArgv(vfBinary, vf.options, vm.sharedFs.socket, SHARED_ROOT, { sandbox: virtiofsdSandbox(user.uid, inp.spec.process?.capabilities), readonly: seed });
       virtiofsd = { processFile: path.join(dir, 'virtiofsd.json'), socket: path.join(scratch, VIRTIOFS_SOCKET), log: path.join(dir, 'virtiofsd.log') };
       fs.writeFileSync(virtiofsd.processFile, JSON.stringify({
         terminal: false, user, args: argv, env: ['PATH=/usr/bin:/bin', 'HOME=/'], cwd: '/',

@@ -3,10 +3,11 @@
 // capabilities, no_new_privs), sharing /cntrRootfs of the monitor root on a socket in the scratch
 // dir, where qemu connects. urunc starts it from its own process inside the container with the
 // configured options (default --cache always --sandbox none); here the sandbox is always ours:
-// `chroot` into the shared dir when the container may chroot (CAP_SYS_CHROOT, in containerd's
-// default set), else none, the monitor's confinement being the rest. (virtiofsd's `namespace`
-// sandbox needs CAP_SYS_ADMIN, or a fresh user namespace that may mount a /proc, which the
-// container's masked /proc forbids.) The seed mode adds --readonly.
+// `chroot` into the shared dir when the container runs as root and may chroot (CAP_SYS_CHROOT, in
+// containerd's default set; virtiofsd allows chroot to root only), else none: an unprivileged
+// virtiofsd with no capabilities, under its own seccomp filter, in the monitor's confinement.
+// (virtiofsd's `namespace` sandbox needs CAP_SYS_ADMIN, or a fresh user namespace that may mount
+// a /proc, which the container's masked /proc forbids: measured.) The seed mode adds --readonly.
 import fs from 'node:fs';
 
 export type VirtiofsdSandbox = 'chroot' | 'none';
@@ -29,10 +30,10 @@ export interface Capabilities {
   permitted?: string[];
 }
 
-/** chroot when the container's process holds CAP_SYS_CHROOT (effective, permitted and bounding), else none. */
-export function virtiofsdSandbox(caps: Capabilities | undefined): VirtiofsdSandbox {
+/** chroot when the container's process is root holding CAP_SYS_CHROOT (effective, permitted and bounding), else none. */
+export function virtiofsdSandbox(uid: number, caps: Capabilities | undefined): VirtiofsdSandbox {
   const has = (set: string[] | undefined) => (set ?? []).includes('CAP_SYS_CHROOT');
-  return has(caps?.effective) && has(caps?.permitted) && has(caps?.bounding) ? 'chroot' : 'none';
+  return uid === 0 && has(caps?.effective) && has(caps?.permitted) && has(caps?.bounding) ? 'chroot' : 'none';
 }
 
 /** Whether the configured virtiofsd can run at all (a virtio-fs plan needs it before Create commits to one). */

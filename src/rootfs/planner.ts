@@ -18,7 +18,7 @@ export interface RootfsParams {
   blockPath?: string;
   blockKind?: BlockSource['kind'];
   fstype?: string;
-  /** Where the container rootfs is mounted on the host while the task lives ("" when it never is). */
+  /** Where the container rootfs is on the host while the task lives: its mount, or the bundle's own directory when containerd gave no mounts ("" when it never is). */
   mountedPath: string;
   /** Where kernel, initrd and urunc.json are read from: a snapshot view, the rootfs, or copies in the bundle. */
   artifacts: 'view' | 'rootfs' | 'copy';

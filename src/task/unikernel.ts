@@ -204,7 +204,8 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
   }
 
   const params: RootfsParams = {
-    ...choice, mountedPath: mounted ?? '', artifacts, artifactRoot,
+    // A bundle without rootfs mounts (ctr run --rootfs, --config) has its files in place already.
+    ...choice, mountedPath: mounted ?? (o.mounts.length === 0 ? o.rootfs : ''), artifacts, artifactRoot,
     ...(disks.length > 0 ? { blockVolumes: disks.map((d) => ({ id: d.id, device: d.device, mountPoint: d.mountPoint })) } : {}),
   };
   failpoint('rootfs.persist');

@@ -460,10 +460,15 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
 
   // urunc shared_fs.go/utils.go spawnVirtiofsd: the rootfs bound read-write at /cntrRootfs of the monitor
   // root and served by virtiofsd on a socket qemu connects to (qemu.go's vhost-user-fs-pci, tag fs0).
-  it('virtio-fs root of a Linux guest: read-write, writes land in the snapshot; virtiofsd runs in the monitor\'s namespaces, cgroup and root, chrooted, without CAP_SYS_ADMIN', async () => {
+  it('virtio-fs root of a Linux guest: read-write, writes land in the snapshot, a volume is seen live; virtiofsd runs in the monitor\'s namespaces, cgroup and root, chrooted, without CAP_SYS_ADMIN', async () => {
     const t = id('rf-vfs');
-    const { log, out } = await runShared(t, vfsConfig, ['--env', 'SLEEP=8']);
+    // A volume, bound live under the export as urunc binds it over /cntrRootfs (read-only honoured).
+    const vol = fs.mkdtempSync(path.join(c.dir, 'vfs-vol-'));
+    fs.writeFileSync(path.join(vol, 'vol.txt'), 'from-the-volume\n');
+    const { log, out } = await runShared(t, vfsConfig, ['--env', 'SLEEP=8', '--env', 'READ_FILES=/data/vol.txt',
+      '--mount', `type=bind,src=${vol},dst=/data,options=rbind:ro`]);
     expect(out).toContain('URUNC_LINUX_MARKER greeting=virtio-fs arg=shared');
+    expect(out).toContain('file /data/vol.txt: from-the-volume;');
     expect(out).toContain('file: only-in-the-image-7f3a');
     expect(out).toContain('wrote: written-by-guest');
     expect(out).toMatch(/rootdev: fs0 \/ virtiofs rw/);
@@ -530,6 +535,46 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
       const v = await views();
       return v.leases.length === 0 && c.mounts().length === 0 && virtiofsds().length === 0 ? true : undefined;
     }, 30_000);
+    await expectClean();
+  }, 180_000);
+
+  it('virtio-fs root from a rootfs directory (no snapshot mounts), container user 1000: virtiofsd runs as that user with no capabilities, and the guest boots', async () => {
+    const t = id('rf-vfs-user');
+    const root = linuxRootLayer();
+    fs.chmodSync(root, 0o755);
+    fs.mkdirSync(path.join(root, 'boot'));
+    for (const f of ['vmlinux', 'initramfs.gz']) fs.copyFileSync(path.join(GUESTS, f), path.join(root, 'boot', f));
+    const spec = JSON.parse((await c.ctr(['oci', 'spec'])).stdout) as Record<string, any>;
+    spec.root = { path: root, readonly: false };
+    spec.linux.cgroupsPath = `/default/${t}`;
+    spec.process = { ...spec.process, terminal: false, user: { uid: 1000, gid: 1000 }, args: ['/bin/app', 'as-user'], env: ['PATH=/bin', 'GREETING=virtio-fs-user', 'SHOW_ROOT=1', 'READ_FILE=/secret.txt', 'SLEEP=8'] };
+    spec.annotations = {
+      'com.urunc.unikernel.unikernelType': 'linux', 'com.urunc.unikernel.hypervisor': 'qemu', 'com.urunc.unikernel.binary': '/boot/vmlinux',
+      'com.urunc.unikernel.initrd': '/boot/initramfs.gz', 'com.urunc.unikernel.mountRootfs': 'true', 'com.urunc.unikernel.rootfsType': 'virtiofs',
+    };
+    const file = path.join(c.dir, `spec-${t}.json`);
+    fs.writeFileSync(file, JSON.stringify(spec));
+    const log = path.join(c.dir, `${t}.log`);
+    const r = await c.ctr(['run', '-d', '--config', file, '--runtime', RUNTIME, '--runtime-config-path', vfsConfig, '--log-uri', `file://${log}`, t]);
+    expect(r.code, r.stderr).toBe(0);
+    const out = await waitFor('the guest to report its root', () => {
+      const s = fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '';
+      return s.includes('rootdev:') ? s : undefined;
+    }, 90_000);
+    expect(out).toContain('URUNC_LINUX_MARKER greeting=virtio-fs-user arg=as-user');
+    expect(out).toContain('file: only-in-the-image-7f3a');
+    const vfs = virtiofsds();
+    expect(vfs.length).toBe(1);
+    const v = (vfs[0] as { pid: number }).pid;
+    expect(vfs[0]?.argv.slice(-2)).toEqual(['--sandbox', 'none']);
+    expect(statusField(v, 'Uid')?.split(/\s+/)).toEqual(['1000', '1000', '1000', '1000']);
+    expect(statusField(v, 'CapEff')).toBe('0000000000000000');
+    expect(statusField(v, 'NoNewPrivs')).toBe('1');
+    expect(statusField(v, 'Seccomp')).toBe('2');
+    expect(nsOf(v, 'mnt')).toBe(nsOf(await taskPid(t), 'mnt'));
+    await stopAndRemove(t);
+    expect(fs.readdirSync(root).sort()).toEqual(['bin', 'boot', 'dev', 'proc', 'secret.txt', 'sys', 'tmp']);
+    fs.rmSync(root, { recursive: true, force: true });
     await expectClean();
   }, 180_000);
 });

@@ -268,12 +268,13 @@ describe('virtiofsd', () => {
     expect(virtiofsdArgv('/opt/vfsd', '  --cache=never --sandbox=namespace --thread-pool-size=2 --readonly', '/s', '/d', { sandbox: 'none', readonly: true }))
       .toEqual(['/opt/vfsd', '--socket-path=/s', '--shared-dir', '/d', '--cache=never', '--thread-pool-size=2', '--sandbox', 'none', '--readonly']);
   });
-  it('chroots only when the container process holds CAP_SYS_CHROOT in every set', () => {
+  it('chroots only when the container process is root holding CAP_SYS_CHROOT in every set (virtiofsd refuses chroot to others)', () => {
     const all = ['CAP_CHOWN', 'CAP_SYS_CHROOT'];
-    expect(virtiofsdSandbox({ bounding: all, effective: all, permitted: all })).toBe('chroot');
-    expect(virtiofsdSandbox({ bounding: all, effective: ['CAP_CHOWN'], permitted: all })).toBe('none');
-    expect(virtiofsdSandbox({ bounding: ['CAP_CHOWN'], effective: all, permitted: all })).toBe('none');
-    expect(virtiofsdSandbox(undefined)).toBe('none');
+    expect(virtiofsdSandbox(0, { bounding: all, effective: all, permitted: all })).toBe('chroot');
+    expect(virtiofsdSandbox(1000, { bounding: all, effective: all, permitted: all })).toBe('none');
+    expect(virtiofsdSandbox(0, { bounding: all, effective: ['CAP_CHOWN'], permitted: all })).toBe('none');
+    expect(virtiofsdSandbox(0, { bounding: ['CAP_CHOWN'], effective: all, permitted: all })).toBe('none');
+    expect(virtiofsdSandbox(0, undefined)).toBe('none');
   });
   it('waits for the socket, and reports a daemon that exits first with the end of its log', async () => {
     const d = tmpdir();
