@@ -495,16 +495,14 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     await waitFor('stopped', async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`${t}\\s+\\d+\\s+STOPPED`)) ? true : undefined), 90_000);
     expect(fs.readFileSync(log, 'utf8')).toContain('guest-exit: status 0');
     expect(fs.readFileSync(path.join(await upperOf(t), 'guest-wrote.txt'), 'utf8')).toBe('written-by-guest\n');
-    expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
-    expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
-    used.splice(used.indexOf(t), 1);
+    await stopAndRemove(t);
     await expectClean();
   }, 180_000);
 
   // Ours: [shared_fs] readonly = true serves the image's read-only view (virtiofsd --readonly); the guest keeps its writes in a tmpfs overlay.
   it('virtio-fs root, read-only seed mode: the snapshot view is served read-only, the guest writes into its own tmpfs overlay, nothing reaches the snapshot', async () => {
     const t = id('rf-vfs-ro');
-    const { out } = await runShared(t, vfsSeedConfig, ['--env', 'SLEEP=30']);
+    const { out } = await runShared(t, vfsSeedConfig, ['--env', 'SLEEP=20']);
     expect(out).toContain('URUNC_LINUX_MARKER greeting=virtio-fs arg=shared');
     expect(out).toContain('file: only-in-the-image-7f3a');
     expect(out).toContain('wrote: written-by-guest');
