@@ -65,23 +65,40 @@ export const BUSYBOX_IMAGE = 'docker.io/library/busybox:urunc-test';
 const APPLETS = ['sh', 'echo', 'sleep', 'cat', 'ls', 'ps', 'true', 'false', 'env', 'id', 'hostname', 'tty', 'stty', 'wc', 'head', 'seq', 'yes', 'kill', 'mkdir', 'touch', 'rm', 'tail', 'dd'];
 const LAYOUT_VERSION = 2;
 
-/** A busybox image built from Debian's busybox-static; cached by the binary's size and mtime. */
-export function buildBusyboxImage(cacheDir: string): string {
+/**
+ * Directories of one small file each (/layers/L<i>), to stack as extra layers: fresh temporary ones
+ * the caller removes, or the same paths under `parent` every time (for content-keyed caches).
+ */
+export function fillerLayers(n: number, parent?: string): string[] {
+  return Array.from({ length: n }, (_, i) => {
+    const d = parent ? path.join(parent, `layer-${i + 1}`) : fs.mkdtempSync(path.join(os.tmpdir(), 'layer-'));
+    fs.mkdirSync(path.join(d, 'layers'), { recursive: true });
+    fs.writeFileSync(path.join(d, 'layers', `L${i + 1}`), `${i + 1}\n`);
+    return d;
+  });
+}
+
+/**
+ * A busybox image built from Debian's busybox-static, plus `extraLayers` filler layers above it
+ * (under another name); cached by the binary's size and mtime.
+ */
+export function buildBusyboxImage(cacheDir: string, extraLayers = 0, name = BUSYBOX_IMAGE): string {
   const bb = '/bin/busybox';
   const st = fs.statSync(bb);
-  const out = path.join(cacheDir, `busybox-v${LAYOUT_VERSION}-${st.size}-${Math.trunc(st.mtimeMs)}.tar`);
+  const out = path.join(cacheDir, `busybox-v${LAYOUT_VERSION}-${st.size}-${Math.trunc(st.mtimeMs)}${extraLayers ? `-x${extraLayers}` : ''}.tar`);
   if (fs.existsSync(out)) return out;
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bbroot-'));
+  const fillers = fillerLayers(extraLayers);
   try {
     for (const d of ['bin', 'tmp', 'etc', 'proc', 'sys', 'dev']) fs.mkdirSync(path.join(root, d));
     fs.copyFileSync(bb, path.join(root, 'bin', 'busybox'));
     fs.chmodSync(path.join(root, 'bin', 'busybox'), 0o755);
     for (const a of APPLETS) fs.symlinkSync('busybox', path.join(root, 'bin', a));
     fs.writeFileSync(path.join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-    writeOciImage({ name: BUSYBOX_IMAGE, layers: [root], config: { Cmd: ['sh'] } }, `${out}.tmp`);
+    writeOciImage({ name, layers: [root, ...fillers], config: { Cmd: ['sh'] } }, `${out}.tmp`);
     fs.renameSync(`${out}.tmp`, out);
     return out;
   } finally {
-    fs.rmSync(root, { recursive: true, force: true });
+    for (const d of [root, ...fillers]) fs.rmSync(d, { recursive: true, force: true });
   }
 }

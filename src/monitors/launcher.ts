@@ -23,6 +23,7 @@ import { hasMountsUnder } from '../rootfs/mounts.js';
 import { cpioArchive, parentDirs, type CpioEntry } from '../rootfs/cpio.js';
 import { guestVolumes, initrdVolumeFiles, type GuestVolume, type SpecMount } from '../rootfs/volumes.js';
 import { loaderDirs } from './elf.js';
+import { MiB } from '../sys/read-capped.js';
 import { virtiofsdArgv, virtiofsdSandbox, type Capabilities } from './virtiofsd.js';
 
 /** Inside the monitor root. */
@@ -87,6 +88,9 @@ export type OciSpec = Record<string, unknown> & {
   hooks?: unknown;
   hostname?: string;
 };
+
+/** The most of an image's kernel or initrd the shim copies into a bundle (often on tmpfs), each. */
+export const ARTIFACT_COPY_MAX = 1024 * MiB;
 
 export const monitorDir = (bundle: string) => path.join(bundle, 'monitor');
 export const monitorRoot = (bundle: string) => path.join(bundle, 'monroot');
@@ -265,6 +269,8 @@ export async function writeLaunchFiles(plan: LaunchPlan): Promise<void> {
   if (!c) return;
   const files: CpioEntry[] = await initrdVolumeFiles(c.volumes);
   if (c.urunitConfig !== undefined) files.push({ name: '/urunit.conf', mode: 0o100400, data: Buffer.from(c.urunitConfig) });
+  const from = await fs.promises.stat(c.from);
+  if (from.size > ARTIFACT_COPY_MAX) throw invalidArgument(`the image's initrd is ${from.size} bytes, more than the ${ARTIFACT_COPY_MAX / MiB} MiB copied to add urunit's config or volume files`);
   await fs.promises.copyFile(c.from, c.to);
   // The kernel reads an uncompressed archive after another only at a 4-byte aligned offset; it skips zeros.
   const { size } = await fs.promises.stat(c.to);

@@ -4,9 +4,10 @@
 // ever mounting it. Mounts are unmounted by path alone (Delete, rollback, and the `delete` command).
 import fs from 'node:fs';
 import path from 'node:path';
+import util from 'node:util';
 import { invalidArgument } from '../errors.js';
 import { runChecked } from '../sys/spawn.js';
-import { EBUSY, EINVAL, ENOENT, MNT_DETACH, mount, umount } from '../sys/libc.js';
+import { EBUSY, EINVAL, ENOENT, Errno, MNT_DETACH, mount, umount } from '../sys/libc.js';
 import { resolveInRoot } from './resolve-in-root.js';
 
 export interface Mount {
@@ -66,8 +67,67 @@ interface MountHandler {
 /** mount(2) with the options split into flags and data; a read-only bind needs a remount to take effect. */
 async function syscallMount(m: Mount, target: string, type = m.type): Promise<void> {
   const { flags, data } = parseMountOptions(m.options);
-  mount(m.source, target, type, flags, data);
+  try {
+    mount(m.source, target, type, flags, data);
+  } catch (err: unknown) {
+    throw new Error(`mount ${type} ${m.source} on ${target}: ${errnoText(err)}`);
+  }
   if (flags & MS_BIND && flags & MS_RDONLY) mount('', target, '', flags | MS_REMOUNT, '');
+}
+
+/** The kernel copies mount data into one page; containerd keeps 512 bytes of it spare, as here. */
+const MOUNT_DATA_MAX = 4096 - 512;
+
+/**
+ * An overlay's lowerdir list with the longest common parent directory taken out (containerd's
+ * compactLowerdirOption): the relative paths are resolved from the mounting process's working
+ * directory, that parent. Unchanged (dir undefined) when there is nothing to shorten.
+ */
+export function compactLowerdirs(options: readonly string[]): { dir: string | undefined; options: string[] } {
+  const i = options.findIndex((o) => o.startsWith('lowerdir='));
+  const lowers = i < 0 ? [] : (options[i] as string).slice('lowerdir='.length).split(':');
+  if (lowers.length < 2 || !lowers.every((d) => path.isAbsolute(d))) return { dir: undefined, options: [...options] };
+  let common = (lowers[0] as string).split('/').slice(0, -1);
+  for (const d of lowers) {
+    const parts = d.split('/');
+    let n = 0;
+    while (n < common.length && n < parts.length - 1 && common[n] === parts[n]) n++;
+    common = common.slice(0, n);
+  }
+  const dir = common.join('/');
+  if (dir === '' || dir === '/') return { dir: undefined, options: [...options] };
+  const out = [...options];
+  out[i] = `lowerdir=${lowers.map((d) => d.slice(dir.length + 1)).join(':')}`;
+  return { dir, options: out };
+}
+
+/**
+ * overlay: as mount(2) when its data fits in a page; else with the lower dirs relative to their
+ * common parent, mounted by mount(8) started in that directory (a working directory of its own,
+ * where the daemon's is shared by every container it serves), as containerd's runc shim does.
+ */
+async function overlayMount(m: Mount, target: string): Promise<void> {
+  const { data } = parseMountOptions(m.options);
+  if (Buffer.byteLength(data) < MOUNT_DATA_MAX) return syscallMount(m, target);
+  const c = compactLowerdirs(m.options);
+  const size = Buffer.byteLength(parseMountOptions(c.options).data);
+  const layers = m.options.find((o) => o.startsWith('lowerdir='))?.split(':').length ?? 0;
+  if (!c.dir || size >= MOUNT_DATA_MAX) {
+    throw invalidArgument(`mount overlay on ${target}: its options are ${size} bytes for ${layers} lower dirs${c.dir ? ` even relative to ${c.dir}` : ''}, more than the kernel's one-page limit (${MOUNT_DATA_MAX} usable)`);
+  }
+  await runChecked(`mount overlay (${layers} lower dirs, relative to ${c.dir}) on ${target}`, 'mount',
+    ['-t', 'overlay', '-o', c.options.join(','), '--', m.source || 'overlay', target], { cwd: c.dir, timeoutMs: 30_000 });
+}
+
+function errnoText(err: unknown): string {
+  if (!(err instanceof Errno)) return err instanceof Error ? err.message : String(err);
+  let name = `errno ${err.errno}`;
+  try {
+    name = util.getSystemErrorName(-err.errno);
+  } catch {
+    // unknown number
+  }
+  return `${name}${err.errno === ENOENT ? ' (the source, a lower/upper/work dir or the target does not exist)' : ''}`;
 }
 
 const plain: MountHandler = { block: () => undefined, mount: (m, t) => syscallMount(m, t) };
@@ -95,7 +155,7 @@ const blockFs: MountHandler = {
 };
 
 const HANDLERS: Record<string, MountHandler> = {
-  overlay: plain, tmpfs: plain,
+  overlay: { block: () => undefined, mount: overlayMount }, tmpfs: plain,
   bind, rbind: bind,
   ext2: blockFs, ext3: blockFs, ext4: blockFs, xfs: blockFs, btrfs: blockFs, erofs: blockFs, squashfs: blockFs,
 };

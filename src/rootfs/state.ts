@@ -10,6 +10,7 @@ import path from 'node:path';
 import { invalidArgument, messageOf } from '../errors.js';
 import type { RootfsParams } from './planner.js';
 import type { NetRecord } from '../monitors/network.js';
+import { readSpecText } from '../task/spec.js';
 
 export const PARAMS_ANNOTATION = 'com.urunc.internal.rootfs.params';
 const INTERNAL_PREFIX = 'com.urunc.internal.';
@@ -98,14 +99,14 @@ export function assertNoInternalAnnotations(annotations: Record<string, string> 
 /** Writes the plan into config.json's annotations (atomically, keeping the file's mode). */
 export function persistParams(bundle: string, params: RootfsParams): void {
   const file = path.join(bundle, 'config.json');
-  const spec = JSON.parse(fs.readFileSync(file, 'utf8')) as { annotations?: Record<string, string> };
+  const spec = JSON.parse(readSpecText(bundle)) as { annotations?: Record<string, string> };
   spec.annotations = { ...(spec.annotations ?? {}), [PARAMS_ANNOTATION]: JSON.stringify(params) };
   writeAtomic(file, JSON.stringify(spec), fs.statSync(file).mode & 0o777);
 }
 
 /** The plan as persisted in config.json. */
 export function readParams(bundle: string): RootfsParams {
-  const spec = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as { annotations?: Record<string, string> };
+  const spec = JSON.parse(readSpecText(bundle)) as { annotations?: Record<string, string> };
   const raw = spec.annotations?.[PARAMS_ANNOTATION];
   if (!raw) throw new Error(`config.json has no ${PARAMS_ANNOTATION}`);
   return JSON.parse(raw) as RootfsParams;

@@ -15,6 +15,7 @@ import { canConnect, NODE_GROUP, socketAddress, socketPath } from './address.js'
 import type { StartInput } from './bootstrap.js';
 import { toArgs, type ShimFlags } from './flags.js';
 import { ColdPathNeeded, type ActionIo } from './io.js';
+import { readSpecText } from '../task/spec.js';
 
 export const GROUP_ANNOTATION = 'io.containerd.urunc.v2.group';
 export const POD_ANNOTATION = 'io.kubernetes.cri.sandbox-id';
@@ -29,7 +30,7 @@ export interface ShimSettings {
 export function groupIdFor(bundle: string, id: string, grouping: Grouping): string {
   let annotations: unknown;
   try {
-    annotations = (JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as { annotations?: unknown }).annotations;
+    annotations = (JSON.parse(readSpecText(bundle)) as { annotations?: unknown }).annotations;
   } catch {
     annotations = undefined;
   }

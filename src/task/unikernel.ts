@@ -11,8 +11,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { failedPrecondition, invalidArgument, messageOf } from '../errors.js';
-import { prepareLaunch, writeLaunchFiles, type LaunchPlan, type OciSpec } from '../monitors/launcher.js';
+import { Code, ShimError, failedPrecondition, invalidArgument, messageOf } from '../errors.js';
+import { ARTIFACT_COPY_MAX, prepareLaunch, writeLaunchFiles, type LaunchPlan, type OciSpec } from '../monitors/launcher.js';
 import { blockFsOf, sharedFsOf } from '../monitors/guests/index.js';
 import { configPathFor, loadRuntimeConfig, type RuntimeConfig } from '../monitors/runtime-config.js';
 import { decodeUruncJson, pickUnikernelKeys, resolveUnikernelConfig, type UnikernelConfig } from '../monitors/unikernel-config.js';
@@ -27,7 +27,9 @@ import { createView, type SnapshotApi } from '../rootfs/view.js';
 import { blockVolumes, copyVolumeFiles, guestVolumes, type BlockVolume } from '../rootfs/volumes.js';
 import { umount } from '../sys/libc.js';
 import { failpoint } from '../sys/failpoints.js';
+import { MiB, readCapped } from '../sys/read-capped.js';
 import type { Runc } from './runc.js';
+import { readSpecText } from './spec.js';
 
 const REQUIRED = ['unikernelType', 'hypervisor', 'binary'];
 const SNAPSHOT_VIEW_ANNOTATION = 'com.urunc.unikernel.snapshotView';
@@ -75,14 +77,19 @@ export function snapshotsFor(host: UnikernelHost): (address: string) => Snapshot
   return (address) => (address && host.containerd ? host.containerd.snapshots(address) : undefined);
 }
 
-function readUruncJson(root: string): Record<string, string> {
+/** urunc.json is small (urunc caps each value at 4096 bytes); anything bigger is refused unread. */
+const URUNC_JSON_MAX = MiB;
+
+/** The image's /urunc.json (resolved inside the root), or {} when it has none; read capped, off the event loop. */
+async function readUruncJson(root: string): Promise<Record<string, string>> {
   let p: string;
   try {
     p = resolveInRoot(root, '/urunc.json', 'urunc.json');
-  } catch {
-    return {};
+  } catch (err: unknown) {
+    if (err instanceof ShimError && err.code === Code.NotFound) return {};
+    throw err;
   }
-  return fs.statSync(p).isFile() ? decodeUruncJson(fs.readFileSync(p, 'utf8')) : {};
+  return decodeUruncJson(await readCapped(p, URUNC_JSON_MAX, "the image's urunc.json"));
 }
 
 /** Complete config from spec and image keys alone, or undefined (incomplete or not a unikernel). */
@@ -129,7 +136,7 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
   };
   if (!keepOffHost && o.mounts.length > 0) await mountRootfs(o.mounts);
 
-  let config = resolveUnikernelConfig({ spec: specKeys, image: imageKeys, uruncJson: mounted ? readUruncJson(mounted) : {} });
+  let config = resolveUnikernelConfig({ spec: specKeys, image: imageKeys, uruncJson: mounted ? await readUruncJson(mounted) : {} });
   if (!config) {
     // knative's queue-proxy runs through runc beside a unikernel user-container: point it at the guest.
     if (o.spec.annotations?.['io.kubernetes.cri.container-name'] === 'queue-proxy') rewriteQueueProxy(o.bundle, o.log);
@@ -167,7 +174,7 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
   const probe = !mounted && !artifactRoot && o.mounts.length > 0;
   if (probe) await mountRootfs(o.mounts.map(readOnly));
   const filesRoot = artifactRoot ?? mounted;
-  if (keepOffHost && filesRoot) config = resolveUnikernelConfig({ spec: specKeys, image: imageKeys, uruncJson: readUruncJson(filesRoot) }) ?? config;
+  if (keepOffHost && filesRoot) config = resolveUnikernelConfig({ spec: specKeys, image: imageKeys, uruncJson: await readUruncJson(filesRoot) }) ?? config;
 
   const choice: Choice = chooseRootfs({ keys: config, containerBlock: block, sharedFs: sharedFsSupport(config, runtime) });
   if (needsHostRootfs(choice) && (probe || !mounted) && o.mounts.length > 0) {
@@ -179,7 +186,7 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
     if (needsHostRootfs(choice)) artifactRoot = mounted ?? o.rootfs;
     else {
       // The guest is about to own the block device: copy the artifacts out, then release the host mount.
-      artifactRoot = copyArtifacts(mounted ?? o.rootfs, path.join(o.bundle, 'artifacts'), config, state);
+      artifactRoot = await copyArtifacts(mounted ?? o.rootfs, path.join(o.bundle, 'artifacts'), config, state);
       artifacts = 'copy';
     }
   }
@@ -241,7 +248,7 @@ function lendVolume(d: BlockVolume, state: StateFile): void {
 /** urunc's handleQueueProxy: the queue-proxy's env in config.json, rewritten atomically (mode kept). */
 function rewriteQueueProxy(bundle: string, log: Logger): void {
   const file = path.join(bundle, 'config.json');
-  const spec = JSON.parse(fs.readFileSync(file, 'utf8')) as { process?: { env?: string[] } };
+  const spec = JSON.parse(readSpecText(bundle)) as { process?: { env?: string[] } };
   if (!spec.process) return;
   spec.process.env = queueProxyEnv(spec.process.env ?? []);
   writeAtomic(file, JSON.stringify(spec), fs.statSync(file).mode & 0o777);
@@ -255,16 +262,23 @@ function readOnly(m: Mount): Mount {
   return { ...m, options: [...opts, 'ro'] };
 }
 
-/** Copies kernel and initrd (same paths) from the image root into `dest`; returns dest. */
-function copyArtifacts(root: string, dest: string, uk: UnikernelConfig, state: StateFile): string {
+/**
+ * Copies kernel and initrd (same paths) from the image root into `dest` (in the bundle), each at
+ * most ARTIFACT_COPY_MAX bytes, in the thread pool: their sizes are the image's; returns dest.
+ */
+async function copyArtifacts(root: string, dest: string, uk: UnikernelConfig, state: StateFile): Promise<string> {
   state.update((s) => s.dirs.push(dest));
   for (const [p, what] of [[uk.binary, 'binary'], [uk.initrd, 'initrd']] as const) {
     if (!p) continue;
     const src = resolveFileInRoot(root, p, `com.urunc.unikernel.${what}`);
+    const { size } = await fs.promises.stat(src);
+    if (size > ARTIFACT_COPY_MAX) {
+      throw invalidArgument(`com.urunc.unikernel.${what} ${JSON.stringify(p)} is ${size} bytes, more than the ${ARTIFACT_COPY_MAX / MiB} MiB that may be copied out of a block rootfs`);
+    }
     // Kept at the path the image names, where the launcher looks it up.
     const to = path.join(dest, path.posix.normalize(`/${p}`));
-    fs.mkdirSync(path.dirname(to), { recursive: true });
-    fs.copyFileSync(src, to);
+    await fs.promises.mkdir(path.dirname(to), { recursive: true });
+    await fs.promises.copyFile(src, to);
   }
   return dest;
 }

@@ -16,6 +16,8 @@ import { Code } from '../../src/errors.js';
 import { TtrpcClient } from '../../src/shim/ttrpc/client.js';
 import { NAMESPACE_KEY } from '../../src/shim/ttrpc/server.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../fixtures/oci-image.js';
+
+const MANY_LAYERS = 'docker.io/library/busybox:70-layers';
 import { Containerd, REPO, RUNTIME, pidsMatching, runCmd, sleep, versionsUnderTest, waitFor } from './containerd.js';
 
 const IMAGE_CACHE = path.join(REPO, '.cache', 'images');
@@ -106,6 +108,16 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, BUSYBOX_IMAGE, id('echo3'), 'sh', '-c', 'echo hi; exit 3']);
     expect(r.stdout).toBe('hi\n');
     expect(r.code).toBe(3);
+  });
+
+  // The runc shim mounts such a rootfs (containerd mount_linux.go compactLowerdirOption); its overlay options exceed a page.
+  it('an image of 70 layers runs: the overlay is mounted with its lower dirs relative to their common parent', async () => {
+    const r0 = await c.ctr(['images', 'import', buildBusyboxImage(IMAGE_CACHE, 69, MANY_LAYERS)]);
+    expect(r0.code, r0.stderr).toBe(0);
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, MANY_LAYERS, id('layers70'), 'sh', '-c', 'ls /layers | wc -l; cat /layers/L1 /layers/L69']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.split('\n').map((l) => l.trim())).toEqual(['69', '1', '69', '']);
+    expect(r.code).toBe(0);
   });
 
   it('detached: RUNNING with the real pid, exec, ps, metrics, pause, kill, rm', async () => {

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GUESTS, buildGuests, linuxRootLayer, symlinkEscapeImage, unikernelImage } from '../fixtures/unikernel-images.js';
+import { fillerLayers, writeOciImage } from '../fixtures/oci-image.js';
 import { Containerd, RUNTIME, sleep, versionsUnderTest, waitFor, qemuPids } from './containerd.js';
 
 const HELLO = 'docker.io/library/hello-uk:annotations';
@@ -17,6 +18,9 @@ const LINUX_9P = 'docker.io/library/linux-uk:9p';
 const LINUX_URUNIT = 'docker.io/library/linux-uk:urunit';
 const LINUX_URUNIT_DISK = 'docker.io/library/linux-uk:urunit-disk';
 const MEWZ_HELLO = 'docker.io/library/hello-uk:mewz';
+const HELLO_70 = 'docker.io/library/hello-uk:70-layers';
+const HUGE_JSON = 'docker.io/library/hostile:huge-urunc-json';
+const FIFO_JSON = 'docker.io/library/hostile:fifo-urunc-json';
 const BUNIX = 'docker.io/library/hello-uk:bunix';
 const ESCAPE_DOTDOT = 'docker.io/library/evil-uk:dotdot';
 const ESCAPE_LINK = 'docker.io/library/evil-uk:symlink';
@@ -83,8 +87,10 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     fs.writeFileSync(path.join(cfgDir, 'disk-content', 'hello.txt'), 'from-the-data-disk\n');
     const mkfs = spawnSync('mkfs.ext4', ['-q', '-F', '-d', path.join(cfgDir, 'disk-content'), path.join(diskLayer, 'disk', 'data.img'), '4M'], { encoding: 'utf8' });
     expect(mkfs.status, mkfs.stderr).toBe(0);
+    const fillers = fillerLayers(69, path.join(GUESTS, '..', 'filler-layers'));
     const images = [
       unikernelImage({ name: HELLO, type: 'unikraft', hypervisor: 'qemu', kernel: hello, describe: 'annotations', cmd: ['exit=3'] }),
+      unikernelImage({ name: HELLO_70, type: 'mewz', hypervisor: 'qemu', kernel: hello, describe: 'urunc.json', layers: fillers }),
       unikernelImage({ name: HELLO_JSON, type: 'unikraft', hypervisor: 'qemu', kernel: hello, describe: 'urunc.json', cmd: ['exit=3'] }),
       unikernelImage({
         name: LINUX_URUNIT_DISK, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
@@ -128,6 +134,14 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
         }).map(([k, v]) => [`com.urunc.unikernel.${k}`, Buffer.from(v).toString('base64')]))),
       }),
     ];
+    // Hostile images: a 64 MiB urunc.json (compresses to almost nothing), and one that is a fifo.
+    for (const [name, make] of [[HUGE_JSON, (f: string) => fs.writeFileSync(f, Buffer.alloc(64 * 2 ** 20, 0x20))], [FIFO_JSON, (f: string) => expect(spawnSync('mkfifo', [f]).status).toBe(0)]] as const) {
+      const layer = fs.mkdtempSync(path.join(cfgDir, 'hostile-'));
+      make(path.join(layer, 'urunc.json'));
+      const tar = path.join(cfgDir, `${layer.split('-').pop()}.tar`);
+      writeOciImage({ name, layers: [root, layer], config: { Cmd: ['/bin/app'] } }, tar);
+      images.push(tar);
+    }
     fs.rmSync(root, { recursive: true, force: true });
     for (const tar of images) {
       const r = await c.ctr(['images', 'import', tar]);
@@ -160,6 +174,35 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
   afterAll(async () => {
     await c?.destroy();
     if (cfgDir) fs.rmSync(cfgDir, { recursive: true, force: true });
+  });
+
+  it('a unikernel image of 70 layers: its rootfs (overlay options over a page) is mounted on the host, urunc.json read, the guest runs', async () => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, HELLO_70, id('hello70')]);
+    expect(r.stdout).toContain('Hello from a urunc-ts unikernel!');
+    expect(r.code, r.stderr).toBe(7);
+  });
+
+  it('hostile urunc.json (64 MiB; a fifo) next to a running unikernel: refused at once with a clear error, the daemon stays small and keeps serving', async () => {
+    const steady = id('steady');
+    expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, HELLO, steady, 'wait'])).code).toBe(0);
+    const [daemon] = c.shimPids();
+    const kib = (field: string) => Number(new RegExp(`^${field}:\\s*(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${daemon}/status`, 'utf8'))?.[1]);
+    const before = { rss: kib('VmRSS'), hwm: kib('VmHWM') };
+    const huge = await c.ctr(['run', '--rm', '--runtime', RUNTIME, HUGE_JSON, id('huge-json')]);
+    expect(huge.code).not.toBe(0);
+    expect(huge.stderr).toMatch(/the image's urunc.json is 67108864 bytes, more than the 1 MiB allowed/);
+    const fifo = await c.ctr(['run', '--rm', '--runtime', RUNTIME, FIFO_JSON, id('fifo-json')], { timeoutMs: 30_000 });
+    expect(fifo.code).not.toBe(0);
+    expect(fifo.stderr).toMatch(/the image's urunc.json is not a regular file/);
+    // Measured before the fix: a 300 MB urunc.json took the daemon from 54 MB to 351 MB (peak 640 MB).
+    expect(c.shimPids()).toEqual([daemon]);
+    expect(kib('VmHWM') - before.hwm, 'peak RSS growth (KiB)').toBeLessThan(32 * 1024);
+    expect(kib('VmRSS') - before.rss, 'RSS growth (KiB)').toBeLessThan(32 * 1024);
+    expect((await c.ctr(['task', 'ls'])).stdout).toMatch(new RegExp(`${steady}\\s+\\d+\\s+RUNNING`));
+    for (const t of ['huge-json', 'fifo-json']) await c.ctr(['c', 'rm', t]);
+    await c.ctr(['task', 'kill', '-s', 'KILL', steady]);
+    await waitStopped(steady);
+    await removeStopped(steady);
   });
 
   // urunc unikraft.go MonitorCli: no exit device for Unikraft, so the guest's power-off is qemu's status 0.

@@ -9,12 +9,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Code, ShimError } from '../../src/errors.js';
 import { elfLoading, loaderDirs } from '../../src/monitors/elf.js';
 import { virtiofsdArgv, virtiofsdSandbox, waitForVirtiofsd } from '../../src/monitors/virtiofsd.js';
-import { blockRootfs, hasMountsUnder, parseMountInfo, type Mount } from '../../src/rootfs/mounts.js';
+import { blockRootfs, compactLowerdirs, hasMountsUnder, mountAll, parseMountInfo, unmountAll, type Mount } from '../../src/rootfs/mounts.js';
 import { chooseRootfs, type PlanInput } from '../../src/rootfs/planner.js';
 import { blockVolumes, copyVolumeFiles } from '../../src/rootfs/volumes.js';
 import { processStartTime, releaseRootfs } from '../../src/rootfs/release.js';
 import { assertNoInternalAnnotations, persistParams, readParams, readState, StateFile, statePath } from '../../src/rootfs/state.js';
 import { createView, type SnapshotApi } from '../../src/rootfs/view.js';
+import { readCapped, readCappedSync } from '../../src/sys/read-capped.js';
 
 const tmp: string[] = [];
 const tmpdir = (): string => {
@@ -327,5 +328,79 @@ describe('ELF loading of a relocated helper', () => {
     const head = fs.readFileSync('/bin/true').subarray(0, 100);
     fs.writeFileSync(path.join(d, 'cut'), head);
     expect(() => elfLoading(path.join(d, 'cut'))).toThrow(/truncated ELF/);
+  });
+});
+
+describe('overlay mounts with many layers', () => {
+  // containerd mount_linux.go compactLowerdirOption: lower dirs relative to their common parent.
+  it('takes the longest common parent out of the lower dirs, leaving other options alone', () => {
+    const snap = (n: number) => `/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/${n}/fs`;
+    expect(compactLowerdirs(['index=off', `lowerdir=${snap(12)}:${snap(3)}:${snap(140)}`, 'upperdir=/u', 'workdir=/w'])).toEqual({
+      dir: '/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots', options: ['index=off', 'lowerdir=12/fs:3/fs:140/fs', 'upperdir=/u', 'workdir=/w'],
+    });
+    expect(compactLowerdirs([`lowerdir=${snap(1)}:${snap(1)}`]).options).toEqual(['lowerdir=fs:fs']);
+    expect(compactLowerdirs(['lowerdir=/a/x:/b/y']).dir).toBeUndefined();
+    expect(compactLowerdirs([`lowerdir=${snap(1)}`]).dir).toBeUndefined();
+    expect(compactLowerdirs(['lowerdir=rel/x:rel/y']).dir).toBeUndefined();
+  });
+  it('mounts 80 long-named layers whose options exceed a page, and names the mount when even that is too long', async () => {
+    const d = tmpdir();
+    const base = path.join(d, 'snapshots-with-a-rather-long-directory-name-to-pass-the-page-limit');
+    const lowers: string[] = [];
+    for (let i = 0; i < 80; i++) {
+      const l = path.join(base, `layer-${String(i).padStart(3, '0')}`, 'fs');
+      fs.mkdirSync(l, { recursive: true });
+      fs.writeFileSync(path.join(l, `f${i}`), `layer ${i}\n`);
+      lowers.push(l);
+    }
+    fs.mkdirSync(path.join(d, 'upper'));
+    fs.mkdirSync(path.join(d, 'work'));
+    const options = [`lowerdir=${lowers.join(':')}`, `upperdir=${path.join(d, 'upper')}`, `workdir=${path.join(d, 'work')}`];
+    expect(options.join(',').length).toBeGreaterThan(4096);
+    const root = path.join(d, 'rootfs');
+    await mountAll([{ type: 'overlay', source: 'overlay', target: '', options }], root);
+    try {
+      expect(fs.readFileSync(path.join(root, 'f0'), 'utf8')).toBe('layer 0\n');
+      expect(fs.readFileSync(path.join(root, 'f79'), 'utf8')).toBe('layer 79\n');
+      fs.writeFileSync(path.join(root, 'new'), 'x');
+      expect(fs.existsSync(path.join(d, 'upper', 'new'))).toBe(true);
+    } finally {
+      unmountAll(root);
+    }
+    expect(hasMountsUnder(d)).toBe(false);
+    // Lower dirs with nothing in common cannot be shortened: a clear error, nothing mounted.
+    const spread = Array.from({ length: 300 }, (_, i) => `/nonexistent-${i}/layer/fs`);
+    await expect(mountAll([{ type: 'overlay', source: 'overlay', target: '', options: [`lowerdir=${spread.join(':')}`] }], path.join(d, 'r2')))
+      .rejects.toThrow(/mount overlay on .*r2: its options are \d+ bytes for 300 lower dirs, more than the kernel's one-page limit/);
+    // A plain failure names the mount and the errno.
+    await expect(mountAll([{ type: 'overlay', source: 'overlay', target: '', options: ['lowerdir=/nonexistent/a:/nonexistent/b'] }], path.join(d, 'r3')))
+      .rejects.toThrow(/mount overlay overlay on .*r3: ENOENT \(the source, a lower\/upper\/work dir or the target does not exist\)/);
+    expect(hasMountsUnder(d)).toBe(false);
+  });
+});
+
+
+describe('capped reads of files others control', () => {
+  it('reads a regular file; refuses one over the cap, a fifo (without blocking), a final symlink and a directory, each with a clear error', async () => {
+    const d = tmpdir();
+    const ok = path.join(d, 'urunc.json');
+    fs.writeFileSync(ok, '{"a":"b"}');
+    expect(await readCapped(ok, 64, 'urunc.json')).toBe('{"a":"b"}');
+    expect(readCappedSync(ok, 64, 'urunc.json')).toBe('{"a":"b"}');
+    const big = path.join(d, 'big');
+    fs.writeFileSync(big, Buffer.alloc(65));
+    await expect(readCapped(big, 64, 'big')).rejects.toThrow('big is 65 bytes, more than the 64 bytes allowed');
+    expect(() => readCappedSync(big, 64, 'big')).toThrow('big is 65 bytes, more than the 64 bytes allowed');
+    const sparse = path.join(d, 'sparse');
+    fs.closeSync(fs.openSync(sparse, 'w'));
+    fs.truncateSync(sparse, 3 * 2 ** 30);
+    // A 3 GiB (sparse) file is refused from its size alone: nothing of it is read or allocated.
+    await expect(readCapped(sparse, 2 ** 20, 'sparse')).rejects.toThrow(/sparse is 3221225472 bytes, more than the 1 MiB allowed/);
+    const fifo = path.join(d, 'fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    await expect(readCapped(fifo, 64, 'fifo')).rejects.toThrow('fifo is not a regular file');
+    fs.symlinkSync(ok, path.join(d, 'link'));
+    await expect(readCapped(path.join(d, 'link'), 64, 'link')).rejects.toThrow('link is a symbolic link');
+    await expect(readCapped(d, 64, 'dir')).rejects.toThrow('dir is not a regular file');
   });
 });
