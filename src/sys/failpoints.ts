@@ -4,7 +4,7 @@
 // failpoint is a no-op costing one env lookup.
 import fs from 'node:fs';
 
-export const FAILPOINTS = ['rootfs.lease', 'rootfs.view', 'rootfs.mount', 'rootfs.persist', 'task.runc-create', 'task.uncaught'] as const;
+export const FAILPOINTS = ['rootfs.lease', 'rootfs.view', 'rootfs.mount', 'rootfs.persist', 'task.runc-create', 'task.uncaught', 'io.slow-output'] as const;
 export type Failpoint = (typeof FAILPOINTS)[number];
 
 export function failpoint(name: Failpoint): void {

@@ -26,6 +26,7 @@ interface Libc {
   mount: Fn;
   umount2: Fn;
   ioctlWinsize: Fn;
+  ioctlIntOut: Fn;
   ioctlInt: Fn;
   dup: Fn;
   close: Fn;
@@ -60,6 +61,7 @@ function load(): Libc {
     mount: lib.func('int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const char *data)'),
     umount2: lib.func('int umount2(const char *target, int flags)'),
     ioctlWinsize: lib.func('int ioctl(int fd, unsigned long req, const winsize *ws)'),
+    ioctlIntOut: lib.func('int ioctl(int fd, unsigned long req, _Out_ int *value)'),
     ioctlInt: lib.func('int ioctl(int fd, unsigned long req, unsigned long arg)'),
     dup: lib.func('int dup(int fd)'),
     close: lib.func('int close(int fd)'),
@@ -148,6 +150,14 @@ export const MNT_DETACH = 2;
 export function umount(target: string, flags = 0): number {
   const l = load();
   return l.umount2(target, flags) < 0 ? l.k.errno() : 0;
+}
+
+const FIONREAD = 0x541b;
+/** Bytes waiting in a pipe or fifo (either end): how much its reader has not read yet. */
+export function unreadBytes(fd: number): number {
+  const v = [0];
+  check('ioctl(FIONREAD)', load().ioctlIntOut(fd, FIONREAD, v));
+  return v[0] ?? 0;
 }
 
 const TIOCSWINSZ = 0x5414;

@@ -156,7 +156,7 @@ export class TaskService {
       topic: '/tasks/create', containerId: req.id, bundle: req.bundle, rootfs: req.rootfs,
       io: { ...init.stdio }, checkpoint: req.checkpoint, pid: init.pid,
     });
-    this.reaper.watch(init.pid, (status, at) => this.onExit(c, init, status, at));
+    this.reaper.watch(init.pid, (status, at) => this.exited(c, init, status, at));
     return init.pid;
   }
 
@@ -222,7 +222,17 @@ export class TaskService {
       throw err;
     }
     p.status = 'running';
-    this.reaper.watch(p.pid, (status, at) => this.onExit(c, p, status, at));
+    this.reaper.watch(p.pid, (status, at) => this.exited(c, p, status, at));
+  }
+
+  /**
+   * A process is gone: its exit is reported once its output has reached the client (the copies end
+   * when the client has read the last byte, or after IO_DRAIN_MS), never before: a containerd client
+   * closes its fifo readers as soon as it learns of the exit (see copy in stdio.ts).
+   */
+  private exited(c: Container, p: Proc, status: number, at: Date): void {
+    if (!p.io) return this.onExit(c, p, status, at);
+    void p.io.drain(IO_DRAIN_MS).then(() => this.onExit(c, p, status, at));
   }
 
   private onExit(c: Container, p: Proc, status: number, at: Date): void {
@@ -289,7 +299,8 @@ export class TaskService {
       });
     }
     this.reaper.unwatch(p.pid);
-    await p.io?.drain(IO_DRAIN_MS);
+    const drained = await p.io?.drain(IO_DRAIN_MS);
+    const output = p.io && { ...p.io.outputStats(), drained };
     p.io?.destroy();
     for (const e of c.execs.values()) e.io?.destroy();
     c.watchdog?.stop();
@@ -301,7 +312,7 @@ export class TaskService {
     await c.released;
     await this.releaseResources(c);
     this.containers.delete(id);
-    c.tlog.log.info({ exitStatus: p.exit?.exitStatus }, 'task deleted');
+    c.tlog.log.info({ exitStatus: p.exit?.exitStatus, output }, 'task deleted');
     c.tlog.close();
     const exit = p.exit as ExitInfo;
     this.events.publish(c.namespace, {

@@ -5,10 +5,12 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Transform } from 'node:stream';
 import tty from 'node:tty';
 import { constants as C } from 'node:fs';
 import { Code, ShimError, messageOf } from '../errors.js';
-import { closeFd, dupFd, makePipe, recvFd, setWinsize } from '../sys/libc.js';
+import { closeFd, dupFd, makePipe, recvFd, setWinsize, unreadBytes } from '../sys/libc.js';
+import { armed } from '../sys/failpoints.js';
 import { spawnOwned } from '../sys/spawn.js';
 import type { RuncStdio } from './runc.js';
 
@@ -59,6 +61,9 @@ export class ProcessIO {
   private observable = false;
   private firstOutput: (() => void) | undefined;
   private sawOutput = false;
+  /** Bytes of the process's output read (stdout and the terminal), and the sockets they go out on. */
+  private outputRead = 0;
+  private readonly outputs: net.Socket[] = [];
 
   private constructor(readonly spec: StdioSpec) {}
 
@@ -111,7 +116,10 @@ export class ProcessIO {
     const [r, w] = makePipe();
     this.childFds.push(w);
     const src = new net.Socket({ fd: r, readable: true, writable: false });
-    if (watch) this.watchOutput(src);
+    if (watch) {
+      this.watchOutput(src);
+      this.outputs.push(dst);
+    }
     this.copies.push(copy(src, dst));
     this.closers.push(() => {
       src.destroy();
@@ -214,6 +222,7 @@ export class ProcessIO {
     const out = parseUri(this.spec.stdout);
     if (out?.scheme === 'fifo') {
       const dst = await openFifoWriter(out.path);
+      this.outputs.push(dst);
       this.copies.push(copy(readSide, dst));
       this.closers.push(() => dst.destroy());
     } else {
@@ -236,6 +245,12 @@ export class ProcessIO {
       this.sawOutput = true;
       this.firstOutput?.();
     });
+    src.on('data', (d: Buffer) => (this.outputRead += d.length));
+  }
+
+  /** How much output was read from the process and how much was handed to the client's fifo (for the task log). */
+  outputStats(): { read: number; queued: number } {
+    return { read: this.outputRead, queued: this.outputs.reduce((n, s) => n + s.writableLength, 0) };
   }
 
   /** Calls cb at the process's first output byte; false when the output does not pass through here. */
@@ -266,13 +281,15 @@ export class ProcessIO {
   }
 
   /** Resolves when all output has been copied out (or after timeoutMs, for output held open by orphans). */
-  async drain(timeoutMs: number): Promise<void> {
+  /** Waits (at most timeoutMs) until every output copy has handed its last byte to the client; false on timeout. */
+  async drain(timeoutMs: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.allSettled(this.copies),
-      new Promise<void>((r) => (timer = setTimeout(r, timeoutMs))),
+    const done = await Promise.race([
+      Promise.allSettled(this.copies).then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs))),
     ]);
     clearTimeout(timer);
+    return done;
   }
 
   destroy(): void {
@@ -319,13 +336,14 @@ class StdinCopier {
 }
 
 /** Opens the fifo for writing once containerd's reader is there (it normally already is). */
-async function openFifoWriter(p: string): Promise<net.Socket> {
+async function openFifoWriter(p: string): Promise<FifoWriter> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {
       const fd = fs.openSync(p, C.O_WRONLY | C.O_NONBLOCK);
-      const s = new net.Socket({ fd, readable: false, writable: true });
+      const s = new net.Socket({ fd, readable: false, writable: true }) as FifoWriter;
       s.on('error', () => undefined);
+      s.fifoFd = fd;
       return s;
     } catch (err: unknown) {
       const code = (err as NodeJS.ErrnoException).code;
@@ -337,25 +355,58 @@ async function openFifoWriter(p: string): Promise<net.Socket> {
   }
 }
 
+/** A fifo's write end, with its fd (the socket's own) for FIONREAD. */
+type FifoWriter = net.Socket & { fifoFd: number };
+
+/** How long the end of a copy waits for the client to read what is still in its fifo. */
+const CONSUMED_WAIT_MS = 1000;
+
 /**
- * Copies src into dst until src ends and dst has handed everything to the fifo (its 'finish':
- * resolving at src's end would let Delete destroy dst with output still queued in it, which lost
- * the guest's whole console under load). If dst fails (the client went away), the copy keeps
- * draining src and discards it, so the container neither blocks on a full pipe nor dies of EPIPE.
+ * Copies src into dst until src ends, dst has handed everything to the fifo, and the client has
+ * read it from the fifo (or CONSUMED_WAIT_MS passed); only then is dst closed and the copy done.
+ * The process's exit is reported after its copies are done (service.ts), because a containerd
+ * client that learns of the exit closes its fifo readers (cio's Cancel, in task Delete) and
+ * whatever they have not read yet is lost: measured as 1 to 5 silent consoles in 150 hello
+ * unikernels started 50 at once, whose output and exit come within microseconds of each other.
+ * If dst fails (the client went away), the copy keeps draining src and discards it, so the
+ * container neither blocks on a full pipe nor dies of EPIPE.
  */
-function copy(src: NodeJS.ReadableStream & { on(e: string, f: (...a: unknown[]) => void): unknown }, dst: net.Socket): Promise<void> {
+function copy(src: NodeJS.ReadableStream & { on(e: string, f: (...a: unknown[]) => void): unknown }, dst: FifoWriter): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => resolve();
     src.on('error', done);
     dst.on('finish', done);
     dst.on('close', done);
+    // Failure injection: the output reaches the fifo 300 ms late, as under heavy load.
+    const feed = armed('io.slow-output')
+      ? src.pipe(new Transform({ transform: (chunk, _enc, cb) => void setTimeout(() => cb(null, chunk), 300) }))
+      : src;
     dst.on('error', () => {
-      src.unpipe(dst);
-      src.on('data', () => undefined);
-      src.on('end', done);
-      src.on('close', done);
-      src.resume();
+      feed.unpipe(dst);
+      feed.on('data', () => undefined);
+      feed.on('end', done);
+      feed.on('close', done);
+      feed.resume();
     });
-    src.pipe(dst, { end: true });
+    feed.on('end', () => {
+      // Everything is queued on dst: once it is written, wait until the client has read it, then close.
+      dst.write('', () => void consumed(dst.fifoFd).then(() => dst.end()));
+    });
+    feed.pipe(dst, { end: false });
   });
+}
+
+/** Resolves when the fifo behind fd holds no unread byte, or after CONSUMED_WAIT_MS. */
+async function consumed(fd: number): Promise<void> {
+  const deadline = Date.now() + CONSUMED_WAIT_MS;
+  for (;;) {
+    let n = 0;
+    try {
+      n = unreadBytes(fd);
+    } catch {
+      return;
+    }
+    if (n === 0 || Date.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }

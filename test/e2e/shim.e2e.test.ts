@@ -120,6 +120,22 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     expect(r.code).toBe(0);
   });
 
+  // The exit is reported only once the output has reached the client: a containerd client closes its
+  // fifo readers (cio Cancel in task Delete) as soon as it learns of the exit. The failpoint delays the
+  // output by 300 ms, as heavy load did (1 to 5 silent consoles in 150 hello unikernels, 50 at once).
+  it('output that reaches the fifo after the process exited is not lost: the exit waits for it', async () => {
+    fs.writeFileSync(failFile, 'io.slow-output');
+    try {
+      for (const n of [1, 2, 3]) {
+        const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, BUSYBOX_IMAGE, id(`late-output-${n}`), 'sh', '-c', `echo late-${n}; exit 3`]);
+        expect(r.stdout).toBe(`late-${n}\n`);
+        expect(r.code).toBe(3);
+      }
+    } finally {
+      fs.writeFileSync(failFile, '');
+    }
+  });
+
   it('detached: RUNNING with the real pid, exec, ps, metrics, pause, kill, rm', async () => {
     const t = id('detached');
     const m = marker();

@@ -12,7 +12,7 @@ import type { TaskEvent } from '../../src/task/types.js';
 class FakeRunc implements RuncLike {
   calls: string[] = [];
   nextPid = 100;
-  onStart: (() => void) | undefined;
+  onStart: (() => void | Promise<void>) | undefined;
   async create(id: string): Promise<number> {
     this.calls.push(`create ${id}`);
     return this.nextPid++;
@@ -23,7 +23,7 @@ class FakeRunc implements RuncLike {
   }
   async start(id: string): Promise<void> {
     this.calls.push(`start ${id}`);
-    this.onStart?.();
+    await this.onStart?.();
   }
   async kill(id: string, _b: string, sig: number, all: boolean): Promise<void> {
     this.calls.push(`kill ${id} ${sig}${all ? ' all' : ''}`);
@@ -56,10 +56,12 @@ class FakeReaper {
   unwatch(pid: number): void {
     this.handlers.delete(pid);
   }
-  exit(pid: number, status: number): void {
+  /** The exit, then a turn of the event loop: the service reports it once the process's output is drained. */
+  async exit(pid: number, status: number): Promise<void> {
     const h = this.handlers.get(pid);
     this.handlers.delete(pid);
     h?.(status, new Date());
+    await new Promise((r) => setImmediate(r));
   }
 }
 
@@ -91,7 +93,7 @@ describe('task service', () => {
     await svc.start('t', '');
     expect(svc.state('t', '').status).toBe('running');
     const waited = svc.wait('t', '');
-    reaper.exit(100, 3);
+    await reaper.exit(100, 3);
     expect((await waited).exitStatus).toBe(3);
     expect(svc.state('t', '')).toMatchObject({ status: 'stopped', exitStatus: 3, pid: 100 });
     expect((await svc.delete('t', '')).exitStatus).toBe(3);
@@ -102,7 +104,11 @@ describe('task service', () => {
 
   it('holds an exit that arrives during Start until TaskStart is published', async () => {
     await create();
-    runc.onStart = () => reaper.exit(100, 0);
+    // The exit is reported (after its output drained) while runc start has not returned yet.
+    runc.onStart = async () => {
+      await reaper.exit(100, 0);
+      await new Promise((r) => setTimeout(r, 20));
+    };
     await svc.start('t', '');
     expect(topics()).toEqual(['/tasks/create', '/tasks/start', '/tasks/exit:t']);
     expect(svc.state('t', '').status).toBe('stopped');
@@ -113,9 +119,9 @@ describe('task service', () => {
     await svc.start('t', '');
     svc.exec({ id: 't', execId: 'e1', spec, ...noIo });
     await svc.start('t', 'e1');
-    reaper.exit(100, 137);
+    await reaper.exit(100, 137);
     expect(topics()).not.toContain('/tasks/exit:t');
-    reaper.exit(101, 137);
+    await reaper.exit(101, 137);
     expect(topics()).toEqual(['/tasks/create', '/tasks/start', '/tasks/exec-added:e1', '/tasks/exec-started:e1', '/tasks/exit:e1', '/tasks/exit:t']);
   });
 
@@ -130,7 +136,7 @@ describe('task service', () => {
     expect(() => svc.exec({ id: 't', execId: 'e1', spec, ...noIo })).toThrow(expect.objectContaining({ code: Code.AlreadyExists }));
     expect(() => svc.exec({ id: 't', execId: 'bad', spec: Buffer.from('{'), ...noIo })).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
     await expect(svc.kill('t', 'nope', 9, false)).rejects.toMatchObject({ code: Code.NotFound });
-    reaper.exit(100, 0);
+    await reaper.exit(100, 0);
     await expect(svc.kill('t', '', 9, false)).rejects.toMatchObject({ code: Code.NotFound });
     await expect(svc.start('t', 'e1')).rejects.toMatchObject({ code: Code.FailedPrecondition });
     await svc.delete('t', '');
@@ -158,7 +164,7 @@ describe('task service', () => {
   it('a concurrent second Delete is NotFound and TaskDelete is published once', async () => {
     await create();
     await svc.start('t', '');
-    reaper.exit(100, 0);
+    await reaper.exit(100, 0);
     const [a, b] = await Promise.allSettled([svc.delete('t', ''), svc.delete('t', '')]);
     expect(a.status).toBe('fulfilled');
     expect(b).toMatchObject({ status: 'rejected', reason: { code: Code.NotFound } });
@@ -175,7 +181,7 @@ describe('task service', () => {
   it('deleting a created (never started) task force-deletes it', async () => {
     await create();
     const del = svc.delete('t', '');
-    reaper.exit(100, 137);
+    await reaper.exit(100, 137);
     expect((await del).exitStatus).toBe(137);
     expect(runc.calls).toEqual(['create t', 'delete t force']);
     expect(topics()).toEqual(['/tasks/create', '/tasks/exit:t', '/tasks/delete']);
