@@ -22,6 +22,8 @@ const N = Number(process.env.SOAK_N ?? 1000);
 const PARALLEL = Number(process.env.SOAK_PARALLEL ?? 20);
 const VERSIONS = (process.env.SOAK_CONTAINERD ?? '1.6,2.x').split(',').map((v) => v.trim()) as Version[];
 const HELLO = 'docker.io/library/hello-uk:soak';
+/** The same kernel as Unikraft, which gets its arguments: `wait` halts it until the VM is killed. */
+const HELLO_WAIT = 'docker.io/library/hello-uk:soak-wait';
 const CONFIG = '[monitors.qemu]\naccelerator = "kvm"\nmachine = "microvm"\ncpu = "host,-arch-capabilities"\n';
 /** The hello kernel as mewz: status 3 on isa-debug-exit, qemu's (3 << 1) | 1. */
 const HELLO_STATUS = 7;
@@ -62,8 +64,8 @@ async function one(c: Containerd, kind: Kind, id: string): Promise<Outcome> {
       return { kind, id, ok: true };
     }
     // Killed at a random moment while `ctr run --rm` is attached: its exit status is the task's.
-    const args = hello ? ['wait'] : ['sh', '-c', `echo ${word}; exec sleep 600`];
-    const run = c.ctr(['run', '--rm', '--runtime', RUNTIME, image, id, ...args], { timeoutMs: 120_000 });
+    const args = hello ? [] : ['sh', '-c', `echo ${word}; exec sleep 600`];
+    const run = c.ctr(['run', '--rm', '--runtime', RUNTIME, hello ? HELLO_WAIT : image, id, ...args], { timeoutMs: 120_000 });
     await waitFor(`${id} RUNNING`, async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, 'm')) ? true : undefined), 60_000);
     await sleep(rand(1500));
     const k = await c.ctr(['task', 'kill', '-s', 'KILL', id]);
@@ -141,7 +143,8 @@ async function pool<T>(n: number, parallel: number, job: (i: number) => Promise<
 /** 20 detached containers running, then `fault`; afterwards each is controlled or gone, and nothing leaks. */
 async function faultRound(c: Containerd, name: string, fault: () => Promise<void>, baseline: Parameters<typeof leaks>[1]): Promise<string[]> {
   const ids = Array.from({ length: PARALLEL }, (_, i) => `${name}-${i}`);
-  await Promise.all(ids.map((id, i) => c.ctr(['run', '-d', '--runtime', RUNTIME, ...(i % 2 ? [HELLO, id, 'wait'] : [BUSYBOX_IMAGE, id, 'sleep', '600'])])));
+  // --null-io: a detached ctr leaves its own fifo directory behind when the task is gone before `task rm`.
+  await Promise.all(ids.map((id, i) => c.ctr(['run', '-d', '--null-io', '--runtime', RUNTIME, ...(i % 2 ? [HELLO_WAIT, id] : [BUSYBOX_IMAGE, id, 'sleep', '600'])])));
   await fault();
   const problems: string[] = [];
   let controlled = 0;
@@ -171,7 +174,8 @@ async function soak(version: Version): Promise<{ lines: string[]; failed: boolea
   let failed = false;
   try {
     for (const tar of [buildBusyboxImage(path.join(REPO, '.cache', 'images')),
-      unikernelImage({ name: HELLO, type: 'mewz', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations' })]) {
+      unikernelImage({ name: HELLO, type: 'mewz', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations' }),
+      unikernelImage({ name: HELLO_WAIT, type: 'unikraft', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['wait'] })]) {
       const r = await c.ctr(['images', 'import', tar]);
       if (r.code !== 0) throw new Error(r.stderr);
     }
