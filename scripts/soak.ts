@@ -180,11 +180,13 @@ async function soak(version: Version): Promise<{ lines: string[]; failed: boolea
       if (r.code !== 0) throw new Error(r.stderr);
     }
     const baseline = { snapshots: (await c.ctr(['snapshots', 'ls'])).stdout.trim().split('\n').length - 1, leases: (await c.ctr(['leases', 'ls'])).stdout.trim().split('\n').length - 1, fifos: countFifos(c) };
-    let rss100 = 0;
+    // The daemon's RSS after every 100 containers (with up to PARALLEL in flight).
+    const series: number[] = [];
     const t0 = performance.now();
     const outcomes = await pool(N, PARALLEL, (i) => one(c, KINDS[rand(KINDS.length)] as Kind, `s${i}`), async (done) => {
-      if (done === 100) rss100 = c.shimPids().map(rssKiB).reduce((a, b) => a + b, 0);
+      if (done % 100 === 0) series.push(c.shimPids().map(rssKiB).reduce((a, b) => a + b, 0));
     });
+    const rss100 = series[0] ?? 0;
     const secs = (performance.now() - t0) / 1000;
     await sleep(2000);
     const rssEnd = c.shimPids().map(rssKiB).reduce((a, b) => a + b, 0);
@@ -194,7 +196,7 @@ async function soak(version: Version): Promise<{ lines: string[]; failed: boolea
     const growth = rss100 ? (rssEnd - rss100) / rss100 : 0;
     lines.push(`containerd ${version}: ${N} containers (${byKind}), ${PARALLEL} at a time, in ${secs.toFixed(0)} s: ${N - bad.length} correct, ${bad.length} wrong`);
     for (const b of bad.slice(0, 10)) lines.push(`  wrong: ${b.id} (${b.kind}): ${b.why}`);
-    lines.push(`  daemon RSS after 100: ${(rss100 / 1024).toFixed(1)} MiB, after ${N}: ${(rssEnd / 1024).toFixed(1)} MiB (${(growth * 100).toFixed(1)} %)`);
+    lines.push(`  daemon RSS after 100: ${(rss100 / 1024).toFixed(1)} MiB, after ${N}: ${(rssEnd / 1024).toFixed(1)} MiB (${(growth * 100).toFixed(1)} %); every 100: ${series.map((k) => (k / 1024).toFixed(0)).join(' ')} MiB`);
     lines.push(`  leaks: ${left.length ? left.join(' | ') : 'none'}`);
     if (bad.length || left.length || growth > 0.1) failed = true;
     console.log(lines.join('\n'));
