@@ -2,7 +2,7 @@
 // default). Not part of the CI suite (it takes minutes and the whole machine).
 //   1. SOAK_N (1000) containers, SOAK_PARALLEL (20) at a time, a random mix of busybox and hello
 //      unikernels: `ctr run --rm` (exit status and console checked), attached runs killed at a
-//      random moment once running (status 137 and console checked), and runs without --rm removed
+//      random moment after their first output (status 137 checked), and runs without --rm removed
 //      afterwards. The daemon's RSS after the first 100 containers and after the last is compared.
 //   2. Faults under load: 20 containers running, then SIGKILL of the shim daemon; 20 running, then a
 //      containerd restart. Afterwards every container is either still controllable (killed and
@@ -16,7 +16,7 @@ import path from 'node:path';
 import { Containerd, REPO, RUNTIME, pidsMatching, qemuPids, sleep, waitFor, type Version } from '../test/e2e/containerd.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../test/fixtures/oci-image.js';
 import { GUESTS, buildGuests, unikernelImage } from '../test/fixtures/unikernel-images.js';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 
 const N = Number(process.env.SOAK_N ?? 1000);
 const PARALLEL = Number(process.env.SOAK_PARALLEL ?? 20);
@@ -63,17 +63,30 @@ async function one(c: Containerd, kind: Kind, id: string): Promise<Outcome> {
       }
       return { kind, id, ok: true };
     }
-    // Killed at a random moment while `ctr run --rm` is attached: its exit status is the task's.
+    // Killed at a random moment after its first output while `ctr run --rm` is attached: its exit
+    // status is the task's, and what it printed before must have reached ctr.
     const args = hello ? [] : ['sh', '-c', `echo ${word}; exec sleep 600`];
-    const run = c.ctr(['run', '--rm', '--runtime', RUNTIME, hello ? HELLO_WAIT : image, id, ...args], { timeoutMs: 120_000 });
-    await waitFor(`${id} RUNNING`, async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, 'm')) ? true : undefined), 60_000);
-    await sleep(rand(1500));
+    const want = hello ? 'Hello from a urunc-ts unikernel!' : word;
+    const [bin, ...argv] = c.ctrArgv(['run', '--rm', '--runtime', RUNTIME, hello ? HELLO_WAIT : image, id, ...args]);
+    const child = spawn(bin as string, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const printed = new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes(want)) resolve();
+    }));
+    const closed = new Promise<number>((resolve) => child.once('close', (code, sig) => resolve(code ?? (sig ? 128 + 9 : 1))));
+    const first = await Promise.race([printed.then(() => 'printed'), closed.then(() => 'closed'), sleep(60_000).then(() => 'timeout')]);
+    if (first !== 'printed') {
+      child.kill('SIGKILL');
+      return { kind, id, ok: false, why: `no output before ${first}: ${err.trim().slice(0, 200)}` };
+    }
+    await sleep(rand(1000));
     const k = await c.ctr(['task', 'kill', '-s', 'KILL', id]);
     if (k.code !== 0) return { kind, id, ok: false, why: `kill: ${k.stderr.trim()}` };
-    const r = await run;
-    if (r.code !== 137) return { kind, id, ok: false, why: `exit ${r.code}, want 137: ${r.stderr.trim().slice(0, 200)}` };
-    const console = hello ? 'Hello from a urunc-ts unikernel!' : word;
-    if (!r.stdout.includes(console)) return { kind, id, ok: false, why: `console missing (got ${JSON.stringify(r.stdout.slice(0, 80))})` };
+    const status = await closed;
+    if (status !== 137) return { kind, id, ok: false, why: `exit ${status}, want 137: ${err.trim().slice(0, 200)}` };
     return { kind, id, ok: true };
   } catch (err: unknown) {
     return { kind, id, ok: false, why: err instanceof Error ? err.message : String(err) };
