@@ -193,13 +193,20 @@ async function soak(version: Version): Promise<{ lines: string[]; failed: boolea
       if (r.code !== 0) throw new Error(r.stderr);
     }
     const baseline = { snapshots: (await c.ctr(['snapshots', 'ls'])).stdout.trim().split('\n').length - 1, leases: (await c.ctr(['leases', 'ls'])).stdout.trim().split('\n').length - 1, fifos: countFifos(c) };
-    // The daemon's RSS after every 100 containers (with up to PARALLEL in flight).
+    // The daemon's RSS after every 100 containers (with up to PARALLEL in flight), and at rest (none
+    // in flight, 2 s later) after the first 100 and after the last, which the goal compares.
     const series: number[] = [];
+    const rss = () => c.shimPids().map(rssKiB).reduce((a, b) => a + b, 0);
+    const job = (i: number) => one(c, KINDS[rand(KINDS.length)] as Kind, `s${i}`);
+    const sample = async (done: number) => {
+      if (done % 100 === 0) series.push(rss());
+    };
     const t0 = performance.now();
-    const outcomes = await pool(N, PARALLEL, (i) => one(c, KINDS[rand(KINDS.length)] as Kind, `s${i}`), async (done) => {
-      if (done % 100 === 0) series.push(c.shimPids().map(rssKiB).reduce((a, b) => a + b, 0));
-    });
-    const rss100 = series[0] ?? 0;
+    const first = Math.min(100, N);
+    const outcomes = await pool(first, PARALLEL, job, sample);
+    await sleep(2000);
+    const rss100 = rss();
+    outcomes.push(...await pool(N - first, PARALLEL, (i) => job(first + i), (done) => sample(first + done)));
     const secs = (performance.now() - t0) / 1000;
     await sleep(2000);
     const rssEnd = c.shimPids().map(rssKiB).reduce((a, b) => a + b, 0);
@@ -209,7 +216,7 @@ async function soak(version: Version): Promise<{ lines: string[]; failed: boolea
     const growth = rss100 ? (rssEnd - rss100) / rss100 : 0;
     lines.push(`containerd ${version}: ${N} containers (${byKind}), ${PARALLEL} at a time, in ${secs.toFixed(0)} s: ${N - bad.length} correct, ${bad.length} wrong`);
     for (const b of bad.slice(0, 10)) lines.push(`  wrong: ${b.id} (${b.kind}): ${b.why}`);
-    lines.push(`  daemon RSS after 100: ${(rss100 / 1024).toFixed(1)} MiB, after ${N}: ${(rssEnd / 1024).toFixed(1)} MiB (${(growth * 100).toFixed(1)} %); every 100: ${series.map((k) => (k / 1024).toFixed(0)).join(' ')} MiB`);
+    lines.push(`  daemon RSS at rest after 100: ${(rss100 / 1024).toFixed(1)} MiB, after ${N}: ${(rssEnd / 1024).toFixed(1)} MiB (${(growth * 100).toFixed(1)} %); every 100, in flight: ${series.map((k) => (k / 1024).toFixed(0)).join(' ')} MiB`);
     lines.push(`  leaks: ${left.length ? left.join(' | ') : 'none'}`);
     if (bad.length || left.length || growth > 0.1) failed = true;
     console.log(lines.join('\n'));

@@ -27,6 +27,14 @@ export interface ShimSettings {
   lingerMs: number;
 }
 
+/**
+ * V8 sizing for the long-lived daemon: a 1 MiB young generation and a 256 MiB old-space limit (V8's
+ * memory-constrained heap growth). Measured over 1000 containers 20 at a time (containerd 2.x): RSS
+ * 67 MiB after 100 and 73 MiB after 1000, against 81 and 108 MiB with node's defaults, which kept
+ * growing until about 400 containers; the JS heap itself stays near 10 MiB.
+ */
+export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=256'];
+
 export function groupIdFor(bundle: string, id: string, grouping: Grouping): string {
   let annotations: unknown;
   try {
@@ -128,7 +136,9 @@ async function spawnDaemon(
   if (input.ttrpcAddress) env.TTRPC_ADDRESS = input.ttrpcAddress.replace(/^unix:\/\//, '');
   if (input.configPath) env.URUNC_CONFIG_PATH = input.configPath;
   const script = process.argv[1] as string;
-  const child = spawn(process.execPath, [...process.execArgv, script, ...toArgs(f, 'serve')], {
+  // The flags given to node (by the front or an operator) win over the daemon's own.
+  const flags = DAEMON_NODE_FLAGS.filter((d) => !process.execArgv.some((x) => x.startsWith(d.split('=')[0] as string)));
+  const child = spawn(process.execPath, [...flags, ...process.execArgv, script, ...toArgs(f, 'serve')], {
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', handle.fd],
     env,
