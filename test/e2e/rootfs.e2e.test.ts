@@ -16,7 +16,7 @@ import { NAMESPACE_KEY } from '../../src/shim/ttrpc/server.js';
 import { TtrpcClient } from '../../src/shim/ttrpc/client.js';
 import * as pb from '../../src/gen/containerd/task/v2/shim.js';
 import { GUESTS, buildGuests, linuxRootLayer, unikernelImage } from '../fixtures/unikernel-images.js';
-import { Containerd, RUNTIME, sleep, versionsUnderTest, waitFor, qemuPids, type Version } from './containerd.js';
+import { Containerd, RUNTIME, pidsMatching, sleep, versionsUnderTest, waitFor, qemuPids, type Version } from './containerd.js';
 
 const HELLO_LAYERED = 'docker.io/library/hello-uk:layered';
 const LINUX_BLOCK = 'docker.io/library/linux-uk:block';
@@ -71,16 +71,9 @@ function loopBackingFiles(): string[] {
 
 /** Running virtiofsd processes (any, not only ours): pid and argv. */
 function virtiofsds(): Array<{ pid: number; argv: string[] }> {
-  const out: Array<{ pid: number; argv: string[] }> = [];
-  for (const e of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
-    try {
-      const argv = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').filter(Boolean);
-      if (argv[0]?.endsWith('/virtiofsd')) out.push({ pid: Number(e), argv });
-    } catch {
-      // gone
-    }
-  }
-  return out;
+  const argvs: string[][] = [];
+  const pids = pidsMatching((argv) => (argv[0] ?? '').endsWith('/virtiofsd') && argvs.push(argv) > 0);
+  return pids.map((pid, i) => ({ pid, argv: argvs[i] as string[] }));
 }
 
 const nsOf = (pid: number, ns: string) => fs.readlinkSync(`/proc/${pid}/ns/${ns}`);
