@@ -180,7 +180,7 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   }
   for (const d of dataDirsWithLinks(hv.dataDirs(mcfg))) binds.push([d.host, d.at, true]);
   binds.push([kernel, vm.kernel, true]);
-  // The container's volumes: live in a 9p root (as urunc binds them under /cntrRootfs), their files
+  // The container's volumes: live in a 9p or virtio-fs root (as urunc binds them under /cntrRootfs), their files
   // copied into an initrd root (here) or a block root (at Create, task/unikernel.ts, which also lends
   // block-device volumes as disks).
   const volumes = guestVolumes(inp.spec.mounts);
