@@ -4,7 +4,6 @@
 // ever mounting it. Mounts are unmounted by path alone (Delete, rollback, and the `delete` command).
 import fs from 'node:fs';
 import path from 'node:path';
-import util from 'node:util';
 import { invalidArgument } from '../errors.js';
 import { runChecked } from '../sys/spawn.js';
 import { EBUSY, EINVAL, ENOENT, Errno, MNT_DETACH, mount, umount } from '../sys/libc.js';
@@ -121,13 +120,7 @@ async function overlayMount(m: Mount, target: string): Promise<void> {
 
 function errnoText(err: unknown): string {
   if (!(err instanceof Errno)) return err instanceof Error ? err.message : String(err);
-  let name = `errno ${err.errno}`;
-  try {
-    name = util.getSystemErrorName(-err.errno);
-  } catch {
-    // unknown number
-  }
-  return `${name}${err.errno === ENOENT ? ' (the source, a lower/upper/work dir or the target does not exist)' : ''}`;
+  return `${err.code}${err.errno === ENOENT ? ' (the source, a lower/upper/work dir or the target does not exist)' : ''}`;
 }
 
 const plain: MountHandler = { block: () => undefined, mount: (m, t) => syscallMount(m, t) };

@@ -3,6 +3,7 @@
 // Loaded lazily so `start` and `-info` never pay for koffi.
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import util from 'node:util';
 
 const require = createRequire(import.meta.url);
 
@@ -74,12 +75,25 @@ function load(): Libc {
 }
 
 export class Errno extends Error {
+  /** The errno's name (ENOENT, ...), or `errno N` for a number libuv does not know. */
+  readonly code: string;
+
   constructor(
     readonly call: string,
     readonly errno: number,
   ) {
-    super(`${call}: errno ${errno}`);
+    const code = errnoName(errno);
+    super(`${call}: ${code} (errno ${errno})`);
     this.name = 'Errno';
+    this.code = code;
+  }
+}
+
+function errnoName(errno: number): string {
+  try {
+    return util.getSystemErrorName(-errno);
+  } catch {
+    return `errno ${errno}`;
   }
 }
 
