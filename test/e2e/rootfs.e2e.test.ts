@@ -76,6 +76,12 @@ function virtiofsds(): Array<{ pid: number; argv: string[] }> {
   return pids.map((pid, i) => ({ pid, argv: argvs[i] as string[] }));
 }
 
+/** The guest's console log (a --log-uri file) once it has printed its root device. */
+const guestReportedRoot = (logFile: string, timeoutMs: number): Promise<string> => waitFor('the guest to report its root', () => {
+  const s = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
+  return s.includes('rootdev:') ? s : undefined;
+}, timeoutMs);
+
 const nsOf = (pid: number, ns: string) => fs.readlinkSync(`/proc/${pid}/ns/${ns}`);
 const statusField = (pid: number, field: string) => new RegExp(`^${field}:\\s*(.*)$`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
 
@@ -196,10 +202,7 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     const r = await c.ctr(['run', '-d', '--snapshotter', 'blockfile', '--runtime', RUNTIME, '--runtime-config-path', tcgViewConfig,
       '--log-uri', `file://${logFile}`, '--env', 'SLEEP=60', LINUX_BLOCK, t]);
     expect(r.code, r.stderr).toBe(0);
-    const out = await waitFor('the guest to report its root', () => {
-      const s = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
-      return s.includes('rootdev:') ? s : undefined;
-    }, 60_000);
+    const out = await guestReportedRoot(logFile, 60_000);
     expect(out).toContain('URUNC_LINUX_MARKER greeting=from-the-disk arg=block-root');
     expect(out).toContain('file: only-in-the-image-7f3a');
     expect(out).toMatch(/rootdev: \/dev\/vda \/ ext4 rw/);
@@ -307,10 +310,7 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     expect(c.mounts()).toEqual([]);
     expect(loopBackingFiles().filter((f) => f.startsWith(c.dir))).toEqual([]);
     expect(await views('blockfile')).toEqual({ snapshots: [], leases: [] });
-    const out = await waitFor('the guest to report its root', () => {
-      const s = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
-      return s.includes('rootdev:') ? s : undefined;
-    }, 60_000);
+    const out = await guestReportedRoot(logFile, 60_000);
     expect(out).toMatch(/rootdev: \/dev\/vda \/ ext4 rw/);
     await stopAndRemove(t);
     expect(fs.existsSync(bundleOf(t))).toBe(false);
@@ -443,10 +443,7 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     const log = path.join(c.dir, `${t}.log`);
     const r = await c.ctr(['run', '-d', '--runtime', RUNTIME, '--runtime-config-path', config, '--log-uri', `file://${log}`, ...extra, LINUX_VFS_WRITE, t]);
     expect(r.code, r.stderr).toBe(0);
-    const out = await waitFor('the guest to report its root', () => {
-      const s = fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '';
-      return s.includes('rootdev:') ? s : undefined;
-    }, 90_000);
+    const out = await guestReportedRoot(log, 90_000);
     return { log, out };
   };
   const taskPid = async (t: string): Promise<number> => Number(new RegExp(`${t}\\s+(\\d+)`).exec((await c.ctr(['task', 'ls'])).stdout)?.[1]);
@@ -548,10 +545,7 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     const log = path.join(c.dir, `${t}.log`);
     const r = await c.ctr(['run', '-d', '--config', file, '--runtime', RUNTIME, '--runtime-config-path', vfsConfig, '--log-uri', `file://${log}`, t]);
     expect(r.code, r.stderr).toBe(0);
-    const out = await waitFor('the guest to report its root', () => {
-      const s = fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '';
-      return s.includes('rootdev:') ? s : undefined;
-    }, 90_000);
+    const out = await guestReportedRoot(log, 90_000);
     expect(out).toContain('URUNC_LINUX_MARKER greeting=virtio-fs-user arg=as-user');
     expect(out).toContain('file: only-in-the-image-7f3a');
     const vfs = virtiofsds();
