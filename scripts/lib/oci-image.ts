@@ -13,6 +13,8 @@ export interface ImageSpec {
   layers: string[];
   config?: { Cmd?: string[]; Entrypoint?: string[]; Env?: string[]; Labels?: Record<string, string>; User?: string; WorkingDir?: string };
   annotations?: Record<string, string>;
+  /** Keep holes in sparse files (pax sparse entries, which containerd reads as regular files). */
+  sparse?: boolean;
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -28,8 +30,9 @@ export function writeOciImage(spec: ImageSpec, outTar: string): void {
       return { digest: `sha256:${h}`, size: b.length };
     };
     const layers = spec.layers.map((dir) => {
-      // Deterministic layer: sorted names, fixed owner and mtime.
-      const tar = execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '-C', dir, '-cf', '-', '.'], { maxBuffer: 1 << 30 });
+      // Deterministic layer: sorted names, fixed owner and mtime (and pax headers without times or pids).
+      const sparse = spec.sparse ? ['--sparse', '--format=posix', '--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime'] : [];
+      const tar = execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', ...sparse, '-C', dir, '-cf', '-', '.'], { maxBuffer: 1 << 30 });
       const gz = zlib.gzipSync(tar, { level: 1 });
       return { diffId: `sha256:${sha(tar)}`, ...put(gz) };
     });

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GUESTS, buildGuests, linuxRootLayer, symlinkEscapeImage, unikernelImage } from '../fixtures/unikernel-images.js';
-import { fillerLayers, writeOciImage } from '../fixtures/oci-image.js';
+import { BUSYBOX_IMAGE, buildBusyboxImage, fillerLayers, writeOciImage } from '../fixtures/oci-image.js';
 import { Containerd, RUNTIME, sleep, versionsUnderTest, waitFor, qemuPids } from './containerd.js';
 
 const HELLO = 'docker.io/library/hello-uk:annotations';
@@ -21,6 +21,8 @@ const MEWZ_HELLO = 'docker.io/library/hello-uk:mewz';
 const HELLO_70 = 'docker.io/library/hello-uk:70-layers';
 const HUGE_JSON = 'docker.io/library/hostile:huge-urunc-json';
 const FIFO_JSON = 'docker.io/library/hostile:fifo-urunc-json';
+const BIG_INITRD = 'docker.io/library/big-uk:initrd-1000m';
+const BIG_INITRD_MIB = 1000;
 const BUNIX = 'docker.io/library/hello-uk:bunix';
 const ESCAPE_DOTDOT = 'docker.io/library/evil-uk:dotdot';
 const ESCAPE_LINK = 'docker.io/library/evil-uk:symlink';
@@ -142,6 +144,19 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
       writeOciImage({ name, layers: [root, layer], config: { Cmd: ['/bin/app'] } }, tar);
       images.push(tar);
     }
+    // A Linux guest whose initrd is 1000 MiB (sparse in the layer; containerd unpacks it whole): a volume
+    // makes Create copy it into the bundle to append the volume's files.
+    const bigLayer = path.join(cfgDir, 'big-layer');
+    fs.mkdirSync(path.join(bigLayer, 'unikernel'), { recursive: true });
+    fs.copyFileSync(hello, path.join(bigLayer, 'unikernel', 'kernel'));
+    fs.writeFileSync(path.join(bigLayer, 'unikernel', 'initrd'), '');
+    fs.truncateSync(path.join(bigLayer, 'unikernel', 'initrd'), BIG_INITRD_MIB * 2 ** 20);
+    const bigValues = {
+      'com.urunc.unikernel.unikernelType': 'linux', 'com.urunc.unikernel.hypervisor': 'qemu',
+      'com.urunc.unikernel.binary': '/unikernel/kernel', 'com.urunc.unikernel.initrd': '/unikernel/initrd',
+    };
+    writeOciImage({ name: BIG_INITRD, layers: [bigLayer], annotations: bigValues, config: { Labels: bigValues }, sparse: true }, path.join(cfgDir, 'big.tar'));
+    images.push(path.join(cfgDir, 'big.tar'), buildBusyboxImage(path.join(GUESTS, '..', 'images')));
     fs.rmSync(root, { recursive: true, force: true });
     for (const tar of images) {
       const r = await c.ctr(['images', 'import', tar]);
@@ -204,6 +219,49 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     await waitStopped(steady);
     await removeStopped(steady);
   });
+
+  it('a Create whose work grows with the image (a 1000 MiB initrd copied to add a volume) does not hold up the daemon: another container\'s task ls and exec answer meanwhile', async () => {
+    const steady = id('steady-bb');
+    expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, steady, 'sleep', '120'])).code).toBe(0);
+    // One probe: ctr task ls (containerd asks the daemon for each task's state) and an exec into the busybox.
+    let n = 0;
+    const probe = async (): Promise<number> => {
+      const t0 = performance.now();
+      const ls = await c.ctr(['task', 'ls']);
+      expect(ls.stdout).toMatch(new RegExp(`${steady}\\s+\\d+\\s+RUNNING`));
+      const ex = await c.ctr(['task', 'exec', '--exec-id', `p${n++}`, steady, 'echo', 'probe']);
+      expect(ex.stdout.trim(), ex.stderr).toBe('probe');
+      return performance.now() - t0;
+    };
+    const idle: number[] = [];
+    for (let i = 0; i < 5; i++) idle.push(await probe());
+    const vol = fs.mkdtempSync(path.join(cfgDir, 'vol-'));
+    fs.writeFileSync(path.join(vol, 'data.txt'), 'volume file\n');
+    const big = id('big-initrd');
+    const busy: number[] = [];
+    let created = false;
+    const t0 = performance.now();
+    const run = c.ctr(['run', '-d', '--runtime', RUNTIME, '--mount', `type=bind,src=${vol},dst=/data,options=rbind:ro`, BIG_INITRD, big], { timeoutMs: 60_000 })
+      .finally(() => (created = true));
+    while (!created) busy.push(await probe());
+    const createMs = performance.now() - t0;
+    const r = await run;
+    const copy = path.join(bundleOf(big), 'monitor', 'initrd');
+    const copied = fs.existsSync(copy) ? fs.statSync(copy).size : -1;
+    const seen = `idle probes ${idle.map(Math.round).join(' ')} ms; during the ${Math.round(createMs)} ms of ctr run -d (${r.code}, ${r.stderr.trim()}): ${busy.map(Math.round).join(' ')} ms; copy ${copied} bytes`;
+    console.log(seen);
+    // A copy on the event loop stalls every probe in flight for all of it. Measured with copyFileSync
+    // in its place: one probe of 2407 ms in a Create of 2512 ms; with the copy in the thread pool, 19
+    // probes, the slowest 722 ms (the disk busy with the copy's writeback), idle probes 80-110 ms.
+    expect(copied, seen).toBeGreaterThan(BIG_INITRD_MIB * 2 ** 20);
+    expect(busy.length, seen).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...busy), seen).toBeLessThan(Math.max(1500, 3 * Math.max(...idle)));
+    for (const t of [big, steady]) await c.ctr(['task', 'kill', '-s', 'KILL', t]);
+    for (const t of [big, steady]) {
+      await waitStopped(t);
+      await removeStopped(t);
+    }
+  }, 120_000);
 
   // urunc unikraft.go MonitorCli: no exit device for Unikraft, so the guest's power-off is qemu's status 0.
   it('hello unikernel (image annotations): prints its line, ctr exits with the hypervisor status', async () => {
