@@ -38,6 +38,8 @@ export class Publisher implements EventSink {
   private readonly queue: Array<{ namespace: string; event: TaskEvent; at: Date }> = [];
   private client: TtrpcClient | undefined;
   private running: Promise<void> | undefined;
+  /** Events published so far: the daemon's lifecycle activity (src/shim/trim.ts). */
+  published = 0;
 
   constructor(
     private readonly ttrpcAddress: string,
@@ -45,6 +47,7 @@ export class Publisher implements EventSink {
   ) {}
 
   publish(namespace: string, event: TaskEvent): void {
+    this.published++;
     this.queue.push({ namespace, event, at: new Date() });
     this.running ??= this.pump().finally(() => (this.running = undefined));
   }

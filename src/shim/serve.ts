@@ -1,7 +1,7 @@
 // The long-lived daemon of one shim group: subreaper, ttrpc server on the listener `start`
 // handed over (fd 3), task service, event publisher. Exits after Shutdown once no task is left.
 import fs from 'node:fs';
-import { setChildSubreaper, setCloexec } from '../sys/libc.js';
+import { mallocTrim, setChildSubreaper, setCloexec } from '../sys/libc.js';
 import { Reaper } from '../task/reaper.js';
 import { TaskService } from '../task/service.js';
 import { canConnect, socketPath } from './address.js';
@@ -19,6 +19,7 @@ import { runStart, type StartModules } from './start.js';
 import * as bootstrap from './bootstrap.js';
 import * as runtimeConfig from '../monitors/runtime-config.js';
 import { runDelete } from './delete.js';
+import { trimWhenSettled } from './trim.js';
 
 /** What a forwarded `start` needs, loaded with the daemon (see StartModules). */
 const startModules: StartModules = { bootstrap: async () => bootstrap, runtimeConfig: async () => runtimeConfig };
@@ -115,6 +116,16 @@ export async function runServe(f: ShimFlags): Promise<void> {
   }));
   await server.listen({ fd: 3 });
   log.info({ address, ttrpcAddress, lingerMs }, 'shim serving');
+  trimWhenSettled(() => publisher.published, () => {
+    const before = process.memoryUsage.rss();
+    // A full, compacting collection first (DAEMON_NODE_FLAGS; V8's own memory reducer may run much
+    // later, or not at all), so what it frees in the C heap (buffers, koffi and zlib state) is free
+    // before the trim.
+    (globalThis as { gc?: () => void }).gc?.();
+    const released = mallocTrim();
+    const m = process.memoryUsage();
+    log.debug({ released, rssBefore: before, rssAfter: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external }, 'memory given back after a burst of container work');
+  });
   // Idle: no task, no client, no front request. A lingering daemon waits lingerMs for the next
   // container; any daemon leaves at once when its containerd is gone (nothing can reach it then).
   const limit = lingerMs > 0 ? lingerMs : Number(process.env.URUNC_SHIM_IDLE_EXIT_MS ?? 60_000);

@@ -33,6 +33,7 @@ interface Libc {
   close: Fn;
   fcntl: Fn;
   recvmsg: Fn;
+  mallocTrim: Fn;
   msghdr: unknown;
   iovec: unknown;
 }
@@ -68,6 +69,7 @@ function load(): Libc {
     close: lib.func('int close(int fd)'),
     fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
     recvmsg: lib.func('long recvmsg(int fd, msghdr *msg, int flags)'),
+    mallocTrim: lib.func('int malloc_trim(size_t pad)'),
     msghdr,
     iovec,
   };
@@ -172,6 +174,14 @@ export function unreadBytes(fd: number): number {
   const v = [0];
   check('ioctl(FIONREAD)', load().ioctlIntOut(fd, FIONREAD, v));
   return v[0] ?? 0;
+}
+
+/**
+ * glibc's malloc_trim(0): hands every free page of the C heap (the main heap and each thread's arena)
+ * back to the kernel; glibc otherwise keeps them for later mallocs. Returns whether any was released.
+ */
+export function mallocTrim(): boolean {
+  return load().mallocTrim(0) === 1;
 }
 
 const TIOCSWINSZ = 0x5414;

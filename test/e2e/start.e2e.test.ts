@@ -44,7 +44,7 @@ it('prints the plain address, writes address and shim.pid, reuses the node daemo
   expect(Number(stat[3])).toBe(daemon); // session id == pid (setsid)
   for (const fd of ['0', '1', '2']) expect(fs.readlinkSync(`/proc/${daemon}/fd/${fd}`)).toBe('/dev/null');
   // V8 sized for a long-lived daemon (DAEMON_NODE_FLAGS).
-  expect(fs.readFileSync(`/proc/${daemon}/cmdline`, 'utf8').split('\0').slice(1, 3)).toEqual(['--max-semi-space-size=1', '--max-old-space-size=256']);
+  expect(fs.readFileSync(`/proc/${daemon}/cmdline`, 'utf8').split('\0').slice(1, 5)).toEqual(['--max-semi-space-size=1', '--max-old-space-size=256', '--expose-gc', '--compact-on-every-full-gc']);
 
   // Another container of the namespace (a pod's or not): the front hands `start` to the live
   // daemon, which answers with its own address; no new daemon.
