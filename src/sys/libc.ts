@@ -34,6 +34,7 @@ interface Libc {
   fcntl: Fn;
   recvmsg: Fn;
   mallocTrim: Fn;
+  mallopt: Fn;
   msghdr: unknown;
   iovec: unknown;
 }
@@ -70,6 +71,7 @@ function load(): Libc {
     fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
     recvmsg: lib.func('long recvmsg(int fd, msghdr *msg, int flags)'),
     mallocTrim: lib.func('int malloc_trim(size_t pad)'),
+    mallopt: lib.func('int mallopt(int param, int value)'),
     msghdr,
     iovec,
   };
@@ -182,6 +184,15 @@ export function unreadBytes(fd: number): number {
  */
 export function mallocTrim(): boolean {
   return load().mallocTrim(0) === 1;
+}
+
+const M_ARENA_MAX = -8;
+/**
+ * Caps glibc's malloc arenas (one per thread by default, up to 8 per core): each of the daemon's
+ * pool threads otherwise keeps its own partly used pages. Affects arenas made after the call.
+ */
+export function limitMallocArenas(n: number): void {
+  if (load().mallopt(M_ARENA_MAX, n) !== 1) throw new Error('mallopt(M_ARENA_MAX) failed');
 }
 
 const TIOCSWINSZ = 0x5414;

@@ -1,7 +1,7 @@
 // The daemon's C heap trim after a burst of container work (src/shim/trim.ts).
 import { afterEach, beforeEach, expect, it, vi } from 'vitest';
 import { trimWhenSettled } from '../../src/shim/trim.js';
-import { mallocTrim } from '../../src/sys/libc.js';
+import { limitMallocArenas, mallocTrim } from '../../src/sys/libc.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -41,4 +41,8 @@ it('trims once the event count has stood still for the settle time, and again on
 
 it('malloc_trim is reachable in this libc and reports whether it released memory', () => {
   expect(typeof mallocTrim()).toBe('boolean');
+});
+
+it('mallopt(M_ARENA_MAX) is accepted by this libc', () => {
+  expect(() => limitMallocArenas(1)).not.toThrow();
 });
