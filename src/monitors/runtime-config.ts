@@ -65,11 +65,15 @@ const ConfigSchema = z.object({
    * the guest must keep its writes itself (an overlay with a tmpfs upper in its init).
    */
   shared_fs: z._default(z.object({ readonly: z._default(z.boolean(), false) }), { readonly: false }),
-  /** Ours: how containers share shim daemons (src/shim/start.ts) and how long an idle daemon stays warm. */
+  /**
+   * Ours: how containers share shim daemons (src/shim/start.ts), how long an idle daemon stays warm,
+   * and which protocol containerd is told to speak to it (grpc: containerd 1.7 and later).
+   */
   shim: z._default(z.object({
     grouping: z._default(z.enum(['node', 'pod']), 'node'),
     linger_ms: z._default(z.int().check(z.gte(0)), 600_000),
-  }), { grouping: 'node', linger_ms: 600_000 }),
+    protocol: z._default(z.enum(['ttrpc', 'grpc']), 'ttrpc'),
+  }), { grouping: 'node', linger_ms: 600_000, protocol: 'ttrpc' }),
   /** Ours: a guest that shows no console output within boot_timeout_ms is killed (0: no limit). */
   watchdog: z._default(z.object({ boot_timeout_ms: z._default(z.int().check(z.gte(0)), 60_000) }), { boot_timeout_ms: 60_000 }),
 });

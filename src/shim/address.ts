@@ -17,6 +17,21 @@ export function socketPath(address: string): string {
   return address.startsWith('unix://') ? address.slice('unix://'.length) : address;
 }
 
+/**
+ * The shim socket named by a bundle's `address` file: a plain `unix://` address (ttrpc), or the
+ * JSON answer of a gRPC `start` ({"address": "/run/containerd/s/..."}); undefined for anything else.
+ */
+export function addressFileSocket(text: string): string | undefined {
+  const t = text.trim();
+  if (t.startsWith('unix://')) return t;
+  try {
+    const a = (JSON.parse(t) as { address?: unknown }).address;
+    return typeof a === 'string' && a.startsWith('/') ? `unix://${a}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** True when something accepts connections on the socket. */
 export function canConnect(address: string, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {

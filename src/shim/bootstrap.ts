@@ -11,10 +11,12 @@ export interface StartInput {
   ttrpcAddress: string | undefined;
   grpcAddress: string | undefined;
   socketDir: string | undefined;
+  /** containerd's version, from 2.3+'s BootstrapParams. */
+  containerdVersion: string | undefined;
 }
 
 export function decodeStartInput(raw: Uint8Array, id: string, namespace: string): StartInput {
-  const out: StartInput = { configPath: undefined, ttrpcAddress: undefined, grpcAddress: undefined, socketDir: undefined };
+  const out: StartInput = { configPath: undefined, ttrpcAddress: undefined, grpcAddress: undefined, socketDir: undefined, containerdVersion: undefined };
   if (raw.length === 0) return out;
   let options: Any | undefined;
   try {
@@ -23,6 +25,7 @@ export function decodeStartInput(raw: Uint8Array, id: string, namespace: string)
       out.ttrpcAddress = p.containerdTtrpcAddress || undefined;
       out.grpcAddress = p.containerdGrpcAddress || undefined;
       out.socketDir = p.socketDir || undefined;
+      out.containerdVersion = p.containerdVersion || undefined;
       options = p.extensions.find((e) => e.value?.typeUrl.endsWith('runtimeoptions.v1.Options'))?.value;
     }
   } catch {

@@ -12,7 +12,7 @@ import { snapshotApiFor } from './containerd-snapshots.js';
 import { messageOf } from '../errors.js';
 import type { ShimFlags } from './flags.js';
 import type { ActionIo } from './io.js';
-import { canConnect, socketPath } from './address.js';
+import { addressFileSocket, canConnect, socketPath } from './address.js';
 import { toTimestamp } from './timestamp.js';
 
 export async function runDelete(f: ShimFlags, io: ActionIo): Promise<void> {
@@ -49,12 +49,12 @@ export async function runDelete(f: ShimFlags, io: ActionIo): Promise<void> {
 
 /** The group socket is removed only when no daemon serves it any more (others of the pod may). */
 async function removeDeadSocket(bundle: string): Promise<void> {
-  let address: string;
+  let address: string | undefined;
   try {
-    address = fs.readFileSync(path.join(bundle, 'address'), 'utf8').trim();
+    address = addressFileSocket(fs.readFileSync(path.join(bundle, 'address'), 'utf8'));
   } catch {
     return;
   }
-  if (!address.startsWith('unix://')) return;
+  if (!address) return;
   if (!(await canConnect(address, 500))) fs.rmSync(socketPath(address), { force: true });
 }

@@ -125,4 +125,6 @@ export function serveFront(sock: net.Socket, first: Buffer, handle: (req: FrontR
   });
   sock.on('end', finish);
   sock.on('error', () => sock.destroy());
+  // The ttrpc server paused it while telling the protocols apart.
+  sock.resume();
 }

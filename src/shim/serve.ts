@@ -17,12 +17,14 @@ import { snapshotApiFor } from './containerd-snapshots.js';
 import { declineReply, runForwarded, serveFront } from './front.js';
 import { runStart, type StartModules } from './start.js';
 import * as bootstrap from './bootstrap.js';
+import * as grpcBootstrap from './grpc-bootstrap.js';
 import * as runtimeConfig from '../monitors/runtime-config.js';
 import { runDelete } from './delete.js';
 import { trimWhenSettled } from './trim.js';
+import type { GrpcServer } from './grpc/server.js';
 
 /** What a forwarded `start` needs, loaded with the daemon (see StartModules). */
-const startModules: StartModules = { bootstrap: async () => bootstrap, runtimeConfig: async () => runtimeConfig };
+const startModules: StartModules = { bootstrap: async () => bootstrap, runtimeConfig: async () => runtimeConfig, grpcBootstrap: async () => grpcBootstrap };
 
 function inodeOf(p: string): number | undefined {
   try {
@@ -90,6 +92,7 @@ export async function runServe(f: ShimFlags): Promise<void> {
       await publisher.drain(3000);
       publisher.close();
       server.close();
+      void grpcServer?.then((g) => g.close(), () => undefined);
       log.info('shim exiting');
       process.exit(0);
     });
@@ -103,6 +106,25 @@ export async function runServe(f: ShimFlags): Promise<void> {
   });
   server.register('containerd.task.v2.Task', handlers);
   server.register('containerd.task.v3.Task', handlers);
+  // containerd told "protocol":"grpc" at `start` dials the same socket with HTTP/2 and calls task v3.
+  // grpc-js is loaded for that only, up front by a daemon started to answer gRPC (a daemon must not
+  // import from dist/ later, after an upgrade may have replaced it).
+  let grpcServer: Promise<GrpcServer> | undefined;
+  let grpcLoaded: GrpcServer | undefined;
+  const grpcCalls = (): number => grpcLoaded?.activeCalls ?? 0;
+  const loadGrpc = (): Promise<GrpcServer> => (grpcServer ??= import('./grpc/server.js').then((m) => {
+    const g = new m.GrpcServer(log);
+    g.register('containerd.task.v3.Task', handlers);
+    grpcLoaded = g;
+    return g;
+  }));
+  if (process.env.URUNC_SHIM_PROTOCOL === 'grpc') void loadGrpc().catch((err: unknown) => log.error({ err }, 'loading the gRPC server'));
+  server.onHttp2((sock, first) => {
+    loadGrpc().then((g) => g.inject(sock, first), (err: unknown) => {
+      log.error({ err }, 'gRPC connection dropped: the gRPC server could not be loaded');
+      sock.destroy();
+    });
+  });
   // The native front's forwarded `start`/`delete` (src/shim/front.ts), on the same socket.
   server.onForeign((sock, first) => serveFront(sock, first, async (req) => {
     lastFront = Date.now();
@@ -134,7 +156,7 @@ export async function runServe(f: ShimFlags): Promise<void> {
   // container; any daemon leaves at once when its containerd is gone (nothing can reach it then).
   const limit = lingerMs > 0 ? lingerMs : Number(process.env.URUNC_SHIM_IDLE_EXIT_MS ?? 60_000);
   exitWhenIdle(
-    () => service.size === 0 && server.connections === 0 && server.activeCalls === 0,
+    () => service.size === 0 && server.connections === 0 && server.activeCalls === 0 && grpcCalls() === 0,
     () => lastFront,
     limit,
     () => canConnect(`unix://${ttrpcAddress}`, 1000),

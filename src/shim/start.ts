@@ -25,6 +25,8 @@ export interface ShimSettings {
   grouping: Grouping;
   /** How long a daemon with no task stays up for the next container (ms); 0: it leaves at the last Shutdown. */
   lingerMs: number;
+  /** What containerd is told to speak to the daemon (which serves both). */
+  protocol: 'ttrpc' | 'grpc';
 }
 
 /**
@@ -64,14 +66,16 @@ export function groupIdFor(bundle: string, id: string, grouping: Grouping): stri
 export interface StartModules {
   bootstrap(): Promise<typeof import('./bootstrap.js')>;
   runtimeConfig(): Promise<typeof import('../monitors/runtime-config.js')>;
+  grpcBootstrap(): Promise<typeof import('./grpc-bootstrap.js')>;
 }
 
 export const lazyStartModules: StartModules = {
   bootstrap: () => import('./bootstrap.js'),
   runtimeConfig: () => import('../monitors/runtime-config.js'),
+  grpcBootstrap: () => import('./grpc-bootstrap.js'),
 };
 
-/** The runtime config's [shim] table, overridden by URUNC_SHIM_GROUPING / URUNC_SHIM_LINGER_MS. */
+/** The runtime config's [shim] table, overridden by URUNC_SHIM_GROUPING / URUNC_SHIM_LINGER_MS / URUNC_SHIM_PROTOCOL. */
 export async function shimSettings(env: NodeJS.ProcessEnv, configPath: string | undefined, modules: StartModules = lazyStartModules): Promise<ShimSettings> {
   const { configPathFor, loadRuntimeConfig } = await modules.runtimeConfig();
   const cfg = loadRuntimeConfig(configPathFor(configPath, env)).shim;
@@ -79,7 +83,8 @@ export async function shimSettings(env: NodeJS.ProcessEnv, configPath: string | 
   const fromEnv = Number(env.URUNC_SHIM_LINGER_MS);
   const lingerMs = env.URUNC_SHIM_LINGER_MS !== undefined && Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv
     : grouping === 'node' ? cfg.linger_ms : 0;
-  return { grouping, lingerMs };
+  const protocol = env.URUNC_SHIM_PROTOCOL === 'grpc' || env.URUNC_SHIM_PROTOCOL === 'ttrpc' ? env.URUNC_SHIM_PROTOCOL : cfg.protocol;
+  return { grouping, lingerMs, protocol };
 }
 
 export async function runStart(f: ShimFlags, io: ActionIo, modules: StartModules = lazyStartModules): Promise<void> {
@@ -89,13 +94,20 @@ export async function runStart(f: ShimFlags, io: ActionIo, modules: StartModules
   // ctr and nerdctl send nothing: skip loading the protobuf runtime on that path.
   const input: StartInput = stdin.length > 0
     ? (await modules.bootstrap()).decodeStartInput(stdin, f.id, f.namespace)
-    : { configPath: undefined, ttrpcAddress: undefined, grpcAddress: undefined, socketDir: undefined };
+    : { configPath: undefined, ttrpcAddress: undefined, grpcAddress: undefined, socketDir: undefined, containerdVersion: undefined };
   const settings = await shimSettings(io.env, input.configPath, modules);
   const group = groupIdFor(bundle, f.id, settings.grouping);
   const address = socketAddress(f.address, f.namespace, group, input.socketDir);
   const sockPath = socketPath(address);
   // sun_path holds 108 bytes; containerd's shim library refuses paths over 106.
   if (Buffer.byteLength(sockPath) > 106) throw new Error(`start: socket path ${sockPath} is longer than 106 bytes`);
+  // The answer containerd reads: the plain address (ttrpc), or for gRPC the JSON form its version
+  // takes (refused, before anything is spawned, on a containerd without gRPC shims).
+  let answer = address;
+  if (settings.protocol === 'grpc') {
+    const gb = await modules.grpcBootstrap();
+    answer = JSON.stringify(gb.grpcBootstrapFor(input.containerdVersion ?? await gb.askContainerdVersion(f.address, f.namespace), sockPath));
+  }
 
   if (!(await canConnect(address))) {
     // A daemon running this for the front does not spawn daemons: the front's cold path does.
@@ -108,8 +120,9 @@ export async function runStart(f: ShimFlags, io: ActionIo, modules: StartModules
       fs.writeFileSync(path.join(bundle, 'shim.pid'), String(daemonPid));
     }
   }
-  fs.writeFileSync(path.join(bundle, 'address'), address);
-  io.stdout(address);
+  // containerd 1.6 and 1.7 read this file back after a restart (1.7 parses the JSON form too).
+  fs.writeFileSync(path.join(bundle, 'address'), answer);
+  io.stdout(answer);
 }
 
 async function spawnDaemon(
@@ -137,6 +150,8 @@ async function spawnDaemon(
   const env: NodeJS.ProcessEnv = {
     ...io.env, URUNC_SHIM_ADDRESS: `unix://${sockPath}`, URUNC_SHIM_GROUP: group, URUNC_SHIM_LINGER_MS: String(settings.lingerMs),
   };
+  // A daemon started to answer gRPC loads its gRPC server at once (src/shim/serve.ts).
+  if (settings.protocol === 'grpc') env.URUNC_SHIM_PROTOCOL = 'grpc';
   if (input.ttrpcAddress) env.TTRPC_ADDRESS = input.ttrpcAddress.replace(/^unix:\/\//, '');
   if (input.configPath) env.URUNC_CONFIG_PATH = input.configPath;
   const script = process.argv[1] as string;

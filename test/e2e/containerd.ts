@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { addressFileSocket } from '../../src/shim/address.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SHIM_BIN = path.join(REPO, 'bin');
@@ -207,9 +208,10 @@ export class Containerd {
     await this.launch();
   }
 
-  /** The shim address containerd recorded for a task (its bundle's `address` file). */
+  /** The shim socket containerd recorded for a task (its bundle's `address` file, either form), as unix://. */
   shimAddress(id: string, ns = 'default'): string {
-    return fs.readFileSync(path.join(this.state, 'io.containerd.runtime.v2.task', ns, id, 'address'), 'utf8').trim();
+    const text = fs.readFileSync(path.join(this.state, 'io.containerd.runtime.v2.task', ns, id, 'address'), 'utf8');
+    return addressFileSocket(text) ?? text.trim();
   }
 
   /** Mount points at or below this instance's directory. */

@@ -18,7 +18,7 @@ import { NAMESPACE_KEY } from '../../src/shim/ttrpc/server.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../fixtures/oci-image.js';
 
 const MANY_LAYERS = 'docker.io/library/busybox:70-layers';
-import { Containerd, REPO, RUNTIME, pidsMatching, runCmd, sleep, versionsUnderTest, waitFor } from './containerd.js';
+import { Containerd, REPO, RUNTIME, pidsMatching, runCmd, sleep, versionsUnderTest, waitFor, type Version } from './containerd.js';
 
 const IMAGE_CACHE = path.join(REPO, '.cache', 'images');
 
@@ -30,7 +30,11 @@ function taskLine(out: string, id: string): { pid: number; status: string } | un
   return undefined;
 }
 
-describe.each(versionsUnderTest())('containerd %s', (version) => {
+// containerd 1.7 can reach the shim over gRPC ([shim] protocol = "grpc"): the whole suite runs on
+// both transports there. 1.6 has no gRPC shims and 2.x drops them (src/shim/grpc-bootstrap.ts).
+const TRANSPORTS = versionsUnderTest().flatMap((v) => (v === '1.7' ? [[v, 'ttrpc'], [v, 'grpc']] : [[v, 'ttrpc']]) as Array<[Version, 'ttrpc' | 'grpc']>);
+
+describe.each(TRANSPORTS)('containerd %s, %s', (version, protocol) => {
   let c: Containerd;
   const used: string[] = [];
   const markers: string[] = [];
@@ -65,7 +69,7 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'shim-e2e-'));
     failFile = path.join(work, 'failpoints');
     traceFile = path.join(work, 'front.trace');
-    c = await Containerd.start(version, { URUNC_FAILPOINTS_FILE: failFile, URUNC_FRONT_TRACE: traceFile });
+    c = await Containerd.start(version, { URUNC_FAILPOINTS_FILE: failFile, URUNC_FRONT_TRACE: traceFile, URUNC_SHIM_PROTOCOL: protocol === 'grpc' ? 'grpc' : undefined });
     const r = await c.ctr(['images', 'import', tar]);
     expect(r.code, r.stderr).toBe(0);
   });
@@ -102,6 +106,20 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
 
   afterAll(async () => {
     await c?.destroy();
+  });
+
+  it.runIf(version !== '1.7')(`[shim] protocol = "grpc" on containerd ${version}: start refuses it with the reason, nothing is left`, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grpc-cfg-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'config.toml'), '[shim]\nprotocol = "grpc"\n');
+      const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', path.join(dir, 'config.toml'), BUSYBOX_IMAGE, id('grpc16'), 'true']);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(version === '1.6' ? /\[shim\] protocol = \\?"grpc\\?" needs containerd 1.7 or later; this is containerd 1\.6/
+        : /\[shim\] protocol = \\?"grpc\\?" cannot work with containerd 2\.\S+: it treats a gRPC shim as disconnected as soon as it connects/);
+      await c.ctr(['c', 'rm', 'grpc16']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('ctr run --rm prints the output and exits with the container status', async () => {

@@ -59,7 +59,7 @@ describe('start stdin', () => {
     }).finish();
     expect(decodeStartInput(raw, 'id', 'ns')).toEqual({
       configPath: '/etc/urunc/config.toml', ttrpcAddress: 'unix:///run/containerd/containerd.sock.ttrpc',
-      grpcAddress: '/run/containerd/containerd.sock', socketDir: '/run/k/s',
+      grpcAddress: '/run/containerd/containerd.sock', socketDir: '/run/k/s', containerdVersion: '2.3.0',
     });
   });
 

@@ -51,6 +51,7 @@ export class TtrpcServer {
   private readonly conns = new Set<net.Socket>();
   private inflight = 0;
   private foreign: ((sock: net.Socket, first: Buffer) => void) | undefined;
+  private http2: ((sock: net.Socket, first: Buffer) => void) | undefined;
 
   constructor(private readonly log: Logger) {}
 
@@ -60,6 +61,11 @@ export class TtrpcServer {
    */
   onForeign(handler: (sock: net.Socket, first: Buffer) => void): void {
     this.foreign = handler;
+  }
+
+  /** Hands connections that begin with the HTTP/2 client preface ('P' of "PRI * HTTP/2.0") to gRPC. */
+  onHttp2(handler: (sock: net.Socket, first: Buffer) => void): void {
+    this.http2 = handler;
   }
 
   register(service: string, methods: Record<string, Handler>): void {
@@ -115,10 +121,16 @@ export class TtrpcServer {
     const onData = (data: Buffer): void => {
       if (first) {
         first = false;
-        if (this.foreign && data[0] === 0x55) { // 'U' of the front's magic: never a ttrpc frame's first byte
+        // 'U' of the front's magic, 'P' of HTTP/2's preface: never a ttrpc frame's first byte.
+        const other = data[0] === 0x55 ? this.foreign : data[0] === 0x50 ? this.http2 : undefined;
+        if (other) {
           sock.off('data', onData);
           sock.off('end', onEnd);
-          this.foreign(sock, data);
+          sock.pause();
+          // A gRPC client is not a sign of work: containerd 1.7's clients of a killed daemon reconnect
+          // to the next one at the same path and stay, so only gRPC calls in flight count (serve.ts).
+          if (other === this.http2) this.conns.delete(sock);
+          other(sock, data);
           return;
         }
       }
