@@ -12,7 +12,7 @@
 //      from a snapshot view against copied out of a transient mount: Create-to-running time
 //      (`ctr run -d`, which returns once the task is started) and the disk each container adds.
 // BENCH_N (default 20) and BENCH_CONTAINERD (default "1.6", comma list allowed) tune it;
-// BENCH_ROOTFS=0 skips part 4.
+// BENCH_ROOTFS=0 skips part 4; BENCH_TRANSPORT=0 skips ttrpc against gRPC on 1.7.
 import fs from 'node:fs';
 import path from 'node:path';
 import { Containerd, REPO, RUNTIME, pidsMatching, sleep, type Version } from '../test/e2e/containerd.js';
@@ -28,7 +28,8 @@ const QEMU_ARGS = ['-M', 'microvm,pit=on,pic=on,rtc=on', '-accel', 'kvm', '-cpu'
 const BENCH_CONFIG = '[monitors.qemu]\naccelerator = "kvm"\nmachine = "microvm"\ncpu = "host,-arch-capabilities"\n';
 
 const N = Number(process.env.BENCH_N ?? 20);
-const VERSIONS = (process.env.BENCH_CONTAINERD ?? '1.6').split(',').map((v) => v.trim()) as Version[];
+// "none": only the other parts.
+const VERSIONS = (process.env.BENCH_CONTAINERD ?? '1.6').split(',').map((v) => v.trim()).filter((v) => v !== 'none') as Version[];
 const RUNC = 'io.containerd.runc.v2';
 const CONCURRENT = Number(process.env.BENCH_CONCURRENT ?? 50);
 const CONCURRENT_ROUNDS = Number(process.env.BENCH_CONCURRENT_ROUNDS ?? 10);
@@ -320,11 +321,64 @@ function writePlot(file: string): void {
   fs.writeFileSync(file, `${parts.join('\n')}\n`);
 }
 
+/**
+ * ttrpc against gRPC ([shim] protocol = "grpc") on containerd 1.7, the one version that can use a
+ * gRPC shim: `ctr run --rm` of busybox echo through the same warm daemon, interleaved, and the
+ * daemon's RSS before its first gRPC connection (grpc-js not loaded) and after the runs.
+ */
+async function benchTransport(): Promise<Row[]> {
+  const cfgDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-grpc-'));
+  const cfg = { ttrpc: path.join(cfgDir, 'ttrpc.toml'), grpc: path.join(cfgDir, 'grpc.toml') };
+  fs.writeFileSync(cfg.ttrpc, `${BENCH_CONFIG}[shim]\nprotocol = "ttrpc"\n`);
+  fs.writeFileSync(cfg.grpc, `${BENCH_CONFIG}[shim]\nprotocol = "grpc"\n`);
+  const c = await Containerd.start('1.7', { URUNC_SHIM_LINGER_MS: undefined });
+  const run = async (proto: 'ttrpc' | 'grpc', id: string): Promise<number> => {
+    const t0 = performance.now();
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', cfg[proto], BUSYBOX_IMAGE, id, 'echo', 'hi']);
+    if (r.code !== 0 || r.stdout !== 'hi\n') throw new Error(`${proto} ${id}: exit ${r.code}: ${r.stderr}`);
+    return performance.now() - t0;
+  };
+  try {
+    const imp = await c.ctr(['images', 'import', buildBusyboxImage(path.join(REPO, '.cache', 'images'))]);
+    if (imp.code !== 0) throw new Error(imp.stderr);
+    await run('ttrpc', 'warm-t');
+    const daemon = c.shimPids()[0] as number;
+    const before = memOf(daemon);
+    const t: number[] = [];
+    const g: number[] = [];
+    for (let i = 0; i < N; i++) {
+      if (i % 2 === 0) {
+        t.push(await run('ttrpc', `t${i}`));
+        g.push(await run('grpc', `g${i}`));
+      } else {
+        g.push(await run('grpc', `g${i}`));
+        t.push(await run('ttrpc', `t${i}`));
+      }
+    }
+    if (!c.shimPids().includes(daemon)) throw new Error('the warm daemon did not serve every run');
+    const after = memOf(daemon);
+    return [
+      { metric: `ctr run --rm echo, median (containerd 1.7, n=${N})`, baseline: median(t), ours: median(g), unit: 'ms' },
+      { metric: 'ctr run --rm echo, p90 (containerd 1.7)', baseline: pct(t, 90), ours: pct(g, 90), unit: 'ms' },
+      { metric: 'daemon RSS: ttrpc only / after gRPC calls (grpc-js loaded)', baseline: before.rss, ours: after.rss, unit: 'MiB' },
+    ];
+  } finally {
+    await c.destroy();
+    fs.rmSync(cfgDir, { recursive: true, force: true });
+  }
+}
+
 const rows: Row[] = [];
 for (const v of VERSIONS) rows.push(...(await benchVersion(v)));
-table(rows, 'runc shim', 'urunc-ts');
-fs.mkdirSync(path.join(REPO, 'docs'), { recursive: true });
-writePlot(path.join(REPO, 'docs', 'latency.svg'));
+if (rows.length > 0) {
+  table(rows, 'runc shim', 'urunc-ts');
+  fs.mkdirSync(path.join(REPO, 'docs'), { recursive: true });
+  writePlot(path.join(REPO, 'docs', 'latency.svg'));
+}
+if (process.env.BENCH_TRANSPORT !== '0') {
+  console.log('');
+  table(await benchTransport(), 'ttrpc', 'gRPC');
+}
 if (process.env.BENCH_ROOTFS !== '0') {
   console.log('');
   table(await benchRootfs(), 'copy', 'view');
