@@ -112,14 +112,25 @@ describe.each(TRANSPORTS)('containerd %s, %s', (version, protocol) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grpc-cfg-'));
     try {
       fs.writeFileSync(path.join(dir, 'config.toml'), '[shim]\nprotocol = "grpc"\n');
-      const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', path.join(dir, 'config.toml'), BUSYBOX_IMAGE, id('grpc16'), 'true']);
+      const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', path.join(dir, 'config.toml'), BUSYBOX_IMAGE, id('grpcrefused'), 'true']);
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(version === '1.6' ? /\[shim\] protocol = \\?"grpc\\?" needs containerd 1.7 or later; this is containerd 1\.6/
         : /\[shim\] protocol = \\?"grpc\\?" cannot work with containerd 2\.\S+: it treats a gRPC shim as disconnected as soon as it connects/);
-      await c.ctr(['c', 'rm', 'grpc16']);
+      await c.ctr(['c', 'rm', 'grpcrefused']);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it.runIf(protocol === 'grpc')('containerd reaches the daemon over gRPC: the JSON answer in the bundle, protocol=grpc in containerd\'s log', async () => {
+    const t = id('viagrpc');
+    const m = marker();
+    expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, t, 'sleep', m])).code).toBe(0);
+    const answer = JSON.parse(fs.readFileSync(path.join(c.state, 'io.containerd.runtime.v2.task', 'default', t, 'address'), 'utf8')) as unknown;
+    expect(answer).toEqual({ version: 2, address: socketPath(socketAddress(c.address, 'default', NODE_GROUP)), protocol: 'grpc' });
+    expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(new RegExp(`msg="shim bootstrap parameters" address=${answer && (answer as { address: string }).address} namespace=default protocol=grpc`));
+    expect(taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status).toBe('RUNNING');
+    await killAndRemove(t);
   });
 
   it('ctr run --rm prints the output and exits with the container status', async () => {
