@@ -217,7 +217,7 @@ async function soak(version: Version): Promise<{ lines: string[]; failed: boolea
     outcomes.push(...await pool(N - first, PARALLEL, (i) => job(first + i), (done) => sample(first + done)));
     const secs = (performance.now() - t0 - REST_MS) / 1000;
     await sleep(REST_MS);
-    const rssEnd = c.shimPids().map(rssKiB).reduce((a, b) => a + b, 0);
+    const rssEnd = rss();
     const bad = outcomes.filter((o) => !o.ok);
     const byKind = KINDS.map((k) => `${k} ${outcomes.filter((o) => o.kind === k).length}`).join(', ');
     const left = await leaks(c, baseline);

@@ -126,9 +126,9 @@ describe.each(TRANSPORTS)('containerd %s, %s', (version, protocol) => {
     const t = id('viagrpc');
     const m = marker();
     expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, t, 'sleep', m])).code).toBe(0);
-    const answer = JSON.parse(fs.readFileSync(path.join(c.state, 'io.containerd.runtime.v2.task', 'default', t, 'address'), 'utf8')) as unknown;
-    expect(answer).toEqual({ version: 2, address: socketPath(socketAddress(c.address, 'default', NODE_GROUP)), protocol: 'grpc' });
-    expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(new RegExp(`msg="shim bootstrap parameters" address=${answer && (answer as { address: string }).address} namespace=default protocol=grpc`));
+    const sock = socketPath(socketAddress(c.address, 'default', NODE_GROUP));
+    expect(JSON.parse(fs.readFileSync(path.join(c.state, 'io.containerd.runtime.v2.task', 'default', t, 'address'), 'utf8'))).toEqual({ version: 2, address: sock, protocol: 'grpc' });
+    expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(new RegExp(`msg="shim bootstrap parameters" address=${sock} namespace=default protocol=grpc`));
     expect(taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status).toBe('RUNNING');
     await killAndRemove(t);
   });

@@ -6,8 +6,8 @@
 import type { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { Code, codeOf, messageOf } from '../../errors.js';
-import type { CallContext, Handler } from '../ttrpc/server.js';
+import { messageOf } from '../../errors.js';
+import { logCallError, type CallContext, type Handler } from '../ttrpc/server.js';
 
 /** The metadata key containerd's gRPC clients carry the namespace in (namespaces.WithNamespace). */
 export const GRPC_NAMESPACE_KEY = 'containerd-namespace';
@@ -73,13 +73,7 @@ export class GrpcServer {
     this.inflight++;
     handler(ctx, call.request).then(
       (out) => callback(null, Buffer.from(out.buffer, out.byteOffset, out.byteLength)),
-      (err: unknown) => {
-        const code = codeOf(err);
-        if (code === Code.Unknown || code === Code.Internal) this.log.error({ err, service, method }, 'grpc call failed');
-        else this.log.debug({ err: messageOf(err), code, method }, 'grpc call returned error');
-        // ttrpc's status codes are gRPC's.
-        callback({ code: code as number as grpc.status, details: messageOf(err) });
-      },
+      (err: unknown) => callback({ code: logCallError(this.log, 'grpc', err, service, method) as number as grpc.status, details: messageOf(err) }),
     ).finally(() => {
       this.inflight--;
     });

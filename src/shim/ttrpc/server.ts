@@ -45,6 +45,17 @@ export function method<Req, Res>(
 
 export const NAMESPACE_KEY = 'containerd-namespace-ttrpc';
 
+/**
+ * The status code a handler's failure is answered with (ttrpc's codes are gRPC's), logged as an
+ * error when it is a bug (Unknown, Internal) and at debug level when it is the domain's answer.
+ */
+export function logCallError(log: Logger, transport: 'ttrpc' | 'grpc', err: unknown, service: string, method: string): Code {
+  const code = codeOf(err);
+  if (code === Code.Unknown || code === Code.Internal) log.error({ err, service, method }, `${transport} call failed`);
+  else log.debug({ err: messageOf(err), code, method }, `${transport} call returned error`);
+  return code;
+}
+
 export class TtrpcServer {
   private readonly services = new Map<string, Map<string, Handler>>();
   private readonly servers: net.Server[] = [];
@@ -206,15 +217,7 @@ export class TtrpcServer {
     this.inflight++;
     handler(ctx, req.payload).then(
       (out) => send(streamId, { status: undefined, payload: out }),
-      (err: unknown) => {
-        const code = codeOf(err);
-        if (code === Code.Unknown || code === Code.Internal) {
-          this.log.error({ err, service: req.service, method: req.method }, 'ttrpc call failed');
-        } else {
-          this.log.debug({ err: messageOf(err), code, method: req.method }, 'ttrpc call returned error');
-        }
-        fail(streamId, code, messageOf(err));
-      },
+      (err: unknown) => fail(streamId, logCallError(this.log, 'ttrpc', err, req.service, req.method), messageOf(err)),
     ).finally(() => {
       this.inflight--;
     });
