@@ -14,6 +14,7 @@ import type { ShimFlags } from './flags.js';
 import type { ActionIo } from './io.js';
 import { addressFileSocket, canConnect, socketPath } from './address.js';
 import { toTimestamp } from './timestamp.js';
+import { SANDBOX_STATE, killIfSame, readSandboxState } from '../task/sandbox-holder.js';
 
 export async function runDelete(f: ShimFlags, io: ActionIo): Promise<void> {
   const bundle = f.bundle || io.cwd;
@@ -42,6 +43,13 @@ export async function runDelete(f: ShimFlags, io: ActionIo): Promise<void> {
   await releaseRootfs(bundle, (recorded) => (f.address || recorded ? snapshotApiFor(f.address || recorded) : undefined))
     .catch((err: unknown) => io.stderr(`rootfs cleanup: ${messageOf(err)}\n`));
   unmountAll(path.join(bundle, 'rootfs'));
+  // A sandbox this shim owned (`sandboxer = "shim"`): its holder, if the daemon died before stopping it.
+  const sandbox = readSandboxState(bundle);
+  if (sandbox?.holder) {
+    killIfSame(sandbox.holder);
+    pid = sandbox.holder.pid;
+  }
+  fs.rmSync(path.join(bundle, SANDBOX_STATE), { force: true });
   await removeDeadSocket(bundle);
   const out = DeleteResponse.encode({ pid, exitStatus: 128 + 9, exitedAt: toTimestamp(new Date()) }).finish();
   io.stdout(out);

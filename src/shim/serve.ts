@@ -4,6 +4,8 @@ import fs from 'node:fs';
 import { limitMallocArenas, mallocTrim, setChildSubreaper, setCloexec } from '../sys/libc.js';
 import { Reaper } from '../task/reaper.js';
 import { TaskService } from '../task/service.js';
+import { SandboxService } from '../task/sandbox.js';
+import { sandboxHandlers } from './sandbox-rpc.js';
 import { canConnect, socketPath } from './address.js';
 import type { ShimFlags } from './flags.js';
 import { createBundleLogger } from './logger.js';
@@ -101,11 +103,16 @@ export async function runServe(f: ShimFlags): Promise<void> {
     defaultNamespace: f.namespace,
     // A lingering daemon stays for the next container; Shutdown with now=true still ends it.
     onShutdown: (now) => {
-      if (now || lingerMs === 0) shutdown();
+      if (now || (lingerMs === 0 && sandboxes.size === 0)) shutdown();
     },
   });
   server.register('containerd.task.v2.Task', handlers);
   server.register('containerd.task.v3.Task', handlers);
+  // Pods whose sandbox this shim owns (2.x `sandboxer = "shim"`): same connection, no pause container.
+  const sandboxes = new SandboxService(log, () => {
+    if (service.size === 0 && lingerMs === 0) shutdown();
+  });
+  server.register('containerd.runtime.sandbox.v1.Sandbox', sandboxHandlers(sandboxes, f.namespace));
   // containerd told "protocol":"grpc" at `start` dials the same socket with HTTP/2 and calls task v3.
   // grpc-js is loaded for that only, up front by a daemon started to answer gRPC (a daemon must not
   // import from dist/ later, after an upgrade may have replaced it).
@@ -156,7 +163,7 @@ export async function runServe(f: ShimFlags): Promise<void> {
   // container; any daemon leaves at once when its containerd is gone (nothing can reach it then).
   const limit = lingerMs > 0 ? lingerMs : Number(process.env.URUNC_SHIM_IDLE_EXIT_MS ?? 60_000);
   exitWhenIdle(
-    () => service.size === 0 && server.connections === 0 && server.activeCalls === 0 && grpcCalls() === 0,
+    () => service.size === 0 && sandboxes.size === 0 && server.connections === 0 && server.activeCalls === 0 && grpcCalls() === 0,
     () => lastFront,
     limit,
     () => canConnect(`unix://${ttrpcAddress}`, 1000),

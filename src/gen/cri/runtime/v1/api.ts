@@ -7,6 +7,14 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 
+export enum NamespaceMode {
+  POD = 0,
+  CONTAINER = 1,
+  NODE = 2,
+  TARGET = 3,
+  UNRECOGNIZED = -1,
+}
+
 export enum PodSandboxState {
   SANDBOX_READY = 0,
   SANDBOX_NOTREADY = 1,
@@ -45,8 +53,25 @@ export interface PodSandboxMetadata {
   attempt: number;
 }
 
+export interface UserNamespace {
+  mode: NamespaceMode;
+}
+
+export interface NamespaceOption {
+  network: NamespaceMode;
+  pid: NamespaceMode;
+  ipc: NamespaceMode;
+  targetId: string;
+  usernsOptions: UserNamespace | undefined;
+}
+
+export interface LinuxSandboxSecurityContext {
+  namespaceOptions: NamespaceOption | undefined;
+}
+
 export interface LinuxPodSandboxConfig {
   cgroupParent: string;
+  securityContext: LinuxSandboxSecurityContext | undefined;
   sysctls: { [key: string]: string };
 }
 
@@ -569,14 +594,234 @@ export const PodSandboxMetadata: MessageFns<PodSandboxMetadata> = {
   },
 };
 
+function createBaseUserNamespace(): UserNamespace {
+  return { mode: 0 };
+}
+
+export const UserNamespace: MessageFns<UserNamespace> = {
+  encode(message: UserNamespace, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mode !== 0) {
+      writer.uint32(8).int32(message.mode);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UserNamespace {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUserNamespace();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.mode = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UserNamespace>, I>>(base?: I): UserNamespace {
+    return UserNamespace.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UserNamespace>, I>>(object: I): UserNamespace {
+    const message = createBaseUserNamespace();
+    message.mode = object.mode ?? 0;
+    return message;
+  },
+};
+
+function createBaseNamespaceOption(): NamespaceOption {
+  return { network: 0, pid: 0, ipc: 0, targetId: "", usernsOptions: undefined };
+}
+
+export const NamespaceOption: MessageFns<NamespaceOption> = {
+  encode(message: NamespaceOption, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.network !== 0) {
+      writer.uint32(8).int32(message.network);
+    }
+    if (message.pid !== 0) {
+      writer.uint32(16).int32(message.pid);
+    }
+    if (message.ipc !== 0) {
+      writer.uint32(24).int32(message.ipc);
+    }
+    if (message.targetId !== "") {
+      writer.uint32(34).string(message.targetId);
+    }
+    if (message.usernsOptions !== undefined) {
+      UserNamespace.encode(message.usernsOptions, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NamespaceOption {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNamespaceOption();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.network = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pid = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.ipc = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.targetId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.usernsOptions = UserNamespace.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<NamespaceOption>, I>>(base?: I): NamespaceOption {
+    return NamespaceOption.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NamespaceOption>, I>>(object: I): NamespaceOption {
+    const message = createBaseNamespaceOption();
+    message.network = object.network ?? 0;
+    message.pid = object.pid ?? 0;
+    message.ipc = object.ipc ?? 0;
+    message.targetId = object.targetId ?? "";
+    message.usernsOptions = (object.usernsOptions !== undefined && object.usernsOptions !== null)
+      ? UserNamespace.fromPartial(object.usernsOptions)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseLinuxSandboxSecurityContext(): LinuxSandboxSecurityContext {
+  return { namespaceOptions: undefined };
+}
+
+export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext> = {
+  encode(message: LinuxSandboxSecurityContext, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.namespaceOptions !== undefined) {
+      NamespaceOption.encode(message.namespaceOptions, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LinuxSandboxSecurityContext {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLinuxSandboxSecurityContext();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.namespaceOptions = NamespaceOption.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LinuxSandboxSecurityContext>, I>>(base?: I): LinuxSandboxSecurityContext {
+    return LinuxSandboxSecurityContext.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LinuxSandboxSecurityContext>, I>>(object: I): LinuxSandboxSecurityContext {
+    const message = createBaseLinuxSandboxSecurityContext();
+    message.namespaceOptions = (object.namespaceOptions !== undefined && object.namespaceOptions !== null)
+      ? NamespaceOption.fromPartial(object.namespaceOptions)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseLinuxPodSandboxConfig(): LinuxPodSandboxConfig {
-  return { cgroupParent: "", sysctls: {} };
+  return { cgroupParent: "", securityContext: undefined, sysctls: {} };
 }
 
 export const LinuxPodSandboxConfig: MessageFns<LinuxPodSandboxConfig> = {
   encode(message: LinuxPodSandboxConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.cgroupParent !== "") {
       writer.uint32(10).string(message.cgroupParent);
+    }
+    if (message.securityContext !== undefined) {
+      LinuxSandboxSecurityContext.encode(message.securityContext, writer.uint32(18).fork()).join();
     }
     globalThis.Object.entries(message.sysctls).forEach(([key, value]: [string, string]) => {
       LinuxPodSandboxConfig_SysctlsEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
@@ -603,6 +848,14 @@ export const LinuxPodSandboxConfig: MessageFns<LinuxPodSandboxConfig> = {
             }
 
             message.cgroupParent = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.securityContext = LinuxSandboxSecurityContext.decode(reader, reader.uint32());
             continue;
           }
           case 3: {
@@ -634,6 +887,9 @@ export const LinuxPodSandboxConfig: MessageFns<LinuxPodSandboxConfig> = {
   fromPartial<I extends Exact<DeepPartial<LinuxPodSandboxConfig>, I>>(object: I): LinuxPodSandboxConfig {
     const message = createBaseLinuxPodSandboxConfig();
     message.cgroupParent = object.cgroupParent ?? "";
+    message.securityContext = (object.securityContext !== undefined && object.securityContext !== null)
+      ? LinuxSandboxSecurityContext.fromPartial(object.securityContext)
+      : undefined;
     message.sysctls = (globalThis.Object.entries(object.sysctls ?? {}) as [string, string][]).reduce(
       (acc: { [key: string]: string }, [key, value]: [string, string]) => {
         if (value !== undefined) {
