@@ -5,9 +5,11 @@
 # (a config that names any runtime replaces containerd's built-in list, so runc must stay listed).
 # Options: --version 2|3 (default: from `containerd --version`), --handler NAME, --config-path
 # FILE (the runtime options' ConfigPath, default /etc/urunc/config.toml), --no-runc (the file already
-# defines runc), --cni-conf-dir DIR, --sandbox-image REF, --restrict-oom-score-adj (test hosts).
+# defines runc), --cni-conf-dir DIR, --sandbox-image REF, --restrict-oom-score-adj (test hosts),
+# --sandboxer podsandbox|shim (2.x only; "shim": this shim holds each pod's namespaces itself and no
+# pause container runs; default podsandbox, containerd's pause-container sandbox).
 set -euo pipefail
-version= handler=urunc config_path=/etc/urunc/config.toml runc=1 cni= sandbox= oom=
+version= handler=urunc config_path=/etc/urunc/config.toml runc=1 cni= sandbox= oom= sandboxer=podsandbox
 while [ $# -gt 0 ]; do
   case "$1" in
     --version) version=$2; shift 2 ;;
@@ -17,6 +19,7 @@ while [ $# -gt 0 ]; do
     --cni-conf-dir) cni=$2; shift 2 ;;
     --sandbox-image) sandbox=$2; shift 2 ;;
     --restrict-oom-score-adj) oom=1; shift ;;
+    --sandboxer) sandboxer=$2; shift 2 ;;
     *) echo "containerd-config: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -25,6 +28,8 @@ if [ -z "$version" ]; then
   v=$(containerd --version | awk '{print $3}' | sed 's/^v//')
   case "$v" in 1.*) version=2 ;; *) version=3 ;; esac
 fi
+case "$sandboxer" in podsandbox|shim) ;; *) echo "containerd-config: --sandboxer must be podsandbox or shim" >&2; exit 2 ;; esac
+[ "$sandboxer" = shim ] && [ "$version" != 3 ] && { echo "containerd-config: --sandboxer shim needs containerd 2.x (config version 3): 1.6 and 1.7 have no sandbox API for shims" >&2; exit 2; }
 annotations='["com.urunc.unikernel.*"]'
 case "$version" in
   2)
@@ -67,10 +72,18 @@ case "$version" in
     fi
     echo "[$r.containerd.runtimes.$handler]"
     echo "  runtime_type = 'io.containerd.urunc.v2'"
+    [ "$sandboxer" = shim ] && echo "  sandboxer = 'shim'"
     echo "  pod_annotations = $annotations"
     echo "  container_annotations = $annotations"
-    echo "[$r.containerd.runtimes.$handler.options]"
-    echo "  ConfigPath = '$config_path'"
+    if [ "$sandboxer" = shim ]; then
+      # No options table: containerd 2.1-2.3's client refuses to start a container in a shim-owned
+      # sandbox when its runtime options are not runc's ("can't unmarshal type runtimeoptions.v1.Options").
+      # The shim reads /etc/urunc/config.toml, or URUNC_CONFIG_PATH from containerd's environment.
+      echo "  # urunc config: $config_path (URUNC_CONFIG_PATH in containerd's environment unless it is /etc/urunc/config.toml)"
+    else
+      echo "[$r.containerd.runtimes.$handler.options]"
+      echo "  ConfigPath = '$config_path'"
+    fi
     if [ -n "$cni" ]; then
       echo "[$r.cni]"
       echo "  bin_dirs = ['/usr/lib/cni']"

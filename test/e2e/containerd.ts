@@ -134,7 +134,8 @@ export class Containerd {
   /** Runs deploy/install.sh against this instance: shim into <dir>/opt, link into <dir>/bin, runtime into the config. */
   private async install(o: CriOptions): Promise<void> {
     const r = await runCmd('bash', [path.join(REPO, 'deploy', 'install.sh'), '--prefix', path.join(this.dir, 'opt'), '--bindir', path.join(this.dir, 'bin'),
-      '--containerd-config', this.configFile, '--urunc-config', o.runtimeConfig, '--version', this.version === '2.x' ? '3' : '2']);
+      '--containerd-config', this.configFile, '--urunc-config', o.runtimeConfig, '--version', this.version === '2.x' ? '3' : '2',
+      '--sandboxer', o.sandboxer ?? 'podsandbox']);
     if (r.code !== 0) throw new Error(`install.sh: ${r.stderr}`);
     this.shimBin = path.join(this.dir, 'bin');
   }
@@ -238,6 +239,8 @@ export interface CriOptions {
   cniConfDir: string;
   /** The runtime config (/etc/urunc/config.toml) the installer names in the runtime options' ConfigPath. */
   runtimeConfig: string;
+  /** 2.x: who holds a pod's namespaces (deploy/install.sh --sandboxer); default containerd's pause sandbox. */
+  sandboxer?: 'podsandbox' | 'shim';
 }
 
 /** This runtime's qemu processes (named urunc-<id>), on the whole machine. */

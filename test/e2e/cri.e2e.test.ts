@@ -1,6 +1,7 @@
 // Kubernetes pods through containerd's CRI plugin with the `urunc` handler (a RuntimeClass's
 // handler), driven by a @grpc/grpc-js CRI client as a kubelet would, with the CNI bridge plugin:
-// the pause container runs through runc inside this shim, a pod's containers share that shim, an
+// the pause container runs through runc inside this shim (on 2.x also, in a second pass, no pause
+// container at all: `sandboxer = "shim"`, this shim's Sandbox API holds the pod's namespaces), a pod's containers share that shim, an
 // ordinary container and a unikernel both work, their output is in the CRI container log, their
 // exit codes reach ContainerStatus, and removing the pod leaves no shim, mount or network namespace.
 import { spawnSync } from 'node:child_process';
@@ -34,7 +35,13 @@ function pauseImage(dir: string): string {
   return tar;
 }
 
-describe.each(versionsUnderTest())('CRI pods with the urunc handler on containerd %s', (version: Version) => {
+type Sandboxer = 'podsandbox' | 'shim';
+/** Every version with containerd's pause sandbox; 2.x once more with this shim as the sandboxer. */
+const CASES: Array<{ version: Version; sandboxer: Sandboxer }> = versionsUnderTest().flatMap((version) =>
+  (version === '2.x' ? (['podsandbox', 'shim'] as const) : (['podsandbox'] as const)).map((sandboxer) => ({ version, sandboxer })));
+
+describe.each(CASES.map((k) => [`${k.version}, ${k.sandboxer} sandboxer`, k] as const))('CRI pods with the urunc handler on containerd %s', (_label, { version, sandboxer }) => {
+  const shimSandbox = sandboxer === 'shim';
   let c: Containerd;
   let dir: string;
   let client: CriClient;
@@ -48,8 +55,8 @@ describe.each(versionsUnderTest())('CRI pods with the urunc handler on container
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cri-'));
     const conf = path.join(dir, 'cni');
     fs.mkdirSync(conf);
-    bridge = `urb${process.pid % 10000}${version.replace(/\D/g, '')}`;
-    subnet = `10.88.${100 + (version === '1.6' ? 0 : version === '1.7' ? 1 : 2)}`;
+    bridge = `urb${process.pid % 10000}${version.replace(/\D/g, '')}${shimSandbox ? 's' : ''}`;
+    subnet = `10.88.${100 + (version === '1.6' ? 0 : version === '1.7' ? 1 : shimSandbox ? 3 : 2)}`;
     fs.writeFileSync(path.join(conf, '10-urunc-test.conflist'), JSON.stringify({
       cniVersion: '1.0.0', name: 'urunc-test', plugins: [
         { type: 'bridge', bridge, isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: `${subnet}.0/24` }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: path.join(dir, 'ipam') } },
@@ -59,8 +66,10 @@ describe.each(versionsUnderTest())('CRI pods with the urunc handler on container
     const cfg = path.join(dir, 'urunc.toml');
     fs.writeFileSync(cfg, QEMU_TCG);
     // The runtime goes in through deploy/install.sh; the config reaches the shim as the CRI runtime options' ConfigPath.
-    c = await Containerd.start(version, {}, { cri: { sandboxImage: PAUSE, cniConfDir: conf, runtimeConfig: cfg } });
-    expect(fs.readFileSync(c.configFile, 'utf8')).toMatch(/# BEGIN urunc-ts\n[^]*runtimes\.urunc\][^]*ConfigPath[^]*# END urunc-ts/);
+    // The shim sandboxer's runtime table has no options (deploy/containerd-config.sh says why): the config comes from containerd's environment.
+    c = await Containerd.start(version, shimSandbox ? { URUNC_CONFIG_PATH: cfg } : {}, { cri: { sandboxImage: PAUSE, cniConfDir: conf, runtimeConfig: cfg, sandboxer } });
+    expect(fs.readFileSync(c.configFile, 'utf8')).toMatch(shimSandbox ? /# BEGIN urunc-ts\n[^]*runtimes\.urunc\][^]*# END urunc-ts/ : /# BEGIN urunc-ts\n[^]*runtimes\.urunc\][^]*ConfigPath[^]*# END urunc-ts/);
+    expect(fs.readFileSync(c.configFile, 'utf8').includes("sandboxer = 'shim'")).toBe(shimSandbox);
     const hello = unikernelImage({ name: HELLO, type: 'unikraft', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['exit=3'] });
     // mewz's exit device (urunc mewz.go MonitorCli) carries the hello kernel's status 3: qemu exits 7.
     const helloMewz = unikernelImage({ name: HELLO_MEWZ, type: 'mewz', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['ignored'] });
@@ -131,27 +140,34 @@ describe.each(versionsUnderTest())('CRI pods with the urunc handler on container
     expect(fs.existsSync(netns)).toBe(false);
   };
 
-  /** The sandbox's pid and network namespace path, from the verbose status. */
+  /**
+   * The sandbox's pid and network namespace path, from the verbose status: the pause container's
+   * OCI spec, or with the shim sandboxer what this shim's SandboxStatus reports (`namespaces`).
+   */
   const sandboxInfo = async (podSandboxId: string) => {
     const st = await client.podSandboxStatus(podSandboxId);
-    const info = JSON.parse(st.info.info ?? '{}') as { pid: number; runtimeSpec: { linux: { namespaces: Array<{ type: string; path?: string }> } } };
-    const netns = info.runtimeSpec.linux.namespaces.find((n) => n.type === 'network')?.path ?? '';
+    type Ns = Array<{ type: string; path?: string }>;
+    const info = JSON.parse(st.info.info ?? '{}') as { pid: number; runtimeSpec?: { linux: { namespaces: Ns } }; namespaces?: Ns };
+    const netns = (info.runtimeSpec?.linux.namespaces ?? info.namespaces ?? []).find((n) => n.type === 'network')?.path ?? '';
     return { status: st.status, pid: info.pid, netns };
   };
 
-  it('an ordinary container: the pause runs through runc in this shim, the pod gets an IP, the log and exit code come back', async () => {
+  it('an ordinary container: the sandbox (pause through runc, or the shim\'s holder) is in this shim, the pod gets an IP and its hostname, the log and exit code come back', async () => {
     const pod = await newPod();
     const sb = await sandboxInfo(pod.podSandboxId);
     expect(sb.status?.state).toBe(cri.PodSandboxState.SANDBOX_READY);
     expect(sb.status?.network?.ip).toMatch(new RegExp(`^${subnet.replace(/\./g, '\\.')}\\.\\d+$`));
-    // The sandbox pid is the real pause process, in the pod's network namespace.
-    expect(fs.readFileSync(`/proc/${sb.pid}/cmdline`, 'utf8')).toBe('/pause\0');
+    // The sandbox pid is the real pause process (or the holder, and no pause container), in the pod's network namespace.
+    expect(fs.readFileSync(`/proc/${sb.pid}/cmdline`, 'utf8')).toBe(shimSandbox ? 'sleep\0infinity\0' : '/pause\0');
     expect(fs.statSync(`/proc/${sb.pid}/ns/net`).ino).toBe(fs.statSync(sb.netns).ino);
+    if (shimSandbox) expect((await c.ctr(['containers', 'ls', '-q'], { ns: 'k8s.io' })).stdout.trim()).toBe('');
     const shims = c.shimPids();
     expect(shims.length).toBe(1);
-    const r = await runToExit(pod, 'busybox', { image: { image: BUSYBOX_IMAGE }, command: ['sh', '-c', 'echo hello-from-cri; exit 3'] });
+    const r = await runToExit(pod, 'busybox', { image: { image: BUSYBOX_IMAGE }, command: ['sh', '-c', 'echo hello-from-cri; echo "host $(hostname)"; exit 3'] });
     expect(r.status.exitCode).toBe(3);
     expect(r.log).toMatch(/^\S+ stdout F hello-from-cri$/m);
+    // The pod's UTS namespace carries its hostname, set by runc for the pause container or by the holder.
+    expect(r.log).toMatch(new RegExp(`^\\S+ stdout F host ${pod.sandboxConfig.hostname}$`, 'm'));
     expect(c.shimPids()).toEqual(shims);
     await client.removeContainer(r.containerId);
     await removePod(pod.podSandboxId, sb.netns);

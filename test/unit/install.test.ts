@@ -51,4 +51,28 @@ describe('deploy/install.sh', () => {
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('no version line');
   });
+  it('--sandboxer shim: the 2.x runtime table names the shim sandboxer; a 1.x config is refused before anything is installed', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inst-'));
+    tmp.push(dir);
+    const config = path.join(dir, 'config.toml');
+    fs.writeFileSync(config, 'version = 3\n');
+    expect(install(dir, config, ['--sandboxer', 'shim']).status).toBe(0);
+    expect(fs.readFileSync(config, 'utf8')).toMatch(/runtimes\.urunc\]\n  runtime_type = 'io\.containerd\.urunc\.v2'\n  sandboxer = 'shim'\n/);
+    // containerd 2.1-2.3 cannot start a container in a shim sandbox whose runtime has non-runc options.
+    expect(fs.readFileSync(config, 'utf8')).not.toContain('runtimes.urunc.options]');
+    // A rerun without it goes back to containerd's pause sandbox.
+    expect(install(dir, config).status).toBe(0);
+    expect(fs.readFileSync(config, 'utf8')).not.toContain('sandboxer');
+    const old = path.join(dir, 'old');
+    fs.mkdirSync(old);
+    const v2 = path.join(old, 'config.toml');
+    fs.writeFileSync(v2, 'version = 2\n');
+    const r = spawnSync('bash', [path.join(REPO, 'deploy', 'install.sh'), '--prefix', path.join(old, 'opt'), '--bindir', path.join(old, 'bin'),
+      '--containerd-config', v2, '--urunc-config', path.join(old, 'urunc.toml'), '--sandboxer', 'shim'], { encoding: 'utf8' });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('--sandboxer shim needs containerd 2.x');
+    expect(fs.readdirSync(old)).toEqual(['config.toml']);
+    expect(fs.readFileSync(v2, 'utf8')).toBe('version = 2\n');
+    expect(install(dir, config, ['--sandboxer', 'pause']).stderr).toContain('--sandboxer must be podsandbox or shim');
+  });
 });
