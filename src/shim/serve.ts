@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { limitMallocArenas, mallocTrim, setChildSubreaper, setCloexec } from '../sys/libc.js';
 import { Reaper } from '../task/reaper.js';
 import { TaskService } from '../task/service.js';
-import { SandboxService } from '../task/sandbox.js';
+import { SandboxService, addPodFiles } from '../task/sandbox.js';
 import { sandboxHandlers } from './sandbox-rpc.js';
 import { canConnect, socketPath } from './address.js';
 import type { ShimFlags } from './flags.js';
@@ -72,6 +72,10 @@ export async function runServe(f: ShimFlags): Promise<void> {
     imageAnnotations: f.address ? imageAnnotationReader(containerdGrpc(f.address)) : undefined,
     containerd: f.address ? { address: f.address, snapshots: snapshotApiFor } : undefined,
     kvmUsable: once(kvmUsable),
+    podFiles: (namespace, sandboxId, taskBundle) => {
+      const files = sandboxes.podFiles(namespace, sandboxId);
+      return files ? addPodFiles(taskBundle, files) : 0;
+    },
   });
   liveBundles = () => service.bundles();
   const server = new TtrpcServer(log);

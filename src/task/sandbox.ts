@@ -4,14 +4,23 @@
 // pod to. Each sandbox's state is in its bundle (containerd's sandbox state dir), so `delete` from a
 // fresh process stops a holder whose daemon died.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { PodSandboxConfig, NamespaceMode } from '../gen/cri/runtime/v1/api.js';
 import { Code, ShimError, messageOf } from '../errors.js';
+import { readSpecText } from './spec.js';
 import { SANDBOX_STATE, holderAlive, killIfSame, startHolder, validateHolderOptions, type HolderOptions, type SandboxState } from './sandbox-holder.js';
+
+/** A file of the pod's that each of its containers gets bind-mounted (what CRI's pause sandbox makes). */
+export interface PodFile {
+  destination: string;
+  source: string;
+}
 
 interface Sandbox {
   bundle: string;
+  files: PodFile[];
   state: SandboxState;
   options: HolderOptions;
   /** Resolves when the holder's exit is recorded. */
@@ -57,6 +66,51 @@ export function holderOptionsFor(netnsPath: string, options: SandboxRequest['opt
   return o;
 }
 
+/**
+ * /etc/hostname, /etc/hosts and /etc/resolv.conf for the pod's containers, in the sandbox bundle, as
+ * containerd's pause sandbox writes them (CRI mounts them only from its own pause sandbox's dir): the
+ * pod hostname (else the node's), the node's hosts file, and a resolv.conf from the
+ * pod's DNS config, else the node's.
+ */
+function writePodFiles(bundle: string, options: SandboxRequest['options']): PodFile[] {
+  const config = options && options.value.length > 0 ? PodSandboxConfig.decode(options.value) : undefined;
+  const dir = path.join(bundle, 'etc');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = (name: string, content: string | undefined, hostCopy: string): PodFile => {
+    const source = path.join(dir, name);
+    if (content !== undefined) fs.writeFileSync(source, content, { mode: 0o644 });
+    else if (fs.existsSync(hostCopy)) fs.copyFileSync(hostCopy, source);
+    else fs.writeFileSync(source, '', { mode: 0o644 });
+    return { destination: `/etc/${name}`, source };
+  };
+  const dns = config?.dnsConfig;
+  const resolv = dns ? [
+    dns.searches.length > 0 ? `search ${dns.searches.join(' ')}\n` : '',
+    ...dns.servers.map((s) => `nameserver ${s}\n`),
+    dns.options.length > 0 ? `options ${dns.options.join(' ')}\n` : '',
+  ].join('') : undefined;
+  return [
+    file('hostname', `${config?.hostname || os.hostname()}\n`, ''),
+    file('hosts', undefined, '/etc/hosts'),
+    file('resolv.conf', resolv, '/etc/resolv.conf'),
+  ];
+}
+
+/** Adds the pod files a container's spec does not mount already to its config.json; returns how many. */
+export function addPodFiles(bundle: string, files: PodFile[]): number {
+  const specFile = path.join(bundle, 'config.json');
+  const spec = JSON.parse(readSpecText(bundle)) as { mounts?: Array<{ destination?: string }>; root?: { readonly?: boolean } };
+  const mounts = Array.isArray(spec.mounts) ? spec.mounts : [];
+  const have = new Set(mounts.map((m) => path.posix.normalize(m.destination ?? '')));
+  const missing = files.filter((f) => !have.has(f.destination));
+  if (missing.length === 0) return 0;
+  const mode = spec.root?.readonly ? 'ro' : 'rw';
+  spec.mounts = [...mounts, ...missing.map((f) => ({ destination: f.destination, type: 'bind', source: f.source, options: ['rbind', 'rprivate', mode] }))];
+  fs.writeFileSync(`${specFile}.tmp`, JSON.stringify(spec));
+  fs.renameSync(`${specFile}.tmp`, specFile);
+  return missing.length;
+}
+
 function writeState(bundle: string, s: SandboxState): void {
   const file = path.join(bundle, SANDBOX_STATE);
   fs.writeFileSync(`${file}.tmp`, JSON.stringify(s));
@@ -94,6 +148,7 @@ export class SandboxService {
       throw new ShimError(Code.InvalidArgument, messageOf(err));
     }
     const state: SandboxState = { id: r.id, namespace: ns, netnsPath: r.netnsPath, holder: null, createdAt: new Date().toISOString() };
+    const files = writePodFiles(r.bundle, r.options);
     writeState(r.bundle, state);
     let markExited: Sandbox['markExited'] = () => undefined;
     const exited = new Promise<void>((resolve) => {
@@ -109,7 +164,7 @@ export class SandboxService {
         resolve();
       };
     });
-    this.sandboxes.set(this.key(ns, r.id), { bundle: r.bundle, state, options, exited, markExited });
+    this.sandboxes.set(this.key(ns, r.id), { bundle: r.bundle, files, state, options, exited, markExited });
     this.log.info({ id: r.id, netns: r.netnsPath, pidNamespace: options.pid, hostNetwork: options.netnsPath === undefined }, 'sandbox created');
   }
 
@@ -181,6 +236,11 @@ export class SandboxService {
       });
     }
     return { pid, state: ready ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY', createdAt: new Date(s.createdAt), exitedAt: s.exitedAt ? new Date(s.exitedAt) : undefined, info };
+  }
+
+  /** The pod files for a container of sandbox `id`, if this daemon owns that sandbox. */
+  podFiles(ns: string, id: string): PodFile[] | undefined {
+    return this.sandboxes.get(this.key(ns, id))?.files;
   }
 
   ping(ns: string, id: string): void {

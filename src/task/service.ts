@@ -100,7 +100,11 @@ export class TaskService {
   private async createTask(namespace: string, req: CreateRequest): Promise<number> {
     if (req.checkpoint) throw unimplemented('restore from checkpoint');
     if (!path.isAbsolute(req.bundle)) throw invalidArgument(`bundle ${req.bundle} is not absolute`);
-    const spec = readSpec(req.bundle);
+    let spec = readSpec(req.bundle);
+    const sandboxId = spec.annotations?.['io.kubernetes.cri.sandbox-id'];
+    if (sandboxId && spec.annotations?.['io.kubernetes.cri.container-type'] === 'container' && this.unikernels.podFiles?.(namespace, sandboxId, req.bundle)) {
+      spec = readSpec(req.bundle);
+    }
     const runc = this.runcFor(req.bundle, namespace);
     const rootfs = specRootfs(req.bundle, spec as OciSpec);
     const init = new Proc(req.id, '', req.bundle, { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal });

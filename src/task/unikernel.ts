@@ -40,6 +40,11 @@ export interface UnikernelHost {
   /** containerd's gRPC socket (persisted so the crash path can release views) and its snapshot calls. */
   containerd?: { address: string; snapshots: (address: string) => SnapshotApi };
   kvmUsable: () => boolean;
+  /**
+   * For a container of a pod whose sandbox this daemon owns (src/task/sandbox.ts): adds the pod's
+   * hostname, hosts and resolv.conf mounts to its config.json; returns how many it added.
+   */
+  podFiles?: (namespace: string, sandboxId: string, bundle: string) => number;
 }
 
 export interface UnikernelTask {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { holderAlive, killIfSame, readSandboxState, startHolder, validateHolderOptions, SANDBOX_STATE, type Holder } from '../../src/task/sandbox-holder.js';
-import { SandboxService, holderOptionsFor } from '../../src/task/sandbox.js';
+import { SandboxService, addPodFiles, holderOptionsFor } from '../../src/task/sandbox.js';
 import { NamespaceMode, PodSandboxConfig } from '../../src/gen/cri/runtime/v1/api.js';
 import { runDelete } from '../../src/shim/delete.js';
 import { DeleteResponse } from '../../src/gen/containerd/task/v2/shim.js';
@@ -103,7 +103,26 @@ describe('SandboxService', () => {
     let empty = 0;
     const svc = new SandboxService(log, () => empty++);
     try {
-      await svc.create('k8s.io', { id: 'pod1', bundle, netnsPath, options: config({ hostname: 'pod1' }) });
+      await svc.create('k8s.io', { id: 'pod1', bundle, netnsPath, options: config({ hostname: 'pod1', dnsConfig: { servers: ['10.96.0.10', '1.1.1.1'], searches: ['svc.cluster.local'], options: ['ndots:5'] } }) });
+      // The pod files CRI's pause sandbox would have made, and their mounts added to a container's spec once.
+      const files = svc.podFiles('k8s.io', 'pod1') ?? [];
+      expect(files.map((f) => f.destination)).toEqual(['/etc/hostname', '/etc/hosts', '/etc/resolv.conf']);
+      expect(fs.readFileSync(path.join(bundle, 'etc', 'hostname'), 'utf8')).toBe('pod1\n');
+      expect(fs.readFileSync(path.join(bundle, 'etc', 'resolv.conf'), 'utf8')).toBe('search svc.cluster.local\nnameserver 10.96.0.10\nnameserver 1.1.1.1\noptions ndots:5\n');
+      expect(fs.readFileSync(path.join(bundle, 'etc', 'hosts'), 'utf8')).toBe(fs.readFileSync('/etc/hosts', 'utf8'));
+      const ctr = fs.mkdtempSync(path.join(os.tmpdir(), 'ctr-'));
+      fs.writeFileSync(path.join(ctr, 'config.json'), JSON.stringify({ ociVersion: '1.1.0', root: { path: 'rootfs', readonly: true }, mounts: [{ destination: '/etc/hosts', type: 'bind', source: '/kubelet/etc-hosts' }], x: 1 }));
+      expect(addPodFiles(ctr, files)).toBe(2);
+      expect(addPodFiles(ctr, files)).toBe(0);
+      const spec = JSON.parse(fs.readFileSync(path.join(ctr, 'config.json'), 'utf8'));
+      expect(spec.x).toBe(1);
+      expect(spec.mounts).toEqual([
+        { destination: '/etc/hosts', type: 'bind', source: '/kubelet/etc-hosts' },
+        { destination: '/etc/hostname', type: 'bind', source: path.join(bundle, 'etc', 'hostname'), options: ['rbind', 'rprivate', 'ro'] },
+        { destination: '/etc/resolv.conf', type: 'bind', source: path.join(bundle, 'etc', 'resolv.conf'), options: ['rbind', 'rprivate', 'ro'] },
+      ]);
+      fs.rmSync(ctr, { recursive: true });
+      expect(svc.podFiles('k8s.io', 'nope')).toBeUndefined();
       await expect(svc.create('k8s.io', { id: 'pod1', bundle, netnsPath, options: undefined })).rejects.toThrow(/already exists/);
       await expect(svc.create('k8s.io', { id: 'pod2', bundle: 'relative', netnsPath, options: undefined })).rejects.toThrow(/not an existing directory/);
       expect(svc.status('k8s.io', 'pod1', false).state).toBe('SANDBOX_NOTREADY');

@@ -204,6 +204,7 @@ export interface ContainerConfig {
   stdin: boolean;
   stdinOnce: boolean;
   tty: boolean;
+  linux: LinuxContainerConfig | undefined;
 }
 
 export interface ContainerConfig_LabelsEntry {
@@ -214,6 +215,14 @@ export interface ContainerConfig_LabelsEntry {
 export interface ContainerConfig_AnnotationsEntry {
   key: string;
   value: string;
+}
+
+export interface LinuxContainerSecurityContext {
+  namespaceOptions: NamespaceOption | undefined;
+}
+
+export interface LinuxContainerConfig {
+  securityContext: LinuxContainerSecurityContext | undefined;
 }
 
 export interface CreateContainerRequest {
@@ -2568,6 +2577,7 @@ function createBaseContainerConfig(): ContainerConfig {
     stdin: false,
     stdinOnce: false,
     tty: false,
+    linux: undefined,
   };
 }
 
@@ -2611,6 +2621,9 @@ export const ContainerConfig: MessageFns<ContainerConfig> = {
     }
     if (message.tty !== false) {
       writer.uint32(112).bool(message.tty);
+    }
+    if (message.linux !== undefined) {
+      LinuxContainerConfig.encode(message.linux, writer.uint32(122).fork()).join();
     }
     return writer;
   },
@@ -2738,6 +2751,14 @@ export const ContainerConfig: MessageFns<ContainerConfig> = {
             message.tty = reader.bool();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.linux = LinuxContainerConfig.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2788,6 +2809,9 @@ export const ContainerConfig: MessageFns<ContainerConfig> = {
     message.stdin = object.stdin ?? false;
     message.stdinOnce = object.stdinOnce ?? false;
     message.tty = object.tty ?? false;
+    message.linux = (object.linux !== undefined && object.linux !== null)
+      ? LinuxContainerConfig.fromPartial(object.linux)
+      : undefined;
     return message;
   },
 };
@@ -2926,6 +2950,122 @@ export const ContainerConfig_AnnotationsEntry: MessageFns<ContainerConfig_Annota
     const message = createBaseContainerConfig_AnnotationsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseLinuxContainerSecurityContext(): LinuxContainerSecurityContext {
+  return { namespaceOptions: undefined };
+}
+
+export const LinuxContainerSecurityContext: MessageFns<LinuxContainerSecurityContext> = {
+  encode(message: LinuxContainerSecurityContext, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.namespaceOptions !== undefined) {
+      NamespaceOption.encode(message.namespaceOptions, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LinuxContainerSecurityContext {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLinuxContainerSecurityContext();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.namespaceOptions = NamespaceOption.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LinuxContainerSecurityContext>, I>>(base?: I): LinuxContainerSecurityContext {
+    return LinuxContainerSecurityContext.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LinuxContainerSecurityContext>, I>>(
+    object: I,
+  ): LinuxContainerSecurityContext {
+    const message = createBaseLinuxContainerSecurityContext();
+    message.namespaceOptions = (object.namespaceOptions !== undefined && object.namespaceOptions !== null)
+      ? NamespaceOption.fromPartial(object.namespaceOptions)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseLinuxContainerConfig(): LinuxContainerConfig {
+  return { securityContext: undefined };
+}
+
+export const LinuxContainerConfig: MessageFns<LinuxContainerConfig> = {
+  encode(message: LinuxContainerConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.securityContext !== undefined) {
+      LinuxContainerSecurityContext.encode(message.securityContext, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LinuxContainerConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLinuxContainerConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.securityContext = LinuxContainerSecurityContext.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LinuxContainerConfig>, I>>(base?: I): LinuxContainerConfig {
+    return LinuxContainerConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LinuxContainerConfig>, I>>(object: I): LinuxContainerConfig {
+    const message = createBaseLinuxContainerConfig();
+    message.securityContext = (object.securityContext !== undefined && object.securityContext !== null)
+      ? LinuxContainerSecurityContext.fromPartial(object.securityContext)
+      : undefined;
     return message;
   },
 };
