@@ -11,13 +11,18 @@
 //      root is the container's block device, with its boot artifacts (66 MB kernel, initrd) read
 //      from a snapshot view against copied out of a transient mount: Create-to-running time
 //      (`ctr run -d`, which returns once the task is started) and the disk each container adds.
+//   5. CRI pod start on containerd 2.x (RunPodSandbox + CreateContainer + StartContainer until the
+//      first line is in the container's CRI log): a runc busybox pod (echo), against the hello
+//      unikernel pod with containerd's pause sandbox and with this shim as the sandboxer, interleaved.
 // BENCH_N (default 20) and BENCH_CONTAINERD (default "1.6", comma list allowed) tune it;
-// BENCH_ROOTFS=0 skips part 4; BENCH_TRANSPORT=0 skips ttrpc against gRPC on 1.7.
+// BENCH_ROOTFS=0 skips part 4; BENCH_TRANSPORT=0 skips ttrpc against gRPC on 1.7; BENCH_PODS=0 skips part 5.
 import fs from 'node:fs';
 import path from 'node:path';
 import { Containerd, REPO, RUNTIME, pidsMatching, sleep, type Version } from '../test/e2e/containerd.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../test/fixtures/oci-image.js';
-import { GUESTS, buildGuests, linuxRootLayer, unikernelImage } from '../test/fixtures/unikernel-images.js';
+import { GUESTS, buildGuests, linuxRootLayer, pauseImage, unikernelImage } from '../test/fixtures/unikernel-images.js';
+import { CriClient } from '../test/e2e/cri.js';
+import { ContainerState } from '../src/gen/cri/runtime/v1/api.js';
 import { spawn, spawnSync } from 'node:child_process';
 import os from 'node:os';
 
@@ -368,6 +373,109 @@ async function benchTransport(): Promise<Row[]> {
   }
 }
 
+/**
+ * CRI pod start on containerd 2.x: the time from RunPodSandbox until the first line of the pod's one
+ * container is in its CRI log, for a runc busybox pod (`echo`), the hello unikernel in a pod with the
+ * pause sandbox (handler urunc) and with this shim as the sandboxer (handler urunc-shim), in turn.
+ * Each pod is removed (untimed) before the next.
+ */
+async function benchPods(): Promise<Row[]> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-pods-'));
+  const cfg = path.join(dir, 'config.toml');
+  fs.writeFileSync(cfg, BENCH_CONFIG);
+  const cni = path.join(dir, 'cni');
+  fs.mkdirSync(cni);
+  const bridge = 'urbench0';
+  fs.writeFileSync(path.join(cni, '10-bench.conflist'), JSON.stringify({
+    cniVersion: '1.0.0', name: 'urunc-bench', plugins: [
+      { type: 'bridge', bridge, isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: '10.88.120.0/24' }]], dataDir: path.join(dir, 'ipam') } },
+      { type: 'loopback' },
+    ],
+  }));
+  const PAUSE = 'localhost/pause:bench';
+  // The shim sandboxer's handler has no runtime options (deploy/containerd-config.sh): its config comes from the environment.
+  const c = await Containerd.start('2.x', { URUNC_CONFIG_PATH: cfg, URUNC_SHIM_LINGER_MS: undefined },
+    { cri: { sandboxImage: PAUSE, cniConfDir: cni, runtimeConfig: cfg, shimHandler: 'urunc-shim' } });
+  const client = new CriClient(c.address);
+  try {
+    buildGuests();
+    const hello = unikernelImage({ name: HELLO, type: 'mewz', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['exit=0'] });
+    for (const tar of [pauseImage(dir, PAUSE), buildBusyboxImage(path.join(REPO, '.cache', 'images')), hello]) {
+      const r = await c.ctr(['images', 'import', tar], { ns: 'k8s.io' });
+      if (r.code !== 0) throw new Error(r.stderr);
+    }
+    for (let i = 0; i < 100 && !(await client.version().then(() => true, () => false)); i++) await sleep(100);
+    type Kind = 'runc' | 'pause' | 'shim';
+    const podOf: Record<Kind, { handler: string; container: object; first: RegExp }> = {
+      runc: { handler: 'runc', container: { image: { image: BUSYBOX_IMAGE }, command: ['echo', 'hi'] }, first: / stdout F hi$/m },
+      pause: { handler: 'urunc', container: { image: { image: HELLO } }, first: /Hello from/ },
+      shim: { handler: 'urunc-shim', container: { image: { image: HELLO } }, first: /Hello from/ },
+    };
+    let n = 0;
+    const phases: Record<string, number[][]> = { runc: [], pause: [], shim: [] };
+    const start = async (kind: Kind): Promise<{ total: number; sandbox: number }> => {
+      const k = podOf[kind];
+      const logDirectory = path.join(dir, `logs-${++n}`);
+      fs.mkdirSync(logDirectory);
+      const log = path.join(logDirectory, 'c.log');
+      const sandboxConfig = { metadata: { name: `p${n}`, uid: `u${n}`, namespace: 'default', attempt: 0 }, hostname: `p${n}`, logDirectory, linux: {} };
+      const t0 = performance.now();
+      const { podSandboxId } = await client.runPodSandbox(sandboxConfig, k.handler);
+      const sandbox = performance.now() - t0;
+      const { containerId } = await client.createContainer(podSandboxId, { metadata: { name: 'c' }, logPath: 'c.log', ...k.container }, sandboxConfig);
+      const created = performance.now() - t0;
+      await client.startContainer(containerId);
+      const started = performance.now() - t0;
+      while (!(fs.existsSync(log) && k.first.test(fs.readFileSync(log, 'utf8')))) {
+        if (performance.now() - t0 > 30_000) throw new Error(`${kind} pod ${n}: no first line after 30 s`);
+        await sleep(2);
+      }
+      const total = performance.now() - t0;
+      phases[kind]?.push([sandbox, created, started, total].map((x) => Math.round(x)));
+      // Both containers end on their own: let them (untimed), so the pod's removal races no exit.
+      for (let w = 0; w < 3000; w++) {
+        if ((await client.containerStatus(containerId)).status?.state === ContainerState.CONTAINER_EXITED) break;
+        await sleep(10);
+      }
+      await client.stopPodSandbox(podSandboxId);
+      await client.removePodSandbox(podSandboxId);
+      return { total, sandbox };
+    };
+    const kinds: Kind[] = ['runc', 'pause', 'shim'];
+    for (const k of kinds) await start(k);
+    const t: Record<Kind, number[]> = { runc: [], pause: [], shim: [] };
+    const sb: Record<Kind, number[]> = { runc: [], pause: [], shim: [] };
+    for (let i = 0; i < N; i++) {
+      // Rotate the order so drift and warm caches affect all three alike.
+      for (let j = 0; j < kinds.length; j++) {
+        const k = kinds[(i + j) % kinds.length] as Kind;
+        const r = await start(k);
+        t[k].push(r.total);
+        sb[k].push(r.sandbox);
+      }
+    }
+    for (const k of kinds) {
+      const cols = [0, 1, 2, 3].map((i) => median((phases[k] ?? []).map((p) => p[i] as number)));
+      console.log(`pod start phases, ${k} (median ms since RunPodSandbox): sandbox ready ${cols[0]}, container created ${cols[1]}, started ${cols[2]}, first output ${cols[3]}`);
+    }
+    fs.mkdirSync(path.join(REPO, 'bench-results'), { recursive: true });
+    fs.writeFileSync(path.join(REPO, 'bench-results', 'pods-2.x.json'), JSON.stringify({ total: t, runPodSandbox: sb, phases }, null, 1));
+    return [
+      { metric: `pod start to first output, median (2.x, n=${N}): runc busybox vs unikernel, pause sandbox`, baseline: median(t.runc), ours: median(t.pause), unit: 'ms' },
+      { metric: 'pod start to first output, median: runc busybox vs unikernel, shim sandbox', baseline: median(t.runc), ours: median(t.shim), unit: 'ms' },
+      { metric: 'pod start to first output, p90: runc busybox vs unikernel, shim sandbox', baseline: pct(t.runc, 90), ours: pct(t.shim, 90), unit: 'ms' },
+      { metric: 'unikernel pod start, median: pause sandbox vs shim sandbox', baseline: median(t.pause), ours: median(t.shim), unit: 'ms' },
+      { metric: 'RunPodSandbox alone, median: pause sandbox vs shim sandbox', baseline: median(sb.pause), ours: median(sb.shim), unit: 'ms' },
+    ];
+  } finally {
+    client.close();
+    if (process.env.E2E_KEEP_LOG) fs.copyFileSync(c.logFile, process.env.E2E_KEEP_LOG);
+    await c.destroy();
+    spawnSync('ip', ['link', 'del', bridge]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const rows: Row[] = [];
 for (const v of VERSIONS) rows.push(...(await benchVersion(v)));
 if (rows.length > 0) {
@@ -382,4 +490,8 @@ if (process.env.BENCH_TRANSPORT !== '0') {
 if (process.env.BENCH_ROOTFS !== '0') {
   console.log('');
   table(await benchRootfs(), 'copy', 'view');
+}
+if (process.env.BENCH_PODS !== '0') {
+  console.log('');
+  table(await benchPods(), 'baseline', 'urunc-ts');
 }

@@ -138,6 +138,11 @@ export class Containerd {
       '--sandboxer', o.sandboxer ?? 'podsandbox']);
     if (r.code !== 0) throw new Error(`install.sh: ${r.stderr}`);
     this.shimBin = path.join(this.dir, 'bin');
+    if (o.shimHandler) {
+      const block = await runCmd('bash', [path.join(REPO, 'deploy', 'containerd-config.sh'), '--version', '3', '--handler', o.shimHandler, '--sandboxer', 'shim', '--no-runc']);
+      if (block.code !== 0) throw new Error(`containerd-config.sh: ${block.stderr}`);
+      fs.appendFileSync(this.configFile, block.stdout);
+    }
   }
 
   private config(): string {
@@ -241,6 +246,8 @@ export interface CriOptions {
   runtimeConfig: string;
   /** 2.x: who holds a pod's namespaces (deploy/install.sh --sandboxer); default containerd's pause sandbox. */
   sandboxer?: 'podsandbox' | 'shim';
+  /** 2.x: a second handler of this name with the shim sandboxer (deploy/containerd-config.sh), next to the installed one. */
+  shimHandler?: string;
 }
 
 /** This runtime's qemu processes (named urunc-<id>), on the whole machine. */

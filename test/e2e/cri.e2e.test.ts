@@ -10,8 +10,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUSYBOX_IMAGE, buildBusyboxImage, writeOciImage } from '../fixtures/oci-image.js';
-import { GUESTS, REPO, buildGuests, linuxRootLayer, unikernelImage } from '../fixtures/unikernel-images.js';
+import { BUSYBOX_IMAGE, buildBusyboxImage } from '../fixtures/oci-image.js';
+import { GUESTS, REPO, buildGuests, linuxRootLayer, pauseImage, unikernelImage } from '../fixtures/unikernel-images.js';
 import { Containerd, runCmd, sleep, versionsUnderTest, waitFor, qemuPids, type Version } from './containerd.js';
 import { CriClient, cri } from './cri.js';
 
@@ -24,16 +24,6 @@ const QEMU_TCG = '[monitors.qemu]\naccelerator = "tcg"\nmachine = "microvm"\n[gu
 const LINUX = 'localhost/linux-uk:cri';
 const LINUX_9P = 'localhost/linux-uk:cri-9p';
 
-
-function pauseImage(dir: string): string {
-  const root = path.join(dir, 'pause-root');
-  fs.mkdirSync(root);
-  fs.copyFileSync(path.join(GUESTS, 'pause'), path.join(root, 'pause'));
-  fs.chmodSync(path.join(root, 'pause'), 0o755);
-  const tar = path.join(dir, 'pause.tar');
-  writeOciImage({ name: PAUSE, layers: [root], config: { Entrypoint: ['/pause'] } }, tar);
-  return tar;
-}
 
 type Sandboxer = 'podsandbox' | 'shim';
 /** Every version with containerd's pause sandbox; 2.x once more with this shim as the sandboxer. */
@@ -84,7 +74,7 @@ describe.each(CASES.map((k) => [`${k.version}, ${k.sandboxer} sandboxer`, k] as 
       describe: 'annotations', extra: { mountRootfs: 'true', rootfsType: '9pfs' }, layers: [root], cmd: ['/bin/app', 'volumes'], env: ['PATH=/bin'],
     });
     fs.rmSync(root, { recursive: true, force: true });
-    for (const tar of [pauseImage(dir), buildBusyboxImage(path.join(REPO, '.cache', 'images')), hello, helloMewz, linux, linux9p]) {
+    for (const tar of [pauseImage(dir, PAUSE), buildBusyboxImage(path.join(REPO, '.cache', 'images')), hello, helloMewz, linux, linux9p]) {
       const r = await c.ctr(['images', 'import', tar], { ns: 'k8s.io' });
       expect(r.code, r.stderr).toBe(0);
     }
