@@ -1,18 +1,37 @@
 // containerd.runtime.sandbox.v1.Sandbox on ttrpc (the connection containerd 2.x already has to the
 // shim started for a `sandboxer = "shim"` pod): decodes, calls the sandbox service, encodes.
 import * as pb from '../gen/containerd/runtime/sandbox/v1/sandbox.js';
-import type { SandboxService } from '../task/sandbox.js';
+import type { PodConfig, SandboxService } from '../task/sandbox.js';
+import { PodSandboxConfig } from '../gen/cri/runtime/v1/api.js';
+import { Code, ShimError, messageOf } from '../errors.js';
 import { method, type CallContext, type Handler } from './ttrpc/server.js';
 import { toTimestamp } from './timestamp.js';
 
 /** OCI's architecture names for Node's. */
 const ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
 
+/** CreateSandbox's options: an Any of CRI's runtime.v1.PodSandboxConfig, or nothing (not from CRI). */
+export function podConfigOf(options: { typeUrl: string; value: Uint8Array } | undefined): PodConfig | undefined {
+  if (!options || options.value.length === 0) return undefined;
+  if (!options.typeUrl.endsWith('runtime.v1.PodSandboxConfig')) throw new ShimError(Code.InvalidArgument, `sandbox options of type ${options.typeUrl}: expected runtime.v1.PodSandboxConfig`);
+  let c: PodSandboxConfig;
+  try {
+    c = PodSandboxConfig.decode(options.value);
+  } catch (err: unknown) {
+    throw new ShimError(Code.InvalidArgument, `sandbox options: ${messageOf(err)}`);
+  }
+  const ns = c.linux?.securityContext?.namespaceOptions;
+  return {
+    hostname: c.hostname, dns: c.dnsConfig, sysctls: c.linux?.sysctls ?? {},
+    network: ns?.network, pid: ns?.pid, ipc: ns?.ipc, userns: ns?.usernsOptions?.mode,
+  };
+}
+
 export function sandboxHandlers(svc: SandboxService, defaultNamespace: string): Record<string, Handler> {
   const ns = (ctx: CallContext) => ctx.namespace ?? defaultNamespace;
   return {
     CreateSandbox: method(pb.CreateSandboxRequest, pb.CreateSandboxResponse, async (ctx, r) => {
-      await svc.create(ns(ctx), { id: r.sandboxId, bundle: r.bundlePath, netnsPath: r.netnsPath, options: r.options });
+      await svc.create(ns(ctx), { id: r.sandboxId, bundle: r.bundlePath, netnsPath: r.netnsPath, config: podConfigOf(r.options) });
       return {};
     }),
     StartSandbox: method(pb.StartSandboxRequest, pb.StartSandboxResponse, async (ctx, r) => {

@@ -162,6 +162,8 @@ export async function startHolder(o: HolderOptions, timeoutMs = 5_000): Promise<
     const early = await Promise.race([exited, spawnError, new Promise<undefined>((r) => setTimeout(r, 5))]);
     if (early instanceof Error) throw new Error(`sandbox holder: ${early.message}`);
     if (early !== undefined) {
+      // 'exit' can come before the last of stderr: wait (briefly) for the stream to close.
+      await Promise.race([new Promise((r) => (child.stderr?.readableEnded ? r(undefined) : child.stderr?.once('close', r))), new Promise((r) => setTimeout(r, 500))]);
       failure = `exited with status ${early.status}: ${stderr.trim()}`;
       break;
     }

@@ -7,7 +7,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { PodSandboxConfig, NamespaceMode } from '../gen/cri/runtime/v1/api.js';
 import { Code, ShimError, messageOf } from '../errors.js';
 import { readSpecText } from './spec.js';
 import { SANDBOX_STATE, holderAlive, killIfSame, startHolder, validateHolderOptions, type HolderOptions, type SandboxState } from './sandbox-holder.js';
@@ -28,42 +27,46 @@ interface Sandbox {
   markExited: (status: number, at: Date) => void;
 }
 
+/** CRI's NamespaceMode values (runtime.v1). */
+export const NamespaceMode = { POD: 0, CONTAINER: 1, NODE: 2, TARGET: 3 } as const;
+
+/** What this shim uses of the pod's PodSandboxConfig (CreateSandbox's options), decoded by the RPC layer. */
+export interface PodConfig {
+  hostname: string;
+  dns: { servers: string[]; searches: string[]; options: string[] } | undefined;
+  sysctls: Record<string, string>;
+  /** NamespaceMode of each; undefined: not given (POD). */
+  network?: number;
+  pid?: number;
+  ipc?: number;
+  userns?: number;
+}
+
 export interface SandboxRequest {
   id: string;
   bundle: string;
   netnsPath: string;
-  options: { typeUrl: string; value: Uint8Array } | undefined;
+  config: PodConfig | undefined;
 }
 
 const notFound = (id: string) => new ShimError(Code.NotFound, `sandbox ${id}: not found`);
 
-/** What the PodSandboxConfig (CreateSandbox's options) asks of the holder; refuses what it cannot give. */
-export function holderOptionsFor(netnsPath: string, options: SandboxRequest['options']): HolderOptions {
-  let config: PodSandboxConfig | undefined;
-  if (options && options.value.length > 0) {
-    if (!options.typeUrl.endsWith('runtime.v1.PodSandboxConfig')) throw new ShimError(Code.InvalidArgument, `sandbox options of type ${options.typeUrl}: expected runtime.v1.PodSandboxConfig`);
-    try {
-      config = PodSandboxConfig.decode(options.value);
-    } catch (err: unknown) {
-      throw new ShimError(Code.InvalidArgument, `sandbox options: ${messageOf(err)}`);
-    }
-  }
-  const ns = config?.linux?.securityContext?.namespaceOptions;
-  if (ns?.usernsOptions?.mode === NamespaceMode.POD) {
+/** What the pod's config asks of the holder; refuses what it cannot give. */
+export function holderOptionsFor(netnsPath: string, config: PodConfig | undefined): HolderOptions {
+  if (config?.userns === NamespaceMode.POD) {
     throw new ShimError(Code.FailedPrecondition, 'a pod user namespace (hostUsers: false) is not supported by the urunc sandboxer; use a runtime class with the pause sandboxer');
   }
-  const hostNetwork = ns?.network === NamespaceMode.NODE;
+  const hostNetwork = config?.network === NamespaceMode.NODE;
   if (!hostNetwork && netnsPath === '') throw new ShimError(Code.InvalidArgument, 'sandbox without host networking has no netns_path');
-  const o: HolderOptions = {
+  return {
     netnsPath: hostNetwork ? undefined : netnsPath,
-    ipc: ns?.ipc !== NamespaceMode.NODE,
+    ipc: config?.ipc !== NamespaceMode.NODE,
     // CRI gives a pod on the host network the host's UTS namespace too.
     uts: !hostNetwork,
-    pid: ns?.pid === NamespaceMode.POD,
+    pid: config?.pid === NamespaceMode.POD,
     hostname: hostNetwork ? undefined : config?.hostname || undefined,
-    sysctls: config?.linux?.sysctls ?? {},
+    sysctls: config?.sysctls ?? {},
   };
-  return o;
 }
 
 /**
@@ -72,8 +75,7 @@ export function holderOptionsFor(netnsPath: string, options: SandboxRequest['opt
  * pod hostname (else the node's), the node's hosts file, and a resolv.conf from the
  * pod's DNS config, else the node's.
  */
-function writePodFiles(bundle: string, options: SandboxRequest['options']): PodFile[] {
-  const config = options && options.value.length > 0 ? PodSandboxConfig.decode(options.value) : undefined;
+function writePodFiles(bundle: string, config: PodConfig | undefined): PodFile[] {
   const dir = path.join(bundle, 'etc');
   fs.mkdirSync(dir, { recursive: true });
   const file = (name: string, content: string | undefined, hostCopy: string): PodFile => {
@@ -83,7 +85,7 @@ function writePodFiles(bundle: string, options: SandboxRequest['options']): PodF
     else fs.writeFileSync(source, '', { mode: 0o644 });
     return { destination: `/etc/${name}`, source };
   };
-  const dns = config?.dnsConfig;
+  const dns = config?.dns;
   const resolv = dns ? [
     dns.searches.length > 0 ? `search ${dns.searches.join(' ')}\n` : '',
     ...dns.servers.map((s) => `nameserver ${s}\n`),
@@ -141,14 +143,14 @@ export class SandboxService {
     if (!path.isAbsolute(r.bundle) || !fs.lstatSync(r.bundle, { throwIfNoEntry: false })?.isDirectory()) {
       throw new ShimError(Code.InvalidArgument, `sandbox bundle ${JSON.stringify(r.bundle)} is not an existing directory`);
     }
-    const options = holderOptionsFor(r.netnsPath, r.options);
+    const options = holderOptionsFor(r.netnsPath, r.config);
     try {
       validateHolderOptions(options);
     } catch (err: unknown) {
       throw new ShimError(Code.InvalidArgument, messageOf(err));
     }
     const state: SandboxState = { id: r.id, namespace: ns, netnsPath: r.netnsPath, holder: null, createdAt: new Date().toISOString() };
-    const files = writePodFiles(r.bundle, r.options);
+    const files = writePodFiles(r.bundle, r.config);
     writeState(r.bundle, state);
     let markExited: Sandbox['markExited'] = () => undefined;
     const exited = new Promise<void>((resolve) => {

@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { holderAlive, killIfSame, readSandboxState, startHolder, validateHolderOptions, SANDBOX_STATE, type Holder } from '../../src/task/sandbox-holder.js';
 import { SandboxService, addPodFiles, holderOptionsFor } from '../../src/task/sandbox.js';
 import { NamespaceMode, PodSandboxConfig } from '../../src/gen/cri/runtime/v1/api.js';
+import { podConfigOf } from '../../src/shim/sandbox-rpc.js';
 import { runDelete } from '../../src/shim/delete.js';
 import { DeleteResponse } from '../../src/gen/containerd/task/v2/shim.js';
 
@@ -87,14 +88,16 @@ it('a path that is not a network namespace: nsenter fails and its error is repor
 
 describe('SandboxService', () => {
   const log = pino({ level: 'silent' });
-  const config = (o: object) => ({ typeUrl: 'type.googleapis.com/runtime.v1.PodSandboxConfig', value: PodSandboxConfig.encode(PodSandboxConfig.fromPartial(o)).finish() });
+  const any = (o: object) => ({ typeUrl: 'type.googleapis.com/runtime.v1.PodSandboxConfig', value: PodSandboxConfig.encode(PodSandboxConfig.fromPartial(o)).finish() });
+  const config = (o: object) => podConfigOf(any(o));
 
   it('the PodSandboxConfig decides the namespaces; a pod user namespace and foreign options are refused', () => {
     expect(holderOptionsFor(netnsPath, config({ hostname: 'h' }))).toMatchObject({ netnsPath, ipc: true, uts: true, pid: false, hostname: 'h' });
     const hostAll = config({ hostname: 'h', linux: { securityContext: { namespaceOptions: { network: NamespaceMode.NODE, ipc: NamespaceMode.NODE, pid: NamespaceMode.POD } } } });
     expect(holderOptionsFor('', hostAll)).toMatchObject({ netnsPath: undefined, ipc: false, uts: false, pid: true, hostname: undefined });
     expect(() => holderOptionsFor(netnsPath, config({ linux: { securityContext: { namespaceOptions: { usernsOptions: { mode: NamespaceMode.POD } } } } }))).toThrow(/user namespace/);
-    expect(() => holderOptionsFor(netnsPath, { typeUrl: 'x.Other', value: new Uint8Array([1]) })).toThrow(/expected runtime\.v1\.PodSandboxConfig/);
+    expect(() => podConfigOf({ typeUrl: 'x.Other', value: new Uint8Array([1]) })).toThrow(/expected runtime\.v1\.PodSandboxConfig/);
+    expect(() => podConfigOf({ typeUrl: 'runtime.v1.PodSandboxConfig', value: new Uint8Array([0xff, 0xff]) })).toThrow(/sandbox options:/);
     expect(() => holderOptionsFor('', undefined)).toThrow(/no netns_path/);
   });
 
@@ -103,7 +106,7 @@ describe('SandboxService', () => {
     let empty = 0;
     const svc = new SandboxService(log, () => empty++);
     try {
-      await svc.create('k8s.io', { id: 'pod1', bundle, netnsPath, options: config({ hostname: 'pod1', dnsConfig: { servers: ['10.96.0.10', '1.1.1.1'], searches: ['svc.cluster.local'], options: ['ndots:5'] } }) });
+      await svc.create('k8s.io', { id: 'pod1', bundle, netnsPath, config: config({ hostname: 'pod1', dnsConfig: { servers: ['10.96.0.10', '1.1.1.1'], searches: ['svc.cluster.local'], options: ['ndots:5'] } }) });
       // The pod files CRI's pause sandbox would have made, and their mounts added to a container's spec once.
       const files = svc.podFiles('k8s.io', 'pod1') ?? [];
       expect(files.map((f) => f.destination)).toEqual(['/etc/hostname', '/etc/hosts', '/etc/resolv.conf']);
@@ -123,8 +126,8 @@ describe('SandboxService', () => {
       ]);
       fs.rmSync(ctr, { recursive: true });
       expect(svc.podFiles('k8s.io', 'nope')).toBeUndefined();
-      await expect(svc.create('k8s.io', { id: 'pod1', bundle, netnsPath, options: undefined })).rejects.toThrow(/already exists/);
-      await expect(svc.create('k8s.io', { id: 'pod2', bundle: 'relative', netnsPath, options: undefined })).rejects.toThrow(/not an existing directory/);
+      await expect(svc.create('k8s.io', { id: 'pod1', bundle, netnsPath, config: undefined })).rejects.toThrow(/already exists/);
+      await expect(svc.create('k8s.io', { id: 'pod2', bundle: 'relative', netnsPath, config: undefined })).rejects.toThrow(/not an existing directory/);
       expect(svc.status('k8s.io', 'pod1', false).state).toBe('SANDBOX_NOTREADY');
       const { pid } = await svc.start('k8s.io', 'pod1');
       held.push(readSandboxState(bundle)?.holder as Holder);
@@ -152,7 +155,7 @@ describe('SandboxService', () => {
     const bundle = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-'));
     try {
       const svc = new SandboxService(log);
-      await svc.create('k8s.io', { id: 'pod3', bundle, netnsPath, options: undefined });
+      await svc.create('k8s.io', { id: 'pod3', bundle, netnsPath, config: undefined });
       const { pid } = await svc.start('k8s.io', 'pod3');
       held.push(readSandboxState(bundle)?.holder as Holder);
       let out: Uint8Array = new Uint8Array();
