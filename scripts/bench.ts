@@ -397,6 +397,7 @@ async function benchPods(): Promise<Row[]> {
   const c = await Containerd.start('2.x', { URUNC_CONFIG_PATH: cfg, URUNC_SHIM_LINGER_MS: undefined },
     { cri: { sandboxImage: PAUSE, cniConfDir: cni, runtimeConfig: cfg, shimHandler: 'urunc-shim' } });
   const client = new CriClient(c.address);
+  const live = new Set<string>();
   try {
     buildGuests();
     const hello = unikernelImage({ name: HELLO, type: 'mewz', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['exit=0'] });
@@ -422,6 +423,7 @@ async function benchPods(): Promise<Row[]> {
       const t0 = performance.now();
       const { podSandboxId } = await client.runPodSandbox(sandboxConfig, k.handler);
       const sandbox = performance.now() - t0;
+      live.add(podSandboxId);
       const { containerId } = await client.createContainer(podSandboxId, { metadata: { name: 'c' }, logPath: 'c.log', ...k.container }, sandboxConfig);
       const created = performance.now() - t0;
       await client.startContainer(containerId);
@@ -439,6 +441,7 @@ async function benchPods(): Promise<Row[]> {
       }
       await client.stopPodSandbox(podSandboxId);
       await client.removePodSandbox(podSandboxId);
+      live.delete(podSandboxId);
       return { total, sandbox };
     };
     const kinds: Kind[] = ['runc', 'pause', 'shim'];
@@ -468,6 +471,11 @@ async function benchPods(): Promise<Row[]> {
       { metric: 'RunPodSandbox alone, median: pause sandbox vs shim sandbox', baseline: median(sb.pause), ours: median(sb.shim), unit: 'ms' },
     ];
   } finally {
+    // A failed run still removes its pods: no shim, pause or network namespace outlives the bench.
+    for (const id of live) {
+      await client.stopPodSandbox(id).catch(() => undefined);
+      await client.removePodSandbox(id).catch(() => undefined);
+    }
     client.close();
     if (process.env.E2E_KEEP_LOG) fs.copyFileSync(c.logFile, process.env.E2E_KEEP_LOG);
     await c.destroy();
