@@ -55,6 +55,8 @@ interface Container {
   hooks: { spec: OciSpec } | undefined;
   /** A unikernel's resources, released as soon as its hypervisor exited (off Delete's critical path). */
   released?: Promise<void>;
+  /** Paused through QMP (`stop`), so resumed with `cont`; else through runc's freezer. */
+  pausedVm?: boolean;
 }
 
 /** How many times Delete tries to release a unikernel's rootfs resources before it reports them left behind. */
@@ -379,10 +381,26 @@ export class TaskService {
     return pids.map((pid) => ({ pid, execId: byPid.get(pid) ?? '' }));
   }
 
+  /**
+   * Pause. A unikernel whose monitor has QMP (qemu) has its VM stopped by qemu itself (`stop`): the
+   * vCPUs stop between instructions, the guest's clocks (kvmclock, PIT) stop with them, and `cont`
+   * goes on where it was, with no time jump and nothing of the console lost. Other monitors and
+   * ordinary containers are frozen through runc (the cgroup freezer).
+   */
   async pause(id: string): Promise<void> {
     const c = this.get(id);
     c.init.requireStatus(['running'], 'pause');
-    await c.runc.pause(id, c.bundle);
+    const wd = c.unikernel?.plan.qmpInMonitor ? c.watchdog : undefined;
+    if (wd && (await wd.whenConnected(3_000))) {
+      await wd.command('stop');
+      const st = (await wd.command('query-status')) as { status?: string } | undefined;
+      if (st?.status !== 'paused') throw failedPrecondition(`pause: the VM is ${st?.status ?? 'in an unknown state'}, not paused`);
+      wd.suspend();
+      c.pausedVm = true;
+      c.tlog.log.info('VM stopped through QMP');
+    } else {
+      await c.runc.pause(id, c.bundle);
+    }
     c.init.status = 'paused';
     this.events.publish(c.namespace, { topic: '/tasks/paused', containerId: id });
   }
@@ -390,7 +408,16 @@ export class TaskService {
   async resume(id: string): Promise<void> {
     const c = this.get(id);
     c.init.requireStatus(['paused'], 'resume');
-    await c.runc.resume(id, c.bundle);
+    if (c.pausedVm) {
+      const wd = c.watchdog;
+      if (!wd?.connected) throw failedPrecondition('resume: the VM\'s QMP connection is gone');
+      await wd.command('cont');
+      c.pausedVm = false;
+      wd.unsuspend();
+      c.tlog.log.info('VM continued through QMP');
+    } else {
+      await c.runc.resume(id, c.bundle);
+    }
     if (c.init.status === 'paused') c.init.status = 'running';
     this.events.publish(c.namespace, { topic: '/tasks/resumed', containerId: id });
   }

@@ -518,6 +518,55 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(/unknown monitor \[monitors\.hyperlight\] ignored/);
   });
 
+  it('pause and resume stop and continue the VM itself (QMP, not the freezer): the counting guest stops, then goes on from where it was at its own pace', async () => {
+    const cfg = writeConfig(cfgDir, 'pause.toml', QEMU_KVM);
+    const t = id('pause');
+    const logFile = path.join(cfgDir, 'pause.log');
+    const ev = spawn(path.join(c.bin, 'ctr'), ['--address', c.address, 'events'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let events = '';
+    ev.stdout.on('data', (d: Buffer) => (events += d.toString()));
+    try {
+      const r = await c.ctr(['run', '-d', '--runtime', RUNTIME, '--runtime-config-path', cfg, '--log-uri', `file://${logFile}`, HELLO, t, 'count']);
+      expect(r.code, r.stderr).toBe(0);
+      const counts = () => [...(fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '').matchAll(/^count (\d+)\r?$/gm)].map((m) => Number(m[1]));
+      await waitFor('the guest counting', () => (counts().length >= 3 ? true : undefined), 30_000);
+      const pid = taskPid(await c.ctr(['task', 'ls']), t) as number;
+      expect((await c.ctr(['task', 'pause', t])).code).toBe(0);
+      expect((await c.ctr(['task', 'ls'])).stdout).toMatch(new RegExp(`${t}\\s+${pid}\\s+PAUSED`));
+      // Not the cgroup freezer: qemu's own cgroup is not frozen, its VM is stopped.
+      const cgroups = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+      const v1 = cgroups.match(/^\d+:freezer:(.*)$/m)?.[1];
+      if (v1 !== undefined) expect(fs.readFileSync(path.join('/sys/fs/cgroup/freezer', v1, 'freezer.state'), 'utf8').trim()).toBe('THAWED');
+      else expect(fs.readFileSync(path.join('/sys/fs/cgroup', cgroups.match(/^0::(.*)$/m)?.[1] as string, 'cgroup.events'), 'utf8')).toMatch(/^frozen 0$/m);
+      await sleep(300);
+      const atPause = counts();
+      await sleep(1500);
+      expect(counts()).toEqual(atPause);
+      const last = atPause[atPause.length - 1] as number;
+      expect((await c.ctr(['task', 'resume', t])).code).toBe(0);
+      const resumedAt = Date.now();
+      expect((await c.ctr(['task', 'ls'])).stdout).toMatch(new RegExp(`${t}\\s+${pid}\\s+RUNNING`));
+      await waitFor('counting again', () => ((counts().at(-1) ?? 0) >= last + 3 ? true : undefined), 10_000);
+      await sleep(Math.max(0, 1000 - (Date.now() - resumedAt)));
+      const after = counts().slice(atPause.length);
+      // It goes on from where it was (no restart), one step at a time, and at its pace: the paused
+      // 1.5 s were not seen by the guest, so no burst of catch-up lines (about 10 per second).
+      expect(after[0]).toBe(last + 1);
+      expect(after).toEqual(after.map((_, i) => last + 1 + i));
+      expect(after.length).toBeLessThanOrEqual(14);
+      expect((await c.ctr(['task', 'kill', '-s', 'KILL', t])).code).toBe(0);
+      await waitStopped(t);
+      await removeStopped(t);
+      expect(events).toMatch(new RegExp(`/tasks/paused\\s+\\{"container_id":"${t}"`));
+      expect(events).toMatch(new RegExp(`/tasks/resumed\\s+\\{"container_id":"${t}"`));
+      expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(/VM stopped through QMP[^]*VM continued through QMP/);
+    } finally {
+      ev.kill();
+      await c.ctr(['task', 'kill', '-s', 'KILL', t]);
+      await c.ctr(['container', 'rm', t]).catch(() => undefined);
+    }
+  });
+
   it('watchdog: a guest that hangs at boot is killed and reported', async () => {
     const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', watchdogConfig, LINUX, id('hang')], { timeoutMs: 60_000 });
     expect(r.code).toBe(137);

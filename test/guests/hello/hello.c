@@ -6,7 +6,10 @@
  * as `exit=N` anywhere on the command line, 3 when absent (mewz gets no arguments); without that
  * device it powers the machine off through ACPI (qemu then exits 0): PIIX4's PM1a control port
  * 0x604 on `pc`, the GED sleep control register at 0xfea00200 on `microvm`.
- * With a `wait` word on the command line it halts instead, until the VM is killed.
+ * With a `wait` word on the command line it halts instead, until the VM is killed. With `count` it
+ * prints "count N" (N = 1, 2, ...) every 100 ms of the VM's own time, measured on the PIT's channel
+ * 0 (which qemu stops with the VM, KVM's in-kernel PIT too), until the VM is killed: a paused or
+ * restored guest shows where it was.
  * Freestanding: no libc, 32-bit protected mode as set up by the multiboot loader.
  */
 #include <stdint.h>
@@ -80,6 +83,40 @@ static void power_off(void) {
 	*(volatile uint8_t *)(uintptr_t)0xfea00200u = (5u << 2) | 0x20u;
 }
 
+/* The PIT's channel 0 as a rate generator of 10 ms periods (mode 2, count 11932 at 1193182 Hz). */
+static void pit_start(void) {
+	outb(0x43, 0x34); /* channel 0, lobyte/hibyte, mode 2, binary */
+	outb(0x40, (uint8_t)(11932 & 0xff));
+	outb(0x40, (uint8_t)(11932 >> 8));
+}
+
+static uint16_t pit_count(void) {
+	outb(0x43, 0x00); /* latch channel 0 */
+	uint8_t lo = inb(0x40);
+	uint8_t hi = inb(0x40);
+	return (uint16_t)(lo | (hi << 8));
+}
+
+/* 100 ms of PIT time: ten reloads of channel 0 (the count goes up only when it reloads). */
+static void pit_wait_100ms(void) {
+	uint16_t prev = pit_count();
+	for (int periods = 0; periods < 10;) {
+		uint16_t now = pit_count();
+		if (now > prev) periods++;
+		prev = now;
+	}
+}
+
+static void put_uint(uint32_t n) {
+	char buf[12];
+	int i = 0;
+	do {
+		buf[i++] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n);
+	while (i) putc_serial(buf[--i]);
+}
+
 void kmain(uint32_t magic, const struct multiboot_info *mbi) {
 	const char *cmdline = "";
 	serial_init();
@@ -88,6 +125,15 @@ void kmain(uint32_t magic, const struct multiboot_info *mbi) {
 	puts_serial("cmdline: ");
 	puts_serial(cmdline);
 	puts_serial("\n");
+	if (has_word(cmdline, "count")) {
+		pit_start();
+		for (uint32_t n = 1;; n++) {
+			pit_wait_100ms();
+			puts_serial("count ");
+			put_uint(n);
+			puts_serial("\n");
+		}
+	}
 	if (has_word(cmdline, "wait")) {
 		puts_serial("waiting\n");
 		for (;;) __asm__ volatile("cli; hlt");
