@@ -25,6 +25,7 @@ import { guestVolumes, initrdVolumeFiles, type GuestVolume, type SpecMount } fro
 import { loaderDirs } from './elf.js';
 import { MiB } from '../sys/read-capped.js';
 import { virtiofsdArgv, virtiofsdSandbox, type Capabilities } from './virtiofsd.js';
+import { INCOMING_SOCKET } from './vm-state.js';
 
 /** Inside the monitor root. */
 const GUEST_DIR = '/guest';
@@ -49,6 +50,8 @@ export interface LaunchInput {
   kvmUsable: () => boolean;
   /** The guest's network (a tap in the container's network namespace), when it has one. */
   net?: { tap: string; mtu: number; guest: GuestNet } | undefined;
+  /** Restoring a checkpoint: qemu waits for the saved state on <scratch>/incoming.sock (src/monitors/vm-state.ts). */
+  incoming?: boolean;
 }
 
 export interface LaunchPlan {
@@ -57,6 +60,8 @@ export interface LaunchPlan {
   argv: string[];
   /** Host path of the QMP socket's directory, when the monitor has one. */
   qmpInMonitor: string | undefined;
+  /** The scratch dir as the monitor sees it (reached from the host as /proc/<pid>/root<dir>). */
+  scratchInMonitor: string;
   rootfsType: GuestRootfs;
   accel: VmSpec['accel'];
   /** How long a graceful stop (ACPI power-down) may take before the hypervisor is killed; 0: none. */
@@ -149,6 +154,10 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
     accel, config: mcfg,
   };
   const cmd = hv.command(binary, vm);
+  if (inp.incoming) {
+    if (uk.hypervisor !== 'qemu') throw invalidArgument(`restoring a checkpoint: a ${uk.hypervisor} VM cannot be restored (qemu only)`);
+    cmd.argv.push('-incoming', `unix:${SCRATCH}/${INCOMING_SOCKET}`);
+  }
 
   const dir = monitorDir(inp.bundle);
   const root = monitorRoot(inp.bundle);
@@ -260,7 +269,7 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   };
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(derived));
   const powerdownMs = guest.acpiPowerdown && cmd.qmp ? inp.config.guests.linux.powerdown_timeout_ms : 0;
-  return { runcBundle: dir, argv: cmd.argv, qmpInMonitor: cmd.qmp, rootfsType, accel, powerdownMs, initrdCopy, virtiofsd };
+  return { runcBundle: dir, argv: cmd.argv, qmpInMonitor: cmd.qmp, scratchInMonitor: SCRATCH, rootfsType, accel, powerdownMs, initrdCopy, virtiofsd };
 }
 
 /** Writes what the plan could not write synchronously (sizes the image and the volumes control): the initrd copy. */

@@ -3,7 +3,8 @@
 import * as pb from '../gen/containerd/task/v2/shim.js';
 import { Empty } from '../gen/google/protobuf/empty.js';
 import { Status as PbStatus } from '../gen/containerd/types/task/task.js';
-import { unimplemented } from '../errors.js';
+import { invalidArgument, messageOf } from '../errors.js';
+import { CheckpointOptions } from '../gen/containerd/runc/options/checkpoint.js';
 import type { TaskService } from '../task/service.js';
 import type { Status } from '../task/types.js';
 import { method, type CallContext, type Handler } from './ttrpc/server.js';
@@ -52,9 +53,7 @@ export function taskHandlers(svc: TaskService, hooks: TaskRpcHooks): Record<stri
     })),
     Pause: method(pb.PauseRequest, Empty, async (_ctx, r) => (await svc.pause(r.id), empty)),
     Resume: method(pb.ResumeRequest, Empty, async (_ctx, r) => (await svc.resume(r.id), empty)),
-    Checkpoint: method(pb.CheckpointTaskRequest, Empty, async () => {
-      throw unimplemented('checkpoint');
-    }),
+    Checkpoint: method(pb.CheckpointTaskRequest, Empty, async (_ctx, r) => (await svc.checkpoint(r.id, r.path, checkpointOptions(r.options)), empty)),
     Kill: method(pb.KillRequest, Empty, async (_ctx, r) => (await svc.kill(r.id, r.execId, r.signal, r.all), empty)),
     Exec: method(pb.ExecProcessRequest, Empty, async (_ctx, r) => {
       svc.exec({ id: r.id, execId: r.execId, terminal: r.terminal, stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, spec: r.spec?.value ?? new Uint8Array() });
@@ -76,4 +75,15 @@ export function taskHandlers(svc: TaskService, hooks: TaskRpcHooks): Record<stri
       return empty;
     }),
   };
+}
+
+/** containerd.runc.v1.CheckpointOptions, the type containerd's Go client sends (ctr: for runc runtime names only). */
+function checkpointOptions(any: { typeUrl: string; value: Uint8Array } | undefined): { exit: boolean; imagePath: string } {
+  if (!any || any.value.length === 0 || !any.typeUrl.endsWith('containerd.runc.v1.CheckpointOptions')) return { exit: false, imagePath: '' };
+  try {
+    const o = CheckpointOptions.decode(any.value);
+    return { exit: o.exit, imagePath: o.imagePath };
+  } catch (err: unknown) {
+    throw invalidArgument(`checkpoint options: ${messageOf(err)}`);
+  }
 }

@@ -3,6 +3,8 @@
 // Invariants: TaskCreate -> TaskStart -> TaskExit -> TaskDelete per init; ExecAdded -> ExecStarted
 // -> TaskExit per exec; an init's TaskExit is published only after all its execs have exited.
 import fs from 'node:fs';
+import { checkRestorable, qemuVersion, readManifest, vmShape, writeManifest, type CheckpointManifest } from '../monitors/checkpoint.js';
+import { STATE_FILE, loadVmState, saveVmState } from '../monitors/vm-state.js';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { alreadyExists, failedPrecondition, invalidArgument, messageOf, notFound, unimplemented } from '../errors.js';
@@ -57,6 +59,8 @@ interface Container {
   released?: Promise<void>;
   /** Paused through QMP (`stop`), so resumed with `cont`; else through runc's freezer. */
   pausedVm?: boolean;
+  /** Restoring: the saved VM state (a copy in the bundle) that Start streams into the waiting qemu. */
+  restoreFile?: string;
 }
 
 /** How many times Delete tries to release a unikernel's rootfs resources before it reports them left behind. */
@@ -100,7 +104,8 @@ export class TaskService {
   }
 
   private async createTask(namespace: string, req: CreateRequest): Promise<number> {
-    if (req.checkpoint) throw unimplemented('restore from checkpoint');
+    if (req.checkpoint && !path.isAbsolute(req.checkpoint)) throw invalidArgument(`checkpoint ${req.checkpoint} is not absolute`);
+    const manifest = req.checkpoint ? readManifest(req.checkpoint) : undefined;
     if (!path.isAbsolute(req.bundle)) throw invalidArgument(`bundle ${req.bundle} is not absolute`);
     let spec = readSpec(req.bundle);
     const sandboxId = spec.annotations?.['io.kubernetes.cri.sandbox-id'];
@@ -115,13 +120,16 @@ export class TaskService {
     let unikernel: UnikernelTask | undefined;
     let mountedRootfs: string | undefined;
     let runcBundle = req.bundle;
+    let restoreFile: string | undefined;
     try {
       undo.push(() => removeMonitorBundle(req.bundle));
       ({ unikernel, mountedRootfs } = await setupContainer({
         host: this.unikernels, log: tlog.log, namespace, id: req.id, bundle: req.bundle, rootfs, mounts: req.rootfs,
-        spec: spec as OciSpec, configPath: req.configPath, undo: (step) => undo.push(step),
+        spec: spec as OciSpec, configPath: req.configPath, undo: (step) => undo.push(step), restore: manifest !== undefined,
       }));
+      if (manifest && !unikernel) throw unimplemented('restore of an ordinary container (criu through runc) is not supported by this runtime');
       if (unikernel) runcBundle = unikernel.plan.runcBundle;
+      if (manifest && unikernel && req.checkpoint) restoreFile = await stageRestore(req.checkpoint, manifest, unikernel, req.bundle);
       const io = await ProcessIO.open(init.stdio, { containerId: req.id, namespace });
       init.io = io;
       undo.push(() => io.destroy());
@@ -154,7 +162,7 @@ export class TaskService {
     tlog.log.info({ pid: init.pid }, 'task created');
     const c: Container = {
       id: req.id, tlog, namespace, bundle: req.bundle, unikernel, watchdog: undefined, runc, init, execs: new Map(),
-      mountedRootfs, initExitHeld: false, cgroupsPath: spec.linux?.cgroupsPath, deleting: false,
+      mountedRootfs, initExitHeld: false, cgroupsPath: spec.linux?.cgroupsPath, deleting: false, restoreFile,
       hooks: unikernel ? { spec: spec as OciSpec } : undefined,
     };
     this.containers.set(req.id, c);
@@ -178,6 +186,7 @@ export class TaskService {
         await c.runc.start(id, c.bundle);
         p.status = 'running';
         this.armWatchdog(c);
+        if (c.restoreFile) await this.loadRestored(c);
         if (c.hooks) {
           await runHooks(hooksOf(c.hooks.spec, 'poststart'), 'poststart', ociState(id, c.bundle, c.hooks.spec, p.pid, 'running'))
             .catch((err: unknown) => c.tlog.log.warn({ err: messageOf(err) }, 'poststart hook'));
@@ -515,6 +524,61 @@ export class TaskService {
   }
 
   /**
+   * Checkpoint of a unikernel's VM (qemu): its state saved through QMP into `dir` (containerd's
+   * checkpoint directory, or the caller's image_path) with urunc-checkpoint.json, what a restore
+   * checks. containerd's client pauses the task first and resumes it after; a VM found running is
+   * stopped for the save and continued after it. With the `exit` option the VM is killed once saved.
+   */
+  async checkpoint(id: string, dir: string, opts: { exit: boolean; imagePath: string }): Promise<void> {
+    const c = this.get(id);
+    const uk = c.unikernel;
+    if (!uk) throw unimplemented('checkpoint of an ordinary container (criu through runc) is not supported by this runtime');
+    if (uk.config.hypervisor !== 'qemu' || !uk.plan.qmpInMonitor) throw unimplemented(`checkpoint of a ${uk.config.hypervisor} unikernel: only qemu VMs can be saved`);
+    if (!c.init.alive || c.init.pid <= 0) throw failedPrecondition(`cannot checkpoint ${c.init.label} in ${c.init.status} state`);
+    const target = opts.imagePath || dir;
+    if (!path.isAbsolute(target) || !fs.statSync(target, { throwIfNoEntry: false })?.isDirectory()) throw invalidArgument(`checkpoint directory ${target} does not exist`);
+    const wd = c.watchdog;
+    if (!wd || !(await wd.whenConnected(3_000))) throw failedPrecondition('checkpoint: the VM\'s QMP connection is not up');
+    const running = c.init.status === 'running';
+    if (running) await wd.command('stop');
+    const t0 = Date.now();
+    try {
+      const bytes = await saveVmState(wd, c.init.pid, uk.plan.scratchInMonitor, path.join(target, STATE_FILE));
+      const v = (await wd.command('query-version')) as { qemu?: { major: number; minor: number; micro: number } } | undefined;
+      writeManifest(target, {
+        version: 1, hypervisor: 'qemu', hypervisorVersion: v?.qemu ? `${v.qemu.major}.${v.qemu.minor}.${v.qemu.micro}` : 'unknown',
+        unikernelType: uk.config.unikernelType, shape: vmShape(uk.plan.argv), stateBytes: bytes, savedAt: new Date().toISOString(),
+      });
+      c.tlog.log.info({ bytes, ms: Date.now() - t0, exit: opts.exit }, 'VM state saved');
+    } catch (err: unknown) {
+      if (running) await wd.command('cont').catch(() => undefined);
+      throw err;
+    }
+    if (opts.exit) await c.runc.kill(c.id, c.bundle, 9, false);
+    else if (running) await wd.command('cont');
+  }
+
+  /** Streams the staged state into the qemu that Start just ran (waiting on -incoming), then runs the VM. */
+  private async loadRestored(c: Container): Promise<void> {
+    const file = c.restoreFile as string;
+    const uk = c.unikernel as UnikernelTask;
+    const wd = c.watchdog;
+    try {
+      if (!wd || !(await wd.whenConnected(10_000))) throw new Error('the VM\'s QMP connection did not come up');
+      const t0 = Date.now();
+      await loadVmState(wd, c.init.pid, uk.plan.scratchInMonitor, file);
+      await wd.command('cont');
+      c.tlog.log.info({ ms: Date.now() - t0 }, 'VM state restored');
+    } catch (err: unknown) {
+      killQuietly(c.init.pid, 9);
+      throw new Error(`restoring the VM: ${messageOf(err)}`, { cause: err });
+    } finally {
+      c.restoreFile = undefined;
+      fs.rmSync(file, { force: true });
+    }
+  }
+
+  /**
    * A terminating signal to a unikernel's hypervisor. A monitor need not handle it (solo5-spt as pid
    * 1 of its pid namespace has no handler, so the kernel drops it), so, as urunc's kill, it ends the
    * monitor with SIGKILL (status 137). A guest that can shut down cleanly (plan.powerdownMs > 0: a
@@ -583,3 +647,19 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());
 }
 
+/**
+ * Checks a checkpoint against the VM about to start and copies its state into the bundle (off the
+ * event loop; the checkpoint directory is containerd's and may go), bounded by the guest's memory.
+ */
+async function stageRestore(dir: string, m: CheckpointManifest, uk: UnikernelTask, bundle: string): Promise<string> {
+  checkRestorable(m, { hypervisor: uk.config.hypervisor, hypervisorVersion: uk.config.hypervisor === 'qemu' ? await qemuVersion(uk.plan.argv[0] as string) : '', argv: uk.plan.argv });
+  const from = path.join(dir, STATE_FILE);
+  const st = await fs.promises.stat(from).catch(() => undefined);
+  if (!st?.isFile()) throw invalidArgument(`restoring a checkpoint: ${from} is missing`);
+  const memMb = Number(uk.plan.argv[uk.plan.argv.indexOf('-m') + 1]?.replace(/M$/, '')) || 0;
+  const cap = (memMb + 64) * 1024 * 1024 * 2;
+  if (st.size !== m.stateBytes || st.size > cap) throw invalidArgument(`restoring a checkpoint: ${STATE_FILE} is ${st.size} bytes (recorded ${m.stateBytes}, at most ${cap} for this VM)`);
+  const to = path.join(bundle, 'restore.state');
+  await fs.promises.copyFile(from, to);
+  return to;
+}

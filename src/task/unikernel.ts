@@ -69,6 +69,8 @@ export interface SetupInput {
   configPath: string | undefined;
   /** Registers an undo step, run in reverse order if a later step of Create fails. */
   undo: (step: () => Promise<void> | void) => void;
+  /** Restoring a checkpoint: the monitor waits for the saved VM state instead of booting. */
+  restore?: boolean;
 }
 
 export interface SetupResult {
@@ -233,7 +235,7 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
   }) : undefined;
   if (net) o.log.info({ tap: net.record.tap, mode: net.record.mode, ip: net.guest.ip }, 'guest network');
 
-  const plan = prepareLaunch({ id: o.id, bundle: o.bundle, spec: o.spec, unikernel: config, config: runtime, kvmUsable: o.host.kvmUsable,
+  const plan = prepareLaunch({ id: o.id, bundle: o.bundle, spec: o.spec, unikernel: config, config: runtime, kvmUsable: o.host.kvmUsable, incoming: o.restore,
     net: net && { tap: net.record.tap, mtu: net.mtu, guest: net.guest } });
   await writeLaunchFiles(plan);
   o.log.info({ hypervisor: config.hypervisor, type: config.unikernelType, rootfs: choice.type, artifacts, accel: plan.accel }, 'unikernel container');

@@ -10,6 +10,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GUESTS, buildGuests, linuxRootLayer, symlinkEscapeImage, unikernelImage } from '../fixtures/unikernel-images.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage, fillerLayers, writeOciImage } from '../fixtures/oci-image.js';
 import { Containerd, RUNTIME, sleep, versionsUnderTest, waitFor, qemuPids } from './containerd.js';
+import { containerdGrpc } from '../../src/shim/containerd-grpc.js';
+import { MountsRequest, MountsResponse } from '../../src/gen/containerd/services/snapshots/snapshots.js';
+import { CheckpointTaskRequest, CheckpointTaskResponse, CreateTaskRequest, CreateTaskResponse, StartRequest, StartResponse } from '../../src/gen/containerd/services/tasks/v1/tasks.js';
+import { CheckpointOptions } from '../../src/gen/containerd/runc/options/checkpoint.js';
 
 const HELLO = 'docker.io/library/hello-uk:annotations';
 const HELLO_JSON = 'docker.io/library/hello-uk:urunc-json';
@@ -567,6 +571,67 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     }
   });
 
+  it('checkpoint, then restore into a new container: the guest goes on from the saved count (no boot); the original goes on too; nothing is left', async () => {
+    const cfg = writeConfig(cfgDir, 'checkpoint.toml', QEMU_KVM);
+    const t = id('cp');
+    const t2 = id('restored');
+    const log1 = path.join(cfgDir, 'cp1.log');
+    const log2 = path.join(cfgDir, 'cp2.log');
+    const counts = (f: string) => [...(fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '').matchAll(/^count (\d+)\r?$/gm)].map((m) => Number(m[1]));
+    let ref = '';
+    try {
+      const r = await c.ctr(['run', '-d', '--runtime', RUNTIME, '--runtime-config-path', cfg, '--log-uri', `file://${log1}`, HELLO, t, 'count']);
+      expect(r.code, r.stderr).toBe(0);
+      await waitFor('the guest counting', () => (counts(log1).length >= 5 ? true : undefined), 30_000);
+      const before = counts(log1).at(-1) as number;
+      ref = `localhost/checkpoint:${t}`;
+      const cp = await c.ctr(['containers', 'checkpoint', '--task', '--image', t, ref]);
+      expect(cp.code, cp.stderr).toBe(0);
+      const after = counts(log1).at(-1) as number;
+      expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(/VM state saved/);
+      // ctr resumed the original: it counts on.
+      expect((await c.ctr(['task', 'ls'])).stdout).toMatch(new RegExp(`${t}\\s+\\d+\\s+RUNNING`));
+      await waitFor('the original counting on', () => ((counts(log1).at(-1) ?? 0) >= after + 3 ? true : undefined), 10_000);
+      // A checkpoint with `exit` (runc's option, as the Go client sends it) ends the original once saved.
+      const grpc = containerdGrpc(c.address);
+      await grpc.call('default', '/containerd.services.tasks.v1.Tasks/Checkpoint', {
+        containerId: t, parentCheckpoint: '', options: { typeUrl: 'containerd.runc.v1.CheckpointOptions', value: CheckpointOptions.encode({ exit: true, imagePath: '', workPath: '' }).finish() },
+      }, CheckpointTaskRequest, CheckpointTaskResponse).catch((err: unknown) => {
+        // The same spec was stored by the first checkpoint; the Go client ignores this too.
+        if (!/already exists/.test(String(err))) throw err;
+      });
+      await waitStopped(t);
+      expect((await c.ctr(['task', 'ls'])).stdout).toMatch(new RegExp(`${t}\\s+\\d+\\s+STOPPED`));
+      await removeStopped(t);
+
+      // A new container of the same image and config; its task from the checkpoint through the Tasks
+      // API as the Go client does (WithTaskCheckpoint), with the output in a file (ctr's
+      // `containers restore --live` sends it to its own stdio and exits).
+      const rc = await c.ctr(['containers', 'create', '--runtime', RUNTIME, '--runtime-config-path', cfg, HELLO, t2, 'count']);
+      expect(rc.code, rc.stderr).toBe(0);
+      await restoreTask(c, t2, ref, `file://${log2}`);
+      await waitFor('the restored guest counting', () => (counts(log2).length >= 3 ? true : undefined), 30_000);
+      const restored = counts(log2);
+      // It continues where the save was taken (between the counts seen before and after it), one
+      // step at a time, without booting again.
+      expect(restored[0]).toBeGreaterThan(before);
+      expect(restored[0]).toBeLessThanOrEqual(after + 2);
+      expect(restored).toEqual(restored.map((_, i) => (restored[0] as number) + i));
+      expect(fs.readFileSync(log2, 'utf8')).not.toContain('Hello from');
+      expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(/VM state restored/);
+      expect((await c.ctr(['task', 'kill', '-s', 'KILL', t2])).code).toBe(0);
+      await waitStopped(t2);
+      await removeStopped(t2);
+    } finally {
+      for (const x of [t, t2]) {
+        await c.ctr(['task', 'kill', '-s', 'KILL', x]);
+        await c.ctr(['container', 'rm', x]).catch(() => undefined);
+      }
+      if (ref) await c.ctr(['images', 'rm', ref]);
+    }
+    expect(qemuPids()).toEqual([]);
+  }, 120_000);
+
   it('watchdog: a guest that hangs at boot is killed and reported', async () => {
     const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', watchdogConfig, LINUX, id('hang')], { timeoutMs: 60_000 });
     expect(r.code).toBe(137);
@@ -659,3 +724,24 @@ function taskPid(out: { stdout: string }, t: string): number | undefined {
 }
 
 void sleep;
+
+/**
+ * Creates and starts container `id`'s task from checkpoint image `ref` through containerd's Tasks API
+ * (what the Go client's WithTaskCheckpoint does), with the container's snapshot mounts and stdout
+ * and stderr to `out` (a file:// URI).
+ */
+async function restoreTask(c: Containerd, id: string, ref: string, out: string): Promise<void> {
+  const ls = await c.ctr(['images', 'ls']);
+  const digest = new RegExp(`^${ref.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+\\S+\\s+(sha256:[0-9a-f]{64})`, 'm').exec(ls.stdout)?.[1];
+  if (!digest) throw new Error(`checkpoint ${ref} not in: ${ls.stdout}`);
+  const index = JSON.parse((await c.ctr(['content', 'get', digest])).stdout) as { manifests: Array<{ mediaType: string; digest: string; size: number }> };
+  const cp = index.manifests.find((m) => m.mediaType === 'application/vnd.containerd.container.criu.checkpoint.criu.tar');
+  if (!cp) throw new Error(`no checkpoint layer in ${JSON.stringify(index)}`);
+  const grpc = containerdGrpc(c.address);
+  const [m] = await grpc.call('default', '/containerd.services.snapshots.v1.Snapshots/Mounts', { snapshotter: 'overlayfs', key: id }, MountsRequest, MountsResponse);
+  await grpc.call('default', '/containerd.services.tasks.v1.Tasks/Create', {
+    containerId: id, rootfs: m?.mounts ?? [], stdin: '', stdout: out, stderr: out, terminal: false,
+    checkpoint: { mediaType: cp.mediaType, digest: cp.digest, size: BigInt(cp.size), annotations: {} }, options: undefined, runtimePath: '',
+  }, CreateTaskRequest, CreateTaskResponse);
+  await grpc.call('default', '/containerd.services.tasks.v1.Tasks/Start', { containerId: id, execId: '' }, StartRequest, StartResponse);
+}
