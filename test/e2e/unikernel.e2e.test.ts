@@ -10,10 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GUESTS, buildGuests, linuxRootLayer, symlinkEscapeImage, unikernelImage } from '../fixtures/unikernel-images.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage, fillerLayers, writeOciImage } from '../fixtures/oci-image.js';
 import { Containerd, RUNTIME, sleep, versionsUnderTest, waitFor, qemuPids } from './containerd.js';
-import { containerdGrpc } from '../../src/shim/containerd-grpc.js';
-import { MountsRequest, MountsResponse } from '../../src/gen/containerd/services/snapshots/snapshots.js';
-import { CheckpointTaskRequest, CheckpointTaskResponse, CreateTaskRequest, CreateTaskResponse, StartRequest, StartResponse } from '../../src/gen/containerd/services/tasks/v1/tasks.js';
-import { CheckpointOptions } from '../../src/gen/containerd/runc/options/checkpoint.js';
+import { checkpointTask, restoreTask } from './checkpoint.js';
 
 const HELLO = 'docker.io/library/hello-uk:annotations';
 const HELLO_JSON = 'docker.io/library/hello-uk:urunc-json';
@@ -571,10 +568,12 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     }
   });
 
-  it('checkpoint, then restore into a new container: the guest goes on from the saved count (no boot); the original goes on too; nothing is left', async () => {
+  it('checkpoint, then restore into a new container: the guest goes on from the saved count (no boot); the original goes on too, or ends with exit; a restore into another VM and an ordinary container\'s checkpoint are refused; nothing is left', async () => {
     const cfg = writeConfig(cfgDir, 'checkpoint.toml', QEMU_KVM);
     const t = id('cp');
     const t2 = id('restored');
+    const t3 = id('restored-small');
+    const t4 = id('cp-busybox');
     const log1 = path.join(cfgDir, 'cp1.log');
     const log2 = path.join(cfgDir, 'cp2.log');
     const counts = (f: string) => [...(fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '').matchAll(/^count (\d+)\r?$/gm)].map((m) => Number(m[1]));
@@ -593,13 +592,7 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
       expect((await c.ctr(['task', 'ls'])).stdout).toMatch(new RegExp(`${t}\\s+\\d+\\s+RUNNING`));
       await waitFor('the original counting on', () => ((counts(log1).at(-1) ?? 0) >= after + 3 ? true : undefined), 10_000);
       // A checkpoint with `exit` (runc's option, as the Go client sends it) ends the original once saved.
-      const grpc = containerdGrpc(c.address);
-      await grpc.call('default', '/containerd.services.tasks.v1.Tasks/Checkpoint', {
-        containerId: t, parentCheckpoint: '', options: { typeUrl: 'containerd.runc.v1.CheckpointOptions', value: CheckpointOptions.encode({ exit: true, imagePath: '', workPath: '' }).finish() },
-      }, CheckpointTaskRequest, CheckpointTaskResponse).catch((err: unknown) => {
-        // The same spec was stored by the first checkpoint; the Go client ignores this too.
-        if (!/already exists/.test(String(err))) throw err;
-      });
+      await checkpointTask(c, t, { exit: true });
       await waitStopped(t);
       expect((await c.ctr(['task', 'ls'])).stdout).toMatch(new RegExp(`${t}\\s+\\d+\\s+STOPPED`));
       await removeStopped(t);
@@ -622,8 +615,21 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
       expect((await c.ctr(['task', 'kill', '-s', 'KILL', t2])).code).toBe(0);
       await waitStopped(t2);
       await removeStopped(t2);
+
+      // Refused, naming the difference, before any VM runs: the same checkpoint into a smaller VM.
+      const small = writeConfig(cfgDir, 'checkpoint-small.toml', `${QEMU_KVM}default_memory_mb = 128\n`);
+      expect((await c.ctr(['containers', 'create', '--runtime', RUNTIME, '--runtime-config-path', small, HELLO, t3, 'count'])).code).toBe(0);
+      const refused = await restoreTask(c, t3, ref, `file://${path.join(cfgDir, "cp3.log")}`).then(() => "", (err: unknown) => String(err));
+      expect(refused).toMatch(/differs from the saved one at argument \d+: saved "268M", now "134M" \(same image, config and resources needed\)/);
+      expect(qemuPids()).toEqual([]);
+      // An ordinary container: no criu here, said so.
+      expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, t4, 'sleep', '60'])).code).toBe(0);
+      const bb = await c.ctr(['containers', 'checkpoint', '--task', t4, `${ref}-busybox`]);
+      expect(bb.code).not.toBe(0);
+      expect(bb.stderr).toMatch(/checkpoint of an ordinary container \(criu through runc\) is not supported/);
+      expect((await c.ctr(['task', 'ls'])).stdout).toMatch(new RegExp(`${t4}\\s+\\d+\\s+RUNNING`));
     } finally {
-      for (const x of [t, t2]) {
+      for (const x of [t, t2, t3, t4]) {
         await c.ctr(['task', 'kill', '-s', 'KILL', x]);
         await c.ctr(['container', 'rm', x]).catch(() => undefined);
       }
@@ -724,24 +730,3 @@ function taskPid(out: { stdout: string }, t: string): number | undefined {
 }
 
 void sleep;
-
-/**
- * Creates and starts container `id`'s task from checkpoint image `ref` through containerd's Tasks API
- * (what the Go client's WithTaskCheckpoint does), with the container's snapshot mounts and stdout
- * and stderr to `out` (a file:// URI).
- */
-async function restoreTask(c: Containerd, id: string, ref: string, out: string): Promise<void> {
-  const ls = await c.ctr(['images', 'ls']);
-  const digest = new RegExp(`^${ref.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+\\S+\\s+(sha256:[0-9a-f]{64})`, 'm').exec(ls.stdout)?.[1];
-  if (!digest) throw new Error(`checkpoint ${ref} not in: ${ls.stdout}`);
-  const index = JSON.parse((await c.ctr(['content', 'get', digest])).stdout) as { manifests: Array<{ mediaType: string; digest: string; size: number }> };
-  const cp = index.manifests.find((m) => m.mediaType === 'application/vnd.containerd.container.criu.checkpoint.criu.tar');
-  if (!cp) throw new Error(`no checkpoint layer in ${JSON.stringify(index)}`);
-  const grpc = containerdGrpc(c.address);
-  const [m] = await grpc.call('default', '/containerd.services.snapshots.v1.Snapshots/Mounts', { snapshotter: 'overlayfs', key: id }, MountsRequest, MountsResponse);
-  await grpc.call('default', '/containerd.services.tasks.v1.Tasks/Create', {
-    containerId: id, rootfs: m?.mounts ?? [], stdin: '', stdout: out, stderr: out, terminal: false,
-    checkpoint: { mediaType: cp.mediaType, digest: cp.digest, size: BigInt(cp.size), annotations: {} }, options: undefined, runtimePath: '',
-  }, CreateTaskRequest, CreateTaskResponse);
-  await grpc.call('default', '/containerd.services.tasks.v1.Tasks/Start', { containerId: id, execId: '' }, StartRequest, StartResponse);
-}
