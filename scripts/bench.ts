@@ -14,8 +14,13 @@
 //   5. CRI pod start on containerd 2.x (RunPodSandbox + CreateContainer + StartContainer until the
 //      first line is in the container's CRI log): a runc busybox pod (echo), against the hello
 //      unikernel pod with containerd's pause sandbox and with this shim as the sandboxer, interleaved.
+//   6. Checkpoint and restore of a counting guest on containerd 1.6, the hello kernel (kvm) and the
+//      Linux guest (tcg): the state's size, the checkpoint's time (`ctr containers checkpoint
+//      --task`: pause, save, resume), and restore to its next console line against a cold boot to
+//      its first.
 // BENCH_N (default 20) and BENCH_CONTAINERD (default "1.6", comma list allowed) tune it;
-// BENCH_ROOTFS=0 skips part 4; BENCH_TRANSPORT=0 skips ttrpc against gRPC on 1.7; BENCH_PODS=0 skips part 5.
+// BENCH_ROOTFS=0 skips part 4; BENCH_TRANSPORT=0 skips ttrpc against gRPC on 1.7; BENCH_PODS=0 skips
+// part 5; BENCH_CHECKPOINT=0 skips part 6.
 import fs from 'node:fs';
 import path from 'node:path';
 import { Containerd, REPO, RUNTIME, pidsMatching, sleep, type Version } from '../test/e2e/containerd.js';
@@ -23,6 +28,7 @@ import { BUSYBOX_IMAGE, buildBusyboxImage } from '../test/fixtures/oci-image.js'
 import { GUESTS, buildGuests, linuxRootLayer, pauseImage, unikernelImage } from '../test/fixtures/unikernel-images.js';
 import { CriClient } from '../test/e2e/cri.js';
 import { ContainerState } from '../src/gen/cri/runtime/v1/api.js';
+import { checkpointLayer, restoreTask } from '../test/e2e/checkpoint.js';
 import { spawn, spawnSync } from 'node:child_process';
 import os from 'node:os';
 
@@ -484,6 +490,88 @@ async function benchPods(): Promise<Row[]> {
   }
 }
 
+/**
+ * Checkpoint and restore (containerd 1.6): per guest, n cold boots of the counting guest timed to
+ * its first "count" line, each checkpointed once counting (timed), then restored into a new
+ * container (Tasks API, as the Go client) timed to its next "count" line. Both times include part of
+ * a count period (hello 100 ms, Linux 200 ms).
+ */
+async function benchCheckpoint(): Promise<Row[]> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-cp-'));
+  const kvm = path.join(dir, 'kvm.toml');
+  const tcg = path.join(dir, 'tcg.toml');
+  fs.writeFileSync(kvm, BENCH_CONFIG);
+  fs.writeFileSync(tcg, '[monitors.qemu]\naccelerator = "tcg"\nmachine = "microvm"\n[guests.linux]\nextra_cmdline = "tsc_early_khz=2000000 tsc=reliable quiet"\n[watchdog]\nboot_timeout_ms = 0\n');
+  const c = await Containerd.start('1.6', { URUNC_SHIM_LINGER_MS: undefined });
+  const LINUX = 'docker.io/library/linux-uk:bench-count';
+  const HELLO_COUNT = 'docker.io/library/hello-uk:bench-count';
+  try {
+    buildGuests();
+    // unikraft: its command line carries the arguments (mewz gets none).
+    const hello = unikernelImage({ name: HELLO_COUNT, type: 'unikraft', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['count'] });
+    const linux = unikernelImage({ name: LINUX, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
+      describe: 'annotations', cmd: ['/bin/app', 'bench'], env: ['PATH=/bin', 'COUNT=0.2'] });
+    for (const tar of [hello, linux]) {
+      const r = await c.ctr(['images', 'import', tar]);
+      if (r.code !== 0) throw new Error(r.stderr);
+    }
+    const counts = (f: string) => [...(fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '').matchAll(/^count (\d+)\r?$/gm)].length;
+    const until = async (f: string, n: number, what: string): Promise<void> => {
+      for (const t0 = Date.now(); counts(f) < n; await sleep(2)) if (Date.now() - t0 > 60_000) throw new Error(`${what}: no count line`);
+    };
+    let k = 0;
+    const rows: Row[] = [];
+    for (const g of [{ name: 'hello (kvm)', image: HELLO_COUNT, cfg: kvm, args: [], n: Math.min(N, 10) }, { name: 'Linux (tcg)', image: LINUX, cfg: tcg, args: [], n: Math.min(N, 5) }]) {
+      const boot: number[] = [];
+      const save: number[] = [];
+      const restore: number[] = [];
+      const sizes: number[] = [];
+      for (let i = 0; i < g.n; i++) {
+        const id = `cp${++k}`;
+        const log = path.join(dir, `${id}.log`);
+        const t0 = performance.now();
+        const r = await c.ctr(['run', '-d', '--runtime', RUNTIME, '--runtime-config-path', g.cfg, '--log-uri', `file://${log}`, g.image, id, ...g.args]);
+        if (r.code !== 0) throw new Error(r.stderr);
+        await until(log, 1, `${g.name} boot`);
+        boot.push(performance.now() - t0);
+        await until(log, 2, `${g.name} count`);
+        const ref = `localhost/bench-checkpoint:${id}`;
+        const t1 = performance.now();
+        const cp = await c.ctr(['containers', 'checkpoint', '--task', '--image', id, ref]);
+        if (cp.code !== 0) throw new Error(cp.stderr);
+        save.push(performance.now() - t1);
+        sizes.push((await checkpointLayer(c, ref)).size / (1024 * 1024));
+        await c.ctr(['task', 'kill', '-s', 'KILL', id]);
+        for (let w = 0; w < 500 && !/STOPPED/.test((await c.ctr(['task', 'ls'])).stdout.split('\n').find((l) => l.startsWith(`${id} `)) ?? 'STOPPED'); w++) await sleep(10);
+        await c.ctr(['task', 'rm', id]);
+        await c.ctr(['containers', 'rm', id]);
+        const id2 = `${id}r`;
+        const log2 = path.join(dir, `${id2}.log`);
+        const cr = await c.ctr(['containers', 'create', '--runtime', RUNTIME, '--runtime-config-path', g.cfg, g.image, id2, ...g.args]);
+        if (cr.code !== 0) throw new Error(cr.stderr);
+        const t2 = performance.now();
+        await restoreTask(c, id2, ref, `file://${log2}`);
+        await until(log2, 1, `${g.name} restore`);
+        restore.push(performance.now() - t2);
+        await c.ctr(['task', 'kill', '-s', 'KILL', id2]);
+        for (let w = 0; w < 500 && !/STOPPED/.test((await c.ctr(['task', 'ls'])).stdout.split('\n').find((l) => l.startsWith(`${id2} `)) ?? 'STOPPED'); w++) await sleep(10);
+        await c.ctr(['task', 'rm', id2]);
+        await c.ctr(['containers', 'rm', id2]);
+        await c.ctr(['images', 'rm', ref]);
+      }
+      rows.push(
+        { metric: `${g.name}: cold boot vs restore, to a count line, median (1.6, n=${g.n})`, baseline: median(boot), ours: median(restore), unit: 'ms' },
+        { metric: `${g.name}: checkpoint (pause, save, resume), median`, baseline: 0, ours: median(save), unit: 'ms' },
+        { metric: `${g.name}: checkpoint size (state + manifest, tar), median`, baseline: 0, ours: median(sizes), unit: 'MiB' },
+      );
+    }
+    return rows;
+  } finally {
+    await c.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const rows: Row[] = [];
 for (const v of VERSIONS) rows.push(...(await benchVersion(v)));
 if (rows.length > 0) {
@@ -502,4 +590,8 @@ if (process.env.BENCH_ROOTFS !== '0') {
 if (process.env.BENCH_PODS !== '0') {
   console.log('');
   table(await benchPods(), 'baseline', 'urunc-ts');
+}
+if (process.env.BENCH_CHECKPOINT !== '0') {
+  console.log('');
+  table(await benchCheckpoint(), 'cold boot', 'urunc-ts');
 }

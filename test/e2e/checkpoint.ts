@@ -18,18 +18,24 @@ export async function checkpointTask(c: Containerd, id: string, o: { exit: boole
   });
 }
 
-/**
- * Creates and starts container `id`'s task from checkpoint image `ref` through containerd's Tasks API
- * (what the Go client's WithTaskCheckpoint does), with the container's snapshot mounts and stdout
- * and stderr to `out` (a file:// URI).
- */
-export async function restoreTask(c: Containerd, id: string, ref: string, out: string): Promise<void> {
+/** The checkpoint image's layer of runtime data (what the shim wrote into the checkpoint dir, as a tar). */
+export async function checkpointLayer(c: Containerd, ref: string): Promise<{ mediaType: string; digest: string; size: number }> {
   const ls = await c.ctr(['images', 'ls']);
   const digest = new RegExp(`^${ref.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+\\S+\\s+(sha256:[0-9a-f]{64})`, 'm').exec(ls.stdout)?.[1];
   if (!digest) throw new Error(`checkpoint ${ref} not in: ${ls.stdout}`);
   const index = JSON.parse((await c.ctr(['content', 'get', digest])).stdout) as { manifests: Array<{ mediaType: string; digest: string; size: number }> };
   const cp = index.manifests.find((m) => m.mediaType === 'application/vnd.containerd.container.criu.checkpoint.criu.tar');
   if (!cp) throw new Error(`no checkpoint layer in ${JSON.stringify(index)}`);
+  return cp;
+}
+
+/**
+ * Creates and starts container `id`'s task from checkpoint image `ref` through containerd's Tasks API
+ * (what the Go client's WithTaskCheckpoint does), with the container's snapshot mounts and stdout
+ * and stderr to `out` (a file:// URI).
+ */
+export async function restoreTask(c: Containerd, id: string, ref: string, out: string): Promise<void> {
+  const cp = await checkpointLayer(c, ref);
   const grpc = containerdGrpc(c.address);
   const [m] = await grpc.call('default', '/containerd.services.snapshots.v1.Snapshots/Mounts', { snapshotter: 'overlayfs', key: id }, MountsRequest, MountsResponse);
   await grpc.call('default', '/containerd.services.tasks.v1.Tasks/Create', {
