@@ -6,11 +6,14 @@
 #    .cache/virtiofsd/root, and .cache/virtiofsd/virtiofsd, a copy whose program interpreter and
 #    RPATH name that private loader and library directory (patchelf), so it runs anywhere the
 #    directory is visible, the monitor's root included (the shim binds a helper's loader dirs there).
+#  - criu (trixie; bookworm has none), relocated the same way: .cache/criu/bin/criu. containerd 2.x's
+#    CRI refuses CheckpointContainer without a criu binary on its PATH, whatever the runtime.
 # Usage: scripts/fetch-newer.sh
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=$repo/.cache/containerd
 vcache=$repo/.cache/virtiofsd
+ccache=$repo/.cache/criu
 mkdir -p "$cache"
 
 need=()
@@ -19,7 +22,9 @@ for suite in trixie sid; do
 done
 want_vfsd=0
 [ -x "$vcache/virtiofsd" ] && [ -f "$vcache/.done" ] || want_vfsd=1
-if [ $want_vfsd = 1 ] && [[ " ${need[*]} " != *" trixie "* ]]; then need+=(trixie); fi
+want_criu=0
+[ -x "$ccache/bin/criu" ] && [ -f "$ccache/.done" ] || want_criu=1
+if [ $((want_vfsd + want_criu)) -gt 0 ] && [[ " ${need[*]} " != *" trixie "* ]]; then need+=(trixie); fi
 [ ${#need[@]} -eq 0 ] && exit 0
 
 # The mirror is read from the machine's own bookworm entry; none is written into the repo.
@@ -77,4 +82,19 @@ if [ $want_vfsd = 1 ]; then
   mv "$vcache/virtiofsd.tmp" "$vcache/virtiofsd"
   "$vcache/virtiofsd" --version
   touch "$vcache/.done"
+fi
+
+if [ $want_criu = 1 ]; then
+  rm -f "$ccache/.done"
+  # criu's dependencies and theirs (gnutls, nftables), all from trixie: the binary's RPATH names only this directory.
+  unpack trixie "$ccache/root" criu libc6 libgcc-s1 libbsd0 libmd0 libgnutls30t64 libnet1 libnftables1 libnl-3-200 libprotobuf-c1 \
+    libuuid1 libcompel1 libp11-kit0 libidn2-0 libunistring5 libtasn1-6 libnettle8t64 libhogweed6t64 libgmp10 libffi8 libmnl0 \
+    libnftnl11 libxtables12 libjansson4 libedit2 libtinfo6
+  lib=$ccache/root/usr/lib/x86_64-linux-gnu
+  mkdir -p "$ccache/bin"
+  cp "$ccache/root/usr/sbin/criu" "$ccache/bin/criu.tmp"
+  patchelf --set-interpreter "$lib/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$lib" "$ccache/bin/criu.tmp"
+  mv "$ccache/bin/criu.tmp" "$ccache/bin/criu"
+  "$ccache/bin/criu" --version
+  touch "$ccache/.done"
 fi

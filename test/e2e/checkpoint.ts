@@ -5,6 +5,7 @@ import { containerdGrpc } from '../../src/shim/containerd-grpc.js';
 import { MountsRequest, MountsResponse } from '../../src/gen/containerd/services/snapshots/snapshots.js';
 import { CheckpointTaskRequest, CheckpointTaskResponse, CreateTaskRequest, CreateTaskResponse, StartRequest, StartResponse } from '../../src/gen/containerd/services/tasks/v1/tasks.js';
 import { CheckpointOptions } from '../../src/gen/containerd/runc/options/checkpoint.js';
+import { createHash } from 'node:crypto';
 import type { Containerd } from './containerd.js';
 
 /** Tasks.Checkpoint with runc's options (the Go client's type), e.g. exit; a descriptor the store has already is not an error. */
@@ -30,17 +31,43 @@ export async function checkpointLayer(c: Containerd, ref: string): Promise<{ med
 }
 
 /**
- * Creates and starts container `id`'s task from checkpoint image `ref` through containerd's Tasks API
+ * Creates and starts container `id`'s task from checkpoint image `from` (or a checkpoint directory, as
+ * CRI's restore gives it) through containerd's Tasks API
  * (what the Go client's WithTaskCheckpoint does), with the container's snapshot mounts and stdout
  * and stderr to `out` (a file:// URI).
  */
-export async function restoreTask(c: Containerd, id: string, ref: string, out: string): Promise<void> {
-  const cp = await checkpointLayer(c, ref);
+export async function restoreTask(c: Containerd, id: string, from: string | { fromPath: string }, out: string, ns = 'default'): Promise<void> {
+  // A checkpoint image, or a directory as CRI's restore passes it (RestoreFromPath).
+  const cp = typeof from === 'string' ? await checkpointLayer(c, from) : { mediaType: '', digest: '', size: 0, annotations: { RestoreFromPath: from.fromPath } };
   const grpc = containerdGrpc(c.address);
-  const [m] = await grpc.call('default', '/containerd.services.snapshots.v1.Snapshots/Mounts', { snapshotter: 'overlayfs', key: id }, MountsRequest, MountsResponse);
-  await grpc.call('default', '/containerd.services.tasks.v1.Tasks/Create', {
+  const [m] = await grpc.call(ns, '/containerd.services.snapshots.v1.Snapshots/Mounts', { snapshotter: 'overlayfs', key: id }, MountsRequest, MountsResponse);
+  await grpc.call(ns, '/containerd.services.tasks.v1.Tasks/Create', {
     containerId: id, rootfs: m?.mounts ?? [], stdin: '', stdout: out, stderr: out, terminal: false,
-    checkpoint: { mediaType: cp.mediaType, digest: cp.digest, size: BigInt(cp.size), annotations: {} }, options: undefined, runtimePath: '',
+    checkpoint: { mediaType: cp.mediaType, digest: cp.digest, size: BigInt(cp.size), annotations: 'annotations' in cp ? cp.annotations : {} }, options: undefined, runtimePath: '',
   }, CreateTaskRequest, CreateTaskResponse);
-  await grpc.call('default', '/containerd.services.tasks.v1.Tasks/Start', { containerId: id, execId: '' }, StartRequest, StartResponse);
+  // From a path (CRI's restore), containerd starts the task itself right after Create.
+  if (typeof from === 'string') await grpc.call(ns, '/containerd.services.tasks.v1.Tasks/Start', { containerId: id, execId: '' }, StartRequest, StartResponse);
+}
+
+async function imageManifest(c: Containerd, ref: string, ns: string): Promise<{ get: (d: string) => Promise<Record<string, unknown>>; manifest: Record<string, unknown> }> {
+  const get = async (digest: string) => JSON.parse((await c.ctr(['content', 'get', digest], { ns })).stdout) as Record<string, unknown>;
+  const ls = await c.ctr(['images', 'ls'], { ns });
+  const desc = new RegExp(`^${ref.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+\\S+\\s+(sha256:[0-9a-f]{64})`, 'm').exec(ls.stdout)?.[1];
+  if (!desc) throw new Error(`image ${ref} not in: ${ls.stdout}`);
+  let m = await get(desc);
+  while (Array.isArray(m.manifests)) m = await get((m.manifests as Array<{ digest: string }>)[0]?.digest as string);
+  return { get, manifest: m };
+}
+
+/** An image's manifest annotations. */
+export async function imageAnnotations(c: Containerd, ref: string, ns = 'default'): Promise<Record<string, string>> {
+  return ((await imageManifest(c, ref, ns)).manifest.annotations ?? {}) as Record<string, string>;
+}
+
+/** The chain ID of an image's top layer (its committed snapshot's key), from its config's diff IDs. */
+export async function imageChainId(c: Containerd, ref: string, ns = 'default'): Promise<string> {
+  const { get, manifest } = await imageManifest(c, ref, ns);
+  const config = await get((manifest.config as { digest: string }).digest);
+  const diffIds = (config.rootfs as { diff_ids: string[] }).diff_ids;
+  return diffIds.reduce((chain, d) => (chain ? `sha256:${createHash('sha256').update(`${chain} ${d}`).digest('hex')}` : d), '');
 }

@@ -164,7 +164,9 @@ export class Containerd {
 
   async launch(): Promise<void> {
     this.logFd = fs.openSync(this.logFile, 'a');
-    const env = { ...process.env, ...this.env, PATH: `${this.shimBin}:${this.bin}:${process.env.PATH ?? '/usr/bin:/bin'}` };
+    // criu (scripts/fetch-newer.sh): containerd 2.x's CRI refuses CheckpointContainer without one on its PATH.
+    const criu = path.join(REPO, '.cache', 'criu', 'bin');
+    const env = { ...process.env, ...this.env, PATH: `${this.shimBin}:${this.bin}:${fs.existsSync(criu) ? `${criu}:` : ''}${process.env.PATH ?? '/usr/bin:/bin'}` };
     this.proc = spawn(path.join(this.bin, 'containerd'), ['--config', this.configFile], {
       stdio: ['ignore', this.logFd, this.logFd],
       env,

@@ -14,10 +14,12 @@ import { BUSYBOX_IMAGE, buildBusyboxImage } from '../fixtures/oci-image.js';
 import { GUESTS, REPO, buildGuests, linuxRootLayer, pauseImage, unikernelImage } from '../fixtures/unikernel-images.js';
 import { Containerd, runCmd, sleep, versionsUnderTest, waitFor, qemuPids, type Version } from './containerd.js';
 import { CriClient, cri } from './cri.js';
+import { imageAnnotations, imageChainId, restoreTask } from './checkpoint.js';
 
 const PAUSE = 'localhost/pause:urunc-test';
 const HELLO = 'localhost/hello-uk:cri';
 const HELLO_MEWZ = 'localhost/hello-uk:cri-mewz';
+const HELLO_COUNT = 'localhost/hello-uk:cri-count';
 const HANDLER = 'urunc';
 // tcg: the Linux guest needs it on this machine, and the multiboot hello kernel runs under it too.
 const QEMU_TCG = '[monitors.qemu]\naccelerator = "tcg"\nmachine = "microvm"\n[guests.linux]\nextra_cmdline = "tsc_early_khz=2000000 tsc=reliable quiet"\n';
@@ -38,6 +40,7 @@ describe.each(CASES.map((k) => [`${k.version}, ${k.sandboxer} sandboxer`, k] as 
   let bridge: string;
   let subnet: string;
   let pods = 0;
+  let runtimeConfig = '';
   const livePods: string[] = [];
 
   beforeAll(async () => {
@@ -54,6 +57,7 @@ describe.each(CASES.map((k) => [`${k.version}, ${k.sandboxer} sandboxer`, k] as 
       ],
     }));
     const cfg = path.join(dir, 'urunc.toml');
+    runtimeConfig = cfg;
     fs.writeFileSync(cfg, QEMU_TCG);
     // The runtime goes in through deploy/install.sh; the config reaches the shim as the CRI runtime options' ConfigPath.
     // The shim sandboxer's runtime table has no options (deploy/containerd-config.sh says why): the config comes from containerd's environment.
@@ -62,6 +66,7 @@ describe.each(CASES.map((k) => [`${k.version}, ${k.sandboxer} sandboxer`, k] as 
     expect(fs.readFileSync(c.configFile, 'utf8').includes("sandboxer = 'shim'")).toBe(shimSandbox);
     const hello = unikernelImage({ name: HELLO, type: 'unikraft', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['exit=3'] });
     // mewz's exit device (urunc mewz.go MonitorCli) carries the hello kernel's status 3: qemu exits 7.
+    const helloCount = unikernelImage({ name: HELLO_COUNT, type: 'unikraft', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['count'] });
     const helloMewz = unikernelImage({ name: HELLO_MEWZ, type: 'mewz', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['ignored'] });
     const linux = unikernelImage({
       name: LINUX, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
@@ -74,7 +79,7 @@ describe.each(CASES.map((k) => [`${k.version}, ${k.sandboxer} sandboxer`, k] as 
       describe: 'annotations', extra: { mountRootfs: 'true', rootfsType: '9pfs' }, layers: [root], cmd: ['/bin/app', 'volumes'], env: ['PATH=/bin'],
     });
     fs.rmSync(root, { recursive: true, force: true });
-    for (const tar of [pauseImage(dir, PAUSE), buildBusyboxImage(path.join(REPO, '.cache', 'images')), hello, helloMewz, linux, linux9p]) {
+    for (const tar of [pauseImage(dir, PAUSE), buildBusyboxImage(path.join(REPO, '.cache', 'images')), hello, helloCount, helloMewz, linux, linux9p]) {
       const r = await c.ctr(['images', 'import', tar], { ns: 'k8s.io' });
       expect(r.code, r.stderr).toBe(0);
     }
@@ -334,6 +339,61 @@ describe.each(CASES.map((k) => [`${k.version}, ${k.sandboxer} sandboxer`, k] as 
     }
     await removePod(pod.podSandboxId, sb.netns);
   }, 240_000);
+
+  // Kubernetes' forensic checkpointing: CheckpointContainer leaves the container running and writes
+  // an archive (the runtime's checkpoint dir under checkpoint/, spec.dump, config.dump). CRI's own
+  // restore then creates a container from spec.dump and a task with RestoreFromPath=<checkpoint/>;
+  // it also pulls the base image from its registry first, which a test without a registry cannot,
+  // so the restore here is the same two steps through ctr and the Tasks API, in the same pod (the
+  // guest's IP is on its command line).
+  it.skipIf(version !== '2.x')('CheckpointContainer of a running unikernel writes an archive that a restore from its spec.dump and checkpoint/ accepts: the guest goes on from its saved count', async () => {
+    const pod = await newPod();
+    const sb = await sandboxInfo(pod.podSandboxId);
+    const counts = (name: string) => [...logOf(pod, name).matchAll(/ stdout [PF] count (\d+)\r?$/gm)].map((m) => Number(m[1]));
+    const { containerId } = await client.createContainer(pod.podSandboxId, { metadata: { name: 'counter' }, image: { image: HELLO_COUNT }, logPath: 'counter.log' }, pod.sandboxConfig);
+    await client.startContainer(containerId);
+    await waitFor('the guest counting', () => (counts('counter').length >= 3 ? true : undefined), 60_000);
+    const before = counts('counter').at(-1) as number;
+    const archive = path.join(dir, `checkpoint-${pods}.tar`);
+    await client.checkpointContainer(containerId, archive);
+    const after = counts('counter').at(-1) as number;
+    const list = (await runCmd('tar', ['-tf', archive])).stdout;
+    for (const f of ['checkpoint/urunc-checkpoint.json', 'checkpoint/vm.state', 'spec.dump', 'config.dump']) expect(list).toContain(f);
+    // Left running, as Kubernetes asks.
+    await waitFor('the original counting on', () => ((counts('counter').at(-1) ?? 0) >= after + 3 ? true : undefined), 30_000);
+    await client.stopContainer(containerId, 0);
+    await client.removeContainer(containerId);
+
+    const x = path.join(dir, `restore-${pods}`);
+    fs.mkdirSync(x);
+    expect((await runCmd('tar', ['-xf', archive, '-C', x])).code).toBe(0);
+    const restored = `restored-${pods}`;
+    const log = path.join(pod.logDirectory, 'restored.log');
+    // The container from spec.dump as CRI's restore makes it, over a fresh snapshot of the image.
+    expect((await c.ctr(['snapshots', 'prepare', restored, await imageChainId(c, HELLO_COUNT, 'k8s.io')], { ns: 'k8s.io' })).code).toBe(0);
+    // (CRI's restored container names its image, whose annotations make it a unikernel; ctr's
+    // --config container has none, so they go in as the container's labels, read the same way.)
+    const labels = Object.entries(await imageAnnotations(c, HELLO_COUNT, 'k8s.io')).filter(([k]) => k.startsWith('com.urunc.unikernel.')).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
+    const cr = await c.ctr(['containers', 'create', '--runtime', 'io.containerd.urunc.v2', '--runtime-config-path', runtimeConfig, ...labels, '--config', path.join(x, 'spec.dump'), restored], { ns: 'k8s.io' });
+    expect(cr.code, cr.stderr).toBe(0);
+    try {
+      await restoreTask(c, restored, { fromPath: path.join(x, 'checkpoint') }, `file://${log}`, 'k8s.io');
+      const seen = () => [...(fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '').matchAll(/^count (\d+)\r?$/gm)].map((m) => Number(m[1]));
+      await waitFor('the restored guest counting', () => (seen().length >= 3 ? true : undefined), 60_000);
+      const r = seen();
+      expect(r[0]).toBeGreaterThan(before);
+      expect(r[0]).toBeLessThanOrEqual(after + 2);
+      expect(r).toEqual(r.map((_, i) => (r[0] as number) + i));
+      expect(fs.readFileSync(log, 'utf8')).not.toContain('Hello from');
+    } finally {
+      await c.ctr(['task', 'kill', '-s', 'KILL', restored], { ns: 'k8s.io' });
+      await waitFor('the restored task stopped', async () => (/STOPPED|^$/m.test((await c.ctr(['task', 'ls'], { ns: 'k8s.io' })).stdout.split('\n').find((l) => l.startsWith(restored)) ?? '') ? true : undefined), 20_000).catch(() => undefined);
+      await c.ctr(['task', 'rm', restored], { ns: 'k8s.io' });
+      await c.ctr(['containers', 'rm', restored], { ns: 'k8s.io' });
+      await c.ctr(['snapshots', 'rm', restored], { ns: 'k8s.io' });
+    }
+    await removePod(pod.podSandboxId, sb.netns, sb.pid);
+  }, 180_000);
 
   it('SIGKILL of the pod shim with a networked unikernel running: containerd\'s cleanup (`delete`) removes its tap and filters from the pod namespace', async () => {
     const pod = await newPod();

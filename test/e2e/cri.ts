@@ -45,6 +45,9 @@ export class CriClient {
   containerStatus = (containerId: string) =>
     this.call('ContainerStatus', { containerId, verbose: true }, cri.ContainerStatusRequest, cri.ContainerStatusResponse);
 
+  checkpointContainer = (containerId: string, location: string) =>
+    this.call('CheckpointContainer', { containerId, location, timeout: 120n }, cri.CheckpointContainerRequest, cri.CheckpointContainerResponse, 150_000);
+
   close(): void {
     this.client.close();
   }
