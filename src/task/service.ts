@@ -3,8 +3,6 @@
 // Invariants: TaskCreate -> TaskStart -> TaskExit -> TaskDelete per init; ExecAdded -> ExecStarted
 // -> TaskExit per exec; an init's TaskExit is published only after all its execs have exited.
 import fs from 'node:fs';
-import { checkRestorable, qemuVersion, readManifest, vmShape, writeManifest, type CheckpointManifest } from '../monitors/checkpoint.js';
-import { STATE_FILE, loadVmState, saveVmState } from '../monitors/vm-state.js';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { alreadyExists, failedPrecondition, invalidArgument, messageOf, notFound, unimplemented } from '../errors.js';
@@ -23,6 +21,8 @@ import { setupContainer, snapshotsFor, specRootfs, startVirtiofsd, type Unikerne
 import { removeMonitorBundle, type OciSpec } from '../monitors/launcher.js';
 import { Watchdog } from '../monitors/watchdog.js';
 import { hooksOf, runHooks, type OciState } from './hooks.js';
+import { checkRestorable, qemuVersion, readManifest, vmShape, writeManifest, type CheckpointManifest } from '../monitors/checkpoint.js';
+import { STATE_FILE, loadVmState, saveVmState } from '../monitors/vm-state.js';
 
 /** The runc operations the service uses; the real CLI wrapper or a recording fake in unit tests. */
 export type RuncLike = Pick<Runc, 'create' | 'start' | 'exec' | 'kill' | 'delete' | 'pause' | 'resume' | 'update' | 'ps' | 'stats'>;
