@@ -69,6 +69,16 @@ function memOf(pid: number): { rss: number; pss: number } {
   return { rss: kb('Rss') / 1024, pss: kb('Pss') / 1024 };
 }
 
+/** Kills a task, removes it once stopped (retrying up to `tries` x 100 ms) and removes its container. */
+async function removeContainer(c: Containerd, id: string, tries: number): Promise<void> {
+  await c.ctr(['task', 'kill', '-s', 'KILL', id]);
+  for (let i = 0; i < tries; i++) {
+    if ((await c.ctr(['task', 'rm', id])).code === 0) break;
+    await sleep(100);
+  }
+  await c.ctr(['c', 'rm', id]);
+}
+
 async function runEcho(c: Containerd, runtime: string, id: string): Promise<number> {
   const t0 = performance.now();
   const r = await c.ctr(['run', '--rm', '--runtime', runtime, BUSYBOX_IMAGE, id, 'echo', 'hi']);
@@ -87,14 +97,7 @@ async function shimMemory(c: Containerd, runtime: string, binName: string, id: s
   await sleep(1500);
   const pids = pidsMatching((argv) => argv.some((a) => a.includes(binName)) && argv.includes(c.address));
   const total = pids.map(memOf).reduce((a, b) => ({ rss: a.rss + b.rss, pss: a.pss + b.pss }), { rss: 0, pss: 0 });
-  for (const t of ids) {
-    await c.ctr(['task', 'kill', '-s', 'KILL', t]);
-    for (let i = 0; i < 50; i++) {
-      if ((await c.ctr(['task', 'rm', t])).code === 0) break;
-      await sleep(100);
-    }
-    await c.ctr(['c', 'rm', t]);
-  }
+  for (const t of ids) await removeContainer(c, t, 50);
   return { rss: total.rss / count, pss: total.pss / count };
 }
 
@@ -259,12 +262,7 @@ async function benchRootfs(): Promise<Row[]> {
       if (r.code !== 0) throw new Error(`rootfs ${id}: ${r.stderr}`);
       const bundle = diskBytes(path.join(c.state, 'io.containerd.runtime.v2.task', 'default', id));
       const snapshots = diskBytes(snapDir) - before;
-      await c.ctr(['task', 'kill', '-s', 'KILL', id]);
-      for (let i = 0; i < 100; i++) {
-        if ((await c.ctr(['task', 'rm', id])).code === 0) break;
-        await sleep(100);
-      }
-      await c.ctr(['c', 'rm', id]);
+      await removeContainer(c, id, 100);
       return { ms, bundle, snapshots };
     };
     await one('warm-v', true);
@@ -541,10 +539,7 @@ async function benchCheckpoint(): Promise<Row[]> {
         if (cp.code !== 0) throw new Error(cp.stderr);
         save.push(performance.now() - t1);
         sizes.push((await checkpointLayer(c, ref)).size / (1024 * 1024));
-        await c.ctr(['task', 'kill', '-s', 'KILL', id]);
-        for (let w = 0; w < 500 && !/STOPPED/.test((await c.ctr(['task', 'ls'])).stdout.split('\n').find((l) => l.startsWith(`${id} `)) ?? 'STOPPED'); w++) await sleep(10);
-        await c.ctr(['task', 'rm', id]);
-        await c.ctr(['containers', 'rm', id]);
+        await removeContainer(c, id, 50);
         const id2 = `${id}r`;
         const log2 = path.join(dir, `${id2}.log`);
         const cr = await c.ctr(['containers', 'create', '--runtime', RUNTIME, '--runtime-config-path', g.cfg, g.image, id2, ...g.args]);
@@ -553,10 +548,7 @@ async function benchCheckpoint(): Promise<Row[]> {
         await restoreTask(c, id2, ref, `file://${log2}`);
         await until(log2, 1, `${g.name} restore`);
         restore.push(performance.now() - t2);
-        await c.ctr(['task', 'kill', '-s', 'KILL', id2]);
-        for (let w = 0; w < 500 && !/STOPPED/.test((await c.ctr(['task', 'ls'])).stdout.split('\n').find((l) => l.startsWith(`${id2} `)) ?? 'STOPPED'); w++) await sleep(10);
-        await c.ctr(['task', 'rm', id2]);
-        await c.ctr(['containers', 'rm', id2]);
+        await removeContainer(c, id2, 50);
         await c.ctr(['images', 'rm', ref]);
       }
       rows.push(

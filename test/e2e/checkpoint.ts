@@ -19,13 +19,23 @@ export async function checkpointTask(c: Containerd, id: string, o: { exit: boole
   });
 }
 
-/** The checkpoint image's layer of runtime data (what the shim wrote into the checkpoint dir, as a tar). */
-export async function checkpointLayer(c: Containerd, ref: string): Promise<{ mediaType: string; digest: string; size: number }> {
-  const ls = await c.ctr(['images', 'ls']);
+/** A content blob of the store, as JSON (an index, manifest or config). */
+async function contentJson(c: Containerd, digest: string, ns: string): Promise<Record<string, unknown>> {
+  return JSON.parse((await c.ctr(['content', 'get', digest], { ns })).stdout) as Record<string, unknown>;
+}
+
+/** The digest an image name points at, from `ctr images ls`. */
+async function imageTarget(c: Containerd, ref: string, ns: string): Promise<string> {
+  const ls = await c.ctr(['images', 'ls'], { ns });
   const digest = new RegExp(`^${ref.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+\\S+\\s+(sha256:[0-9a-f]{64})`, 'm').exec(ls.stdout)?.[1];
-  if (!digest) throw new Error(`checkpoint ${ref} not in: ${ls.stdout}`);
-  const index = JSON.parse((await c.ctr(['content', 'get', digest])).stdout) as { manifests: Array<{ mediaType: string; digest: string; size: number }> };
-  const cp = index.manifests.find((m) => m.mediaType === 'application/vnd.containerd.container.criu.checkpoint.criu.tar');
+  if (!digest) throw new Error(`image ${ref} not in: ${ls.stdout}`);
+  return digest;
+}
+
+/** The checkpoint image's layer of runtime data (what the shim wrote into the checkpoint dir, as a tar). */
+export async function checkpointLayer(c: Containerd, ref: string, ns = 'default'): Promise<{ mediaType: string; digest: string; size: number }> {
+  const index = await contentJson(c, await imageTarget(c, ref, ns), ns) as { manifests?: Array<{ mediaType: string; digest: string; size: number }> };
+  const cp = index.manifests?.find((m) => m.mediaType === 'application/vnd.containerd.container.criu.checkpoint.criu.tar');
   if (!cp) throw new Error(`no checkpoint layer in ${JSON.stringify(index)}`);
   return cp;
 }
@@ -49,25 +59,22 @@ export async function restoreTask(c: Containerd, id: string, from: string | { fr
   if (typeof from === 'string') await grpc.call(ns, '/containerd.services.tasks.v1.Tasks/Start', { containerId: id, execId: '' }, StartRequest, StartResponse);
 }
 
-async function imageManifest(c: Containerd, ref: string, ns: string): Promise<{ get: (d: string) => Promise<Record<string, unknown>>; manifest: Record<string, unknown> }> {
-  const get = async (digest: string) => JSON.parse((await c.ctr(['content', 'get', digest], { ns })).stdout) as Record<string, unknown>;
-  const ls = await c.ctr(['images', 'ls'], { ns });
-  const desc = new RegExp(`^${ref.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+\\S+\\s+(sha256:[0-9a-f]{64})`, 'm').exec(ls.stdout)?.[1];
-  if (!desc) throw new Error(`image ${ref} not in: ${ls.stdout}`);
-  let m = await get(desc);
-  while (Array.isArray(m.manifests)) m = await get((m.manifests as Array<{ digest: string }>)[0]?.digest as string);
-  return { get, manifest: m };
+/** An image's manifest (the first of an index's). */
+async function imageManifest(c: Containerd, ref: string, ns: string): Promise<Record<string, unknown>> {
+  let m = await contentJson(c, await imageTarget(c, ref, ns), ns);
+  while (Array.isArray(m.manifests)) m = await contentJson(c, (m.manifests as Array<{ digest: string }>)[0]?.digest as string, ns);
+  return m;
 }
 
 /** An image's manifest annotations. */
 export async function imageAnnotations(c: Containerd, ref: string, ns = 'default'): Promise<Record<string, string>> {
-  return ((await imageManifest(c, ref, ns)).manifest.annotations ?? {}) as Record<string, string>;
+  return ((await imageManifest(c, ref, ns)).annotations ?? {}) as Record<string, string>;
 }
 
 /** The chain ID of an image's top layer (its committed snapshot's key), from its config's diff IDs. */
 export async function imageChainId(c: Containerd, ref: string, ns = 'default'): Promise<string> {
-  const { get, manifest } = await imageManifest(c, ref, ns);
-  const config = await get((manifest.config as { digest: string }).digest);
+  const manifest = await imageManifest(c, ref, ns);
+  const config = await contentJson(c, (manifest.config as { digest: string }).digest, ns);
   const diffIds = (config.rootfs as { diff_ids: string[] }).diff_ids;
   return diffIds.reduce((chain, d) => (chain ? `sha256:${createHash('sha256').update(`${chain} ${d}`).digest('hex')}` : d), '');
 }
