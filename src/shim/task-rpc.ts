@@ -6,7 +6,7 @@ import { Status as PbStatus } from '../gen/containerd/types/task/task.js';
 import { invalidArgument, messageOf } from '../errors.js';
 import { CheckpointOptions } from '../gen/containerd/runc/options/checkpoint.js';
 import type { TaskService } from '../task/service.js';
-import type { Status } from '../task/types.js';
+import type { CheckpointOpts, Status } from '../task/types.js';
 import { method, type CallContext, type Handler } from './ttrpc/server.js';
 import { encodeStats } from './stats.js';
 import { toTimestamp } from './timestamp.js';
@@ -78,11 +78,14 @@ export function taskHandlers(svc: TaskService, hooks: TaskRpcHooks): Record<stri
 }
 
 /** containerd.runc.v1.CheckpointOptions, the type containerd's Go client sends (ctr: for runc runtime names only). */
-function checkpointOptions(any: { typeUrl: string; value: Uint8Array } | undefined): { exit: boolean; imagePath: string } {
-  if (!any || any.value.length === 0 || !any.typeUrl.endsWith('containerd.runc.v1.CheckpointOptions')) return { exit: false, imagePath: '' };
+function checkpointOptions(any: { typeUrl: string; value: Uint8Array } | undefined): CheckpointOpts {
+  if (!any || any.value.length === 0 || !any.typeUrl.endsWith('containerd.runc.v1.CheckpointOptions')) return { exit: false, imagePath: '', workPath: '' };
   try {
     const o = CheckpointOptions.decode(any.value);
-    return { exit: o.exit, imagePath: o.imagePath };
+    return {
+      exit: o.exit, imagePath: o.imagePath, workPath: o.workPath, openTcp: o.openTcp, externalUnixSockets: o.externalUnixSockets,
+      terminal: o.terminal, fileLocks: o.fileLocks, emptyNamespaces: o.emptyNamespaces, cgroupsMode: o.cgroupsMode,
+    };
   } catch (err: unknown) {
     throw invalidArgument(`checkpoint options: ${messageOf(err)}`);
   }

@@ -12,6 +12,18 @@ export interface RuncStdio {
   stderr: number | 'ignore';
 }
 
+/** What runc checkpoint takes (containerd.runc.v1.CheckpointOptions, as containerd's runc shim passes them). */
+export interface CriuOptions {
+  imagePath: string;
+  workPath: string;
+  openTcp?: boolean;
+  externalUnixSockets?: boolean;
+  terminal?: boolean;
+  fileLocks?: boolean;
+  emptyNamespaces?: string[];
+  cgroupsMode?: string;
+}
+
 export class Runc {
   constructor(
     readonly root: string,
@@ -44,6 +56,26 @@ export class Runc {
     if (o.consoleSocket) args.push('--console-socket', o.consoleSocket);
     args.push(id);
     await this.runWithStdio(args, o.stdio, log, `runc exec ${id}`);
+    return readPid(o.pidFile);
+  }
+
+  /** Dumps the container's processes with criu into o.imagePath; they keep running unless `exit`. */
+  async checkpoint(id: string, bundle: string, o: CriuOptions & { exit: boolean }): Promise<void> {
+    const args = ['checkpoint', ...criuArgs(o)];
+    if (!o.exit) args.push('--leave-running');
+    await this.simple(bundle, [...args, id]);
+  }
+
+  /**
+   * Restores a container from criu images into a running, detached init (runc restore), with the
+   * given stdio: runc hands it to criu in place of the pipes the dumped processes had.
+   */
+  async restore(id: string, bundle: string, o: CriuOptions & { pidFile: string; consoleSocket?: string; stdio: RuncStdio }): Promise<number> {
+    const log = path.join(bundle, 'runc-log.json');
+    const args = [...this.base(log), 'restore', ...criuArgs(o), '--detach', '--no-subreaper', '--bundle', bundle, '--pid-file', o.pidFile];
+    if (o.consoleSocket) args.push('--console-socket', o.consoleSocket);
+    args.push(id);
+    await this.runWithStdio(args, o.stdio, log, `runc restore ${id}`);
     return readPid(o.pidFile);
   }
 
@@ -103,6 +135,17 @@ export class Runc {
       });
     });
   }
+}
+
+function criuArgs(o: CriuOptions): string[] {
+  const args = ['--image-path', o.imagePath, '--work-path', o.workPath];
+  if (o.openTcp) args.push('--tcp-established');
+  if (o.externalUnixSockets) args.push('--ext-unix-sk');
+  if (o.terminal) args.push('--shell-job');
+  if (o.fileLocks) args.push('--file-locks');
+  for (const ns of o.emptyNamespaces ?? []) args.push('--empty-ns', ns);
+  if (o.cgroupsMode) args.push('--manage-cgroups-mode', o.cgroupsMode);
+  return args;
 }
 
 function readPid(file: string): number {

@@ -13,7 +13,7 @@ import { Proc } from './process.js';
 import type { Reaper } from './reaper.js';
 import { Runc } from './runc.js';
 import { ProcessIO } from './stdio.js';
-import type { CreateRequest, EventSink, ExecRequest, ExitInfo, ProcessState } from './types.js';
+import type { CheckpointOpts, CreateRequest, EventSink, ExecRequest, ExitInfo, ProcessState } from './types.js';
 import { readSpec } from './spec.js';
 import { oomKills } from './oom.js';
 import { validateId } from './identifiers.js';
@@ -23,9 +23,10 @@ import { Watchdog } from '../monitors/watchdog.js';
 import { hooksOf, runHooks, type OciState } from './hooks.js';
 import { checkRestorable, qemuVersion, readManifest, vmShape, writeManifest, type CheckpointManifest } from '../monitors/checkpoint.js';
 import { STATE_FILE, loadVmState, saveVmState } from '../monitors/vm-state.js';
+import { criuCheckpoint, criuRestore, isCriuCheckpoint, removeExtractedCheckpoint } from './criu.js';
 
 /** The runc operations the service uses; the real CLI wrapper or a recording fake in unit tests. */
-export type RuncLike = Pick<Runc, 'create' | 'start' | 'exec' | 'kill' | 'delete' | 'pause' | 'resume' | 'update' | 'ps' | 'stats'>;
+export type RuncLike = Pick<Runc, 'create' | 'start' | 'exec' | 'kill' | 'delete' | 'pause' | 'resume' | 'update' | 'ps' | 'stats' | 'checkpoint' | 'restore'>;
 export type ReaperLike = Pick<Reaper, 'watch' | 'unwatch'>;
 
 /** Where one task's log lines go (its bundle's log fifo in the daemon); released at Delete. */
@@ -61,6 +62,8 @@ interface Container {
   pausedVm?: boolean;
   /** Restoring: the saved VM state (a copy in the bundle) that Start streams into the waiting qemu. */
   restoreFile?: string;
+  /** Restoring an ordinary container: the criu images `runc restore` takes at Start (the init has no pid until then). */
+  criuImages?: string;
 }
 
 /** How many times Delete tries to release a unikernel's rootfs resources before it reports them left behind. */
@@ -105,7 +108,9 @@ export class TaskService {
 
   private async createTask(namespace: string, req: CreateRequest): Promise<number> {
     if (req.checkpoint && !path.isAbsolute(req.checkpoint)) throw invalidArgument(`checkpoint ${req.checkpoint} is not absolute`);
-    const manifest = req.checkpoint ? readManifest(req.checkpoint) : undefined;
+    // A VM's checkpoint (urunc-checkpoint.json) or an ordinary container's (criu images).
+    const criuImages = req.checkpoint && isCriuCheckpoint(req.checkpoint) ? req.checkpoint : undefined;
+    const manifest = req.checkpoint && !criuImages ? readManifest(req.checkpoint) : undefined;
     if (!path.isAbsolute(req.bundle)) throw invalidArgument(`bundle ${req.bundle} is not absolute`);
     let spec = readSpec(req.bundle);
     const sandboxId = spec.annotations?.['io.kubernetes.cri.sandbox-id'];
@@ -127,22 +132,26 @@ export class TaskService {
         host: this.unikernels, log: tlog.log, namespace, id: req.id, bundle: req.bundle, rootfs, mounts: req.rootfs,
         spec: spec as OciSpec, configPath: req.configPath, undo: (step) => undo.push(step), restore: manifest !== undefined,
       }));
-      if (manifest && !unikernel) throw unimplemented('restore of an ordinary container (criu through runc) is not supported by this runtime');
+      if (manifest && !unikernel) throw invalidArgument('restoring a checkpoint: it holds a unikernel VM, and this container is not a unikernel');
+      if (criuImages && unikernel) throw invalidArgument('restoring a checkpoint: it holds an ordinary container (criu images), and this container is a unikernel');
       if (unikernel) runcBundle = unikernel.plan.runcBundle;
       if (manifest && unikernel && req.checkpoint) restoreFile = await stageRestore(req.checkpoint, manifest, unikernel, req.bundle);
       const io = await ProcessIO.open(init.stdio, { containerId: req.id, namespace });
       init.io = io;
       undo.push(() => io.destroy());
       failpoint('task.runc-create');
-      const pidCreate = runc.create(req.id, runcBundle, {
-        pidFile: path.join(req.bundle, 'init.pid'),
-        consoleSocket: io.consoleSocket,
-        stdio: io.stdio,
-      });
-      undo.push(() => runc.delete(req.id, runcBundle, true).catch(() => undefined));
-      init.pid = await pidCreate;
-      await io.receiveConsole();
-      io.releaseChildFds();
+      // A restore runs at Start, as containerd's runc shim does it: runc has no created state for one.
+      if (!criuImages) {
+        const pidCreate = runc.create(req.id, runcBundle, {
+          pidFile: path.join(req.bundle, 'init.pid'),
+          consoleSocket: io.consoleSocket,
+          stdio: io.stdio,
+        });
+        undo.push(() => runc.delete(req.id, runcBundle, true).catch(() => undefined));
+        init.pid = await pidCreate;
+        await io.receiveConsole();
+        io.releaseChildFds();
+      }
       if (unikernel) {
         await startVirtiofsd(req.id, unikernel, runc);
         const st = ociState(req.id, req.bundle, spec as OciSpec, init.pid, 'creating');
@@ -157,12 +166,15 @@ export class TaskService {
           this.log.warn({ err: e, id: req.id }, 'create rollback step failed');
         }
       }
+      await removeExtractedCheckpoint(req.checkpoint);
       throw err;
     }
+    // A VM's state is staged in the bundle by now; criu's images are read by runc restore at Start.
+    if (!criuImages) await removeExtractedCheckpoint(req.checkpoint);
     tlog.log.info({ pid: init.pid }, 'task created');
     const c: Container = {
       id: req.id, tlog, namespace, bundle: req.bundle, unikernel, watchdog: undefined, runc, init, execs: new Map(),
-      mountedRootfs, initExitHeld: false, cgroupsPath: spec.linux?.cgroupsPath, deleting: false, restoreFile,
+      mountedRootfs, initExitHeld: false, cgroupsPath: spec.linux?.cgroupsPath, deleting: false, restoreFile, criuImages,
       hooks: unikernel ? { spec: spec as OciSpec } : undefined,
     };
     this.containers.set(req.id, c);
@@ -170,7 +182,7 @@ export class TaskService {
       topic: '/tasks/create', containerId: req.id, bundle: req.bundle, rootfs: req.rootfs,
       io: { ...init.stdio }, checkpoint: req.checkpoint, pid: init.pid,
     });
-    this.reaper.watch(init.pid, (status, at) => this.exited(c, init, status, at));
+    if (!criuImages) this.reaper.watch(init.pid, (status, at) => this.exited(c, init, status, at));
     return init.pid;
   }
 
@@ -183,7 +195,8 @@ export class TaskService {
     try {
       if (p.isInit) {
         if (c.hooks) await runHooks(hooksOf(c.hooks.spec, 'startContainer'), 'startContainer', ociState(id, c.bundle, c.hooks.spec, p.pid, 'created'));
-        await c.runc.start(id, c.bundle);
+        if (c.criuImages) await this.restoreContainer(c);
+        else await c.runc.start(id, c.bundle);
         p.status = 'running';
         this.armWatchdog(c);
         if (c.restoreFile) await this.loadRestored(c);
@@ -213,6 +226,20 @@ export class TaskService {
       this.onExit(c, p, held.status, held.at);
     }
     return p.pid;
+  }
+
+  /** Start of an ordinary container created from a checkpoint: runc restore, then the restored init is watched. */
+  private async restoreContainer(c: Container): Promise<void> {
+    const io = c.init.io as ProcessIO;
+    const t0 = Date.now();
+    const images = c.criuImages as string;
+    const pid = await criuRestore(c.runc, c.id, c.bundle, images, io).finally(() => removeExtractedCheckpoint(images));
+    c.criuImages = undefined;
+    c.init.pid = pid;
+    this.reaper.watch(pid, (status, at) => this.exited(c, c.init, status, at));
+    await io.receiveConsole();
+    io.releaseChildFds();
+    c.tlog.log.info({ pid, ms: Date.now() - t0 }, 'container restored (criu)');
   }
 
   private async startExec(c: Container, p: Proc): Promise<void> {
@@ -302,7 +329,11 @@ export class TaskService {
     if (p.alive || p.starting) throw failedPrecondition(`cannot delete running ${p.label}`);
     if ([...c.execs.values()].some((e) => e.alive)) throw failedPrecondition(`task ${id} still has running execs`);
     c.deleting = true;
-    if (p.status === 'created') {
+    if (c.criuImages) {
+      // Created from a checkpoint and never restored: there is no process and no runc container.
+      if (!p.exit) p.setExited(137, new Date());
+      await removeExtractedCheckpoint(c.criuImages);
+    } else if (p.status === 'created') {
       // Never started: runc delete --force kills the waiting init; its exit arrives through the reaper.
       await c.runc.delete(id, c.bundle, true).catch((err: unknown) => this.log.warn({ err, id }, 'runc delete --force'));
       await Promise.race([p.wait(), sleep(2000)]);
@@ -369,6 +400,11 @@ export class TaskService {
     const p = this.proc(c, execId);
     if (p.status === 'stopped') throw notFound(`${p.label}: process already finished`);
     if (p.isInit) {
+      if (c.criuImages) {
+        // Created from a checkpoint and not restored yet: no process to signal; a signal that would end one ends the task.
+        if (signal !== 0) this.onExit(c, p, 128 + signal, new Date());
+        return;
+      }
       if (c.unikernel && TERMINATING_SIGNALS.has(signal)) await this.stopVm(c, signal);
       else await c.runc.kill(id, c.bundle, signal, all);
       return;
@@ -524,19 +560,25 @@ export class TaskService {
   }
 
   /**
-   * Checkpoint of a unikernel's VM (qemu): its state saved through QMP into `dir` (containerd's
-   * checkpoint directory, or the caller's image_path) with urunc-checkpoint.json, what a restore
-   * checks. containerd's client pauses the task first and resumes it after; a VM found running is
+   * Checkpoint into `dir` (containerd's checkpoint directory, or the caller's image_path). An
+   * ordinary container is dumped by criu through runc (src/task/criu.ts). A unikernel's VM (qemu)
+   * has its state saved through QMP, with urunc-checkpoint.json, what a restore checks. containerd's client pauses the task first and resumes it after; a VM found running is
    * stopped for the save and continued after it. With the `exit` option the VM is killed once saved.
    */
-  async checkpoint(id: string, dir: string, opts: { exit: boolean; imagePath: string }): Promise<void> {
+  async checkpoint(id: string, dir: string, opts: CheckpointOpts): Promise<void> {
     const c = this.get(id);
     const uk = c.unikernel;
-    if (!uk) throw unimplemented('checkpoint of an ordinary container (criu through runc) is not supported by this runtime');
-    if (uk.config.hypervisor !== 'qemu' || !uk.plan.qmpInMonitor) throw unimplemented(`checkpoint of a ${uk.config.hypervisor} unikernel: only qemu VMs can be saved`);
+    if (uk && (uk.config.hypervisor !== 'qemu' || !uk.plan.qmpInMonitor)) throw unimplemented(`checkpoint of a ${uk.config.hypervisor} unikernel: only qemu VMs can be saved`);
     if (!c.init.alive || c.init.pid <= 0) throw failedPrecondition(`cannot checkpoint ${c.init.label} in ${c.init.status} state`);
     const target = opts.imagePath || dir;
     if (!path.isAbsolute(target) || !fs.statSync(target, { throwIfNoEntry: false })?.isDirectory()) throw invalidArgument(`checkpoint directory ${target} does not exist`);
+    if (!uk) {
+      // An ordinary container: criu through runc. A paused (frozen) one stays paused; with exit, criu ends it once dumped.
+      const t0 = Date.now();
+      await criuCheckpoint(c.runc, c.id, c.bundle, target, opts);
+      c.tlog.log.info({ ms: Date.now() - t0, exit: opts.exit }, 'container checkpointed (criu)');
+      return;
+    }
     const wd = c.watchdog;
     if (!wd || !(await wd.whenConnected(3_000))) throw failedPrecondition('checkpoint: the VM\'s QMP connection is not up');
     const running = c.init.status === 'running';

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Transform } from 'node:stream';
+import { Transform, pipeline } from 'node:stream';
 import tty from 'node:tty';
 import { constants as C } from 'node:fs';
 import { Code, ShimError, messageOf } from '../errors.js';
@@ -90,10 +90,11 @@ export class ProcessIO {
     if (out?.scheme === 'binary') {
       await this.startLogger(out.url, ctx);
     } else if (out?.scheme === 'file') {
-      const fd = fs.openSync(out.url.pathname, C.O_WRONLY | C.O_APPEND | C.O_CREAT, 0o644);
-      this.childFds.push(fd);
-      this.stdio.stdout = fd;
-      this.stdio.stderr = fd;
+      // Pipes copied into the file, as containerd's runc shim does: the container holds no file of
+      // the host (criu can dump and restore pipes, not a file outside the container's mounts).
+      fs.mkdirSync(path.dirname(out.url.pathname), { recursive: true });
+      this.stdio.stdout = this.pipeToFile(out.url.pathname, true);
+      this.stdio.stderr = this.pipeToFile(out.url.pathname);
     } else {
       if (out?.scheme === 'fifo') this.stdio.stdout = await this.pipeToFifo(out.path, true);
       if (err?.scheme === 'fifo') this.stdio.stderr = await this.pipeToFifo(err.path);
@@ -121,6 +122,23 @@ export class ProcessIO {
       this.outputs.push(dst);
     }
     this.copies.push(copy(src, dst));
+    this.closers.push(() => {
+      src.destroy();
+      dst.destroy();
+    });
+    return w;
+  }
+
+  /** A real pipe whose write end goes to the container and whose read end is appended to a file. */
+  private pipeToFile(file: string, watch = false): number {
+    const fd = fs.openSync(file, C.O_WRONLY | C.O_APPEND | C.O_CREAT, 0o644);
+    const dst = fs.createWriteStream('', { fd });
+    dst.on('error', () => undefined);
+    const [r, w] = makePipe();
+    this.childFds.push(w);
+    const src = new net.Socket({ fd: r, readable: true, writable: false });
+    if (watch) this.watchOutput(src);
+    this.copies.push(new Promise((resolve) => pipeline(src, dst, () => resolve())));
     this.closers.push(() => {
       src.destroy();
       dst.destroy();

@@ -68,3 +68,16 @@ export type TaskEvent =
 export interface EventSink {
   publish(namespace: string, event: TaskEvent): void;
 }
+
+/** A checkpoint's options (containerd.runc.v1.CheckpointOptions): runc's for an ordinary container, exit and imagePath for a VM. */
+export interface CheckpointOpts {
+  exit: boolean;
+  imagePath: string;
+  workPath: string;
+  openTcp?: boolean;
+  externalUnixSockets?: boolean;
+  terminal?: boolean;
+  fileLocks?: boolean;
+  emptyNamespaces?: string[];
+  cgroupsMode?: string;
+}

@@ -6,13 +6,15 @@ import { MountsRequest, MountsResponse } from '../../src/gen/containerd/services
 import { CheckpointTaskRequest, CheckpointTaskResponse, CreateTaskRequest, CreateTaskResponse, StartRequest, StartResponse } from '../../src/gen/containerd/services/tasks/v1/tasks.js';
 import { CheckpointOptions } from '../../src/gen/containerd/runc/options/checkpoint.js';
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
 import type { Containerd } from './containerd.js';
 
 /** Tasks.Checkpoint with runc's options (the Go client's type), e.g. exit; a descriptor the store has already is not an error. */
 export async function checkpointTask(c: Containerd, id: string, o: { exit: boolean }): Promise<void> {
   const grpc = containerdGrpc(c.address);
   await grpc.call('default', '/containerd.services.tasks.v1.Tasks/Checkpoint', {
-    containerId: id, parentCheckpoint: '', options: { typeUrl: 'containerd.runc.v1.CheckpointOptions', value: CheckpointOptions.encode({ exit: o.exit, imagePath: '', workPath: '' }).finish() },
+    containerId: id, parentCheckpoint: '', options: { typeUrl: 'containerd.runc.v1.CheckpointOptions', value: CheckpointOptions.encode(CheckpointOptions.fromPartial({ exit: o.exit })).finish() },
   }, CheckpointTaskRequest, CheckpointTaskResponse).catch((err: unknown) => {
     // The same spec stored by an earlier checkpoint of the container; the Go client ignores this too.
     if (!/already exists/.test(String(err))) throw err;
@@ -77,4 +79,9 @@ export async function imageChainId(c: Containerd, ref: string, ns = 'default'): 
   const config = await contentJson(c, (manifest.config as { digest: string }).digest, ns);
   const diffIds = (config.rootfs as { diff_ids: string[] }).diff_ids;
   return diffIds.reduce((chain, d) => (chain ? `sha256:${createHash('sha256').update(`${chain} ${d}`).digest('hex')}` : d), '');
+}
+
+/** The directories containerd extracted checkpoint images into for Create (ctrd-checkpoint*, in its temporary directory). */
+export function extractedCheckpoints(): string[] {
+  return fs.readdirSync(os.tmpdir()).filter((f) => /^ctrd-checkpoint\d+$/.test(f));
 }

@@ -16,6 +16,7 @@ import { Code } from '../../src/errors.js';
 import { TtrpcClient } from '../../src/shim/ttrpc/client.js';
 import { NAMESPACE_KEY } from '../../src/shim/ttrpc/server.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../fixtures/oci-image.js';
+import { checkpointTask, extractedCheckpoints, restoreTask } from './checkpoint.js';
 
 const MANY_LAYERS = 'docker.io/library/busybox:70-layers';
 import { Containerd, REPO, RUNTIME, pidsMatching, runCmd, sleep, versionsUnderTest, waitFor, type Version } from './containerd.js';
@@ -252,6 +253,68 @@ describe.each(TRANSPORTS)('containerd %s, %s', (version, protocol) => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('checkpoint (criu through runc), then restore into a new container: the process goes on from its saved count; the original goes on too, or ends with exit; nothing is left', async () => {
+    const t = id('cp-ordinary');
+    const t2 = id('cp-restored');
+    const m = marker();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'urunc-cp-'));
+    const log1 = path.join(dir, 'cp1.log');
+    const log2 = path.join(dir, 'cp2.log');
+    const counter = ['sh', '-c', 'i=0; while :; do echo count $i; i=$((i+1)); sleep 0.1; done', m];
+    const counts = (f: string) => [...(fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '').matchAll(/^count (\d+)$/gm)].map((x) => Number(x[1]));
+    const ref = `localhost/checkpoint:${t}`;
+    const extracted = extractedCheckpoints();
+    try {
+      const r = await c.ctr(['run', '-d', '--runtime', RUNTIME, '--log-uri', `file://${log1}`, BUSYBOX_IMAGE, t, ...counter]);
+      expect(r.code, r.stderr).toBe(0);
+      await waitFor('the container counting', () => (counts(log1).length >= 5 ? true : undefined), 10_000);
+      // file:// output goes through a pipe of the shim (as with containerd's runc shim): criu dumps a pipe, not a host file.
+      const pid = taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.pid as number;
+      expect(fs.readlinkSync(`/proc/${pid}/fd/1`)).toMatch(/^pipe:/);
+      const before = counts(log1).at(-1) as number;
+      // ctr pauses the task (the cgroup freezer), the shim runs runc checkpoint --leave-running, ctr resumes it.
+      const cp = await c.ctr(['containers', 'checkpoint', '--task', '--image', t, ref]);
+      expect(cp.code, cp.stderr).toBe(0);
+      const after = counts(log1).at(-1) as number;
+      expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(/container checkpointed \(criu\)/);
+      expect(taskLine((await c.ctr(['task', 'ls'])).stdout, t)?.status).toBe('RUNNING');
+      await waitFor('the original counting on', () => ((counts(log1).at(-1) ?? 0) >= after + 3 ? true : undefined), 10_000);
+      // With `exit` (runc's option, as the Go client sends it), criu ends the original once dumped.
+      await checkpointTask(c, t, { exit: true });
+      await waitStopped(t);
+      expect((await c.ctr(['task', 'rm', t])).code).toBe(0);
+      expect((await c.ctr(['c', 'rm', t])).code).toBe(0);
+
+      // A new container of the same image and command, its task created from the checkpoint (the Go client's WithTaskCheckpoint).
+      // `--`: ctr containers create would take counter's -c for its own --config.
+      const cr = await c.ctr(['containers', 'create', '--runtime', RUNTIME, '--', BUSYBOX_IMAGE, t2, ...counter]);
+      expect(cr.code, cr.stderr).toBe(0);
+      await restoreTask(c, t2, ref, `file://${log2}`);
+      await waitFor('the restored container counting', () => (counts(log2).length >= 3 ? true : undefined), 10_000);
+      const restored = counts(log2);
+      // It goes on from the first dump (taken between the counts seen before and after it), one step at a time.
+      expect(restored[0]).toBeGreaterThan(before);
+      expect(restored[0]).toBeLessThanOrEqual(after + 2);
+      expect(restored).toEqual(restored.map((_, i) => (restored[0] as number) + i));
+      expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(/container restored \(criu\)/);
+      const line = taskLine((await c.ctr(['task', 'ls'])).stdout, t2);
+      expect(line?.status).toBe('RUNNING');
+      expect(line?.pid).toBeGreaterThan(0);
+      expect(pidsMatching((argv) => argv.includes(m))).toContain(line?.pid);
+      // The copy containerd extracted the checkpoint into for Create is gone once restored.
+      expect(extractedCheckpoints().filter((d) => !extracted.includes(d))).toEqual([]);
+      await killAndRemove(t2);
+    } finally {
+      for (const x of [t, t2]) {
+        await c.ctr(['task', 'kill', '-s', 'KILL', x]);
+        await c.ctr(['task', 'rm', '-f', x]);
+        await c.ctr(['c', 'rm', x]);
+      }
+      await c.ctr(['images', 'rm', ref]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('a failing create reports runc\'s error and leaves nothing behind', async () => {
     const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, BUSYBOX_IMAGE, id('badcmd'), '/no/such/binary']);

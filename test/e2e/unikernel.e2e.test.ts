@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GUESTS, buildGuests, linuxRootLayer, symlinkEscapeImage, unikernelImage } from '../fixtures/unikernel-images.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage, fillerLayers, writeOciImage } from '../fixtures/oci-image.js';
 import { Containerd, RUNTIME, sleep, versionsUnderTest, waitFor, qemuPids } from './containerd.js';
-import { checkpointTask, restoreTask } from './checkpoint.js';
+import { checkpointTask, extractedCheckpoints, restoreTask } from './checkpoint.js';
 
 const HELLO = 'docker.io/library/hello-uk:annotations';
 const HELLO_JSON = 'docker.io/library/hello-uk:urunc-json';
@@ -568,7 +568,7 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     }
   });
 
-  it('checkpoint, then restore into a new container: the guest goes on from the saved count (no boot); the original goes on too, or ends with exit; a restore into another VM and an ordinary container\'s checkpoint are refused; nothing is left', async () => {
+  it('checkpoint, then restore into a new container: the guest goes on from the saved count (no boot); the original goes on too, or ends with exit; a restore into another VM or into an ordinary container is refused; nothing is left', async () => {
     const cfg = writeConfig(cfgDir, 'checkpoint.toml', QEMU_KVM);
     const t = id('cp');
     const t2 = id('restored');
@@ -578,6 +578,7 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     const log2 = path.join(cfgDir, 'cp2.log');
     const counts = (f: string) => [...(fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '').matchAll(/^count (\d+)\r?$/gm)].map((m) => Number(m[1]));
     let ref = '';
+    const extracted = extractedCheckpoints();
     try {
       const r = await c.ctr(['run', '-d', '--runtime', RUNTIME, '--runtime-config-path', cfg, '--log-uri', `file://${log1}`, HELLO, t, 'count']);
       expect(r.code, r.stderr).toBe(0);
@@ -622,12 +623,13 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
       const refused = await restoreTask(c, t3, ref, `file://${path.join(cfgDir, "cp3.log")}`).then(() => "", (err: unknown) => String(err));
       expect(refused).toMatch(/differs from the saved one at argument \d+: saved "268M", now "134M" \(same image, config and resources needed\)/);
       expect(qemuPids()).toEqual([]);
-      // An ordinary container: no criu here, said so.
-      expect((await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, t4, 'sleep', '60'])).code).toBe(0);
-      const bb = await c.ctr(['containers', 'checkpoint', '--task', t4, `${ref}-busybox`]);
-      expect(bb.code).not.toBe(0);
-      expect(bb.stderr).toMatch(/checkpoint of an ordinary container \(criu through runc\) is not supported/);
-      expect((await c.ctr(['task', 'ls'])).stdout).toMatch(new RegExp(`${t4}\\s+\\d+\\s+RUNNING`));
+      // The VM's checkpoint into an ordinary container: refused before anything runs.
+      expect((await c.ctr(['containers', 'create', '--runtime', RUNTIME, BUSYBOX_IMAGE, t4, 'sleep', '60'])).code).toBe(0);
+      const bb = await restoreTask(c, t4, ref, `file://${path.join(cfgDir, 'cp4.log')}`).then(() => '', (err: unknown) => String(err));
+      expect(bb).toMatch(/it holds a unikernel VM, and this container is not a unikernel/);
+      expect((await c.ctr(['task', 'ls'])).stdout).not.toContain(t4);
+      // The copies containerd extracted the checkpoint into for each Create are gone.
+      expect(extractedCheckpoints().filter((d) => !extracted.includes(d))).toEqual([]);
     } finally {
       for (const x of [t, t2, t3, t4]) {
         await c.ctr(['task', 'kill', '-s', 'KILL', x]);

@@ -40,6 +40,13 @@ class FakeRunc implements RuncLike {
   async update(id: string, _b: string, json: string): Promise<void> {
     this.calls.push(`update ${id} ${json}`);
   }
+  async checkpoint(id: string, _b: string, o: { imagePath: string; workPath: string; exit: boolean; openTcp?: boolean }): Promise<void> {
+    this.calls.push(`checkpoint ${id} ${o.imagePath}${o.exit ? ' exit' : ''}${o.openTcp ? ' tcp' : ''} work=${o.workPath === '/w' ? '/w' : path.basename(o.workPath).replace(/-[^-]*$/, '-*')}`);
+  }
+  async restore(id: string, _b: string, o: { imagePath: string }): Promise<number> {
+    this.calls.push(`restore ${id} ${o.imagePath}`);
+    return this.nextPid++;
+  }
   async ps(): Promise<number[]> {
     return [100];
   }
@@ -196,5 +203,72 @@ describe('task service', () => {
     await svc.resume('t');
     expect(svc.state('t', '').status).toBe('running');
     expect(topics().slice(-2)).toEqual(['/tasks/paused', '/tasks/resumed']);
+  });
+
+  describe('checkpoint and restore of an ordinary container (criu through runc)', () => {
+    let images: string;
+    beforeEach(() => {
+      images = fs.mkdtempSync(path.join(os.tmpdir(), 'svc-cp-'));
+    });
+    afterEach(() => fs.rmSync(images, { recursive: true, force: true }));
+
+    it('checkpoint: runc checkpoint into the directory given (or image_path), criu working in the bundle unless a work path is given; a created task is refused', async () => {
+      await create();
+      await expect(svc.checkpoint('t', images, { exit: false, imagePath: '', workPath: '' })).rejects.toMatchObject({ code: Code.FailedPrecondition });
+      await svc.start('t', '');
+      await svc.checkpoint('t', images, { exit: false, imagePath: '', workPath: '', openTcp: true });
+      await svc.checkpoint('t', '/nowhere', { exit: true, imagePath: images, workPath: '/w' });
+      await expect(svc.checkpoint('t', path.join(images, 'missing'), { exit: false, imagePath: '', workPath: '' })).rejects.toMatchObject({ code: Code.InvalidArgument });
+      expect(runc.calls.filter((c) => c.startsWith('checkpoint'))).toEqual([`checkpoint t ${images} tcp work=criu-work-*`, `checkpoint t ${images} exit work=/w`]);
+      // The temporary work directory is gone.
+      expect(fs.readdirSync(bundle).filter((f) => f.startsWith('criu-work'))).toEqual([]);
+    });
+
+    it('restore: Create runs no runc (pid 0), Start runs runc restore and watches the restored init', async () => {
+      fs.writeFileSync(path.join(images, 'inventory.img'), '');
+      expect(await svc.create('default', { id: 't', bundle, rootfs: [], checkpoint: images, options: undefined, ...noIo })).toBe(0);
+      expect(svc.state('t', '')).toMatchObject({ status: 'created', pid: 0 });
+      expect(await svc.start('t', '')).toBe(100);
+      expect(svc.state('t', '')).toMatchObject({ status: 'running', pid: 100 });
+      await reaper.exit(100, 7);
+      expect((await svc.delete('t', '')).exitStatus).toBe(7);
+      expect(runc.calls).toEqual([`restore t ${images}`, 'delete t']);
+      expect(topics()).toEqual(['/tasks/create', '/tasks/start', '/tasks/exit:t', '/tasks/delete']);
+      // Not containerd's temporary extraction directory: kept.
+      expect(fs.existsSync(path.join(images, 'inventory.img'))).toBe(true);
+    });
+
+    it('the directory containerd extracted the checkpoint image into (which it never removes) is removed once restored', async () => {
+      const extracted = fs.mkdtempSync(path.join(os.tmpdir(), 'ctrd-checkpoint'));
+      const named = path.join(os.tmpdir(), `ctrd-checkpoint${Date.now()}`);
+      fs.renameSync(extracted, named);
+      try {
+        fs.writeFileSync(path.join(named, 'inventory.img'), '');
+        await svc.create('default', { id: 't', bundle, rootfs: [], checkpoint: named, options: undefined, ...noIo });
+        expect(fs.existsSync(named)).toBe(true);
+        await svc.start('t', '');
+        expect(fs.existsSync(named)).toBe(false);
+      } finally {
+        fs.rmSync(named, { recursive: true, force: true });
+      }
+    });
+
+    it('restore never started: kill ends the task without signalling anything (no pid 0 to kill), delete runs no runc', async () => {
+      fs.writeFileSync(path.join(images, 'inventory.img'), '');
+      await svc.create('default', { id: 't', bundle, rootfs: [], checkpoint: images, options: undefined, ...noIo });
+      await svc.kill('t', '', 0, false);
+      expect(svc.state('t', '').status).toBe('created');
+      await svc.kill('t', '', 15, false);
+      expect(svc.state('t', '')).toMatchObject({ status: 'stopped', exitStatus: 143 });
+      expect((await svc.delete('t', '')).exitStatus).toBe(143);
+      expect(runc.calls).toEqual([]);
+      expect(svc.size).toBe(0);
+    });
+
+    it('a directory that is neither criu images nor a VM checkpoint is refused at Create, leaving no task', async () => {
+      await expect(svc.create('default', { id: 't', bundle, rootfs: [], checkpoint: images, options: undefined, ...noIo })).rejects.toMatchObject({ code: Code.InvalidArgument });
+      expect(svc.size).toBe(0);
+      expect(runc.calls).toEqual([]);
+    });
   });
 });

@@ -9,23 +9,58 @@ import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 
 /**
  * The checkpoint options containerd's Go client sends (runc's; ctr sends them only for runc runtime
- * names). This shim reads `exit`; image_path names where a caller wants the state written instead of
- * containerd's own temporary directory.
+ * names). A unikernel's checkpoint reads `exit` and image_path (where a caller wants the state written
+ * instead of containerd's own temporary directory); an ordinary container's passes all of them to
+ * runc checkpoint, as containerd's runc shim does.
  */
 export interface CheckpointOptions {
   exit: boolean;
+  openTcp: boolean;
+  externalUnixSockets: boolean;
+  terminal: boolean;
+  fileLocks: boolean;
+  emptyNamespaces: string[];
+  cgroupsMode: string;
   imagePath: string;
   workPath: string;
 }
 
 function createBaseCheckpointOptions(): CheckpointOptions {
-  return { exit: false, imagePath: "", workPath: "" };
+  return {
+    exit: false,
+    openTcp: false,
+    externalUnixSockets: false,
+    terminal: false,
+    fileLocks: false,
+    emptyNamespaces: [],
+    cgroupsMode: "",
+    imagePath: "",
+    workPath: "",
+  };
 }
 
 export const CheckpointOptions: MessageFns<CheckpointOptions> = {
   encode(message: CheckpointOptions, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.exit !== false) {
       writer.uint32(8).bool(message.exit);
+    }
+    if (message.openTcp !== false) {
+      writer.uint32(16).bool(message.openTcp);
+    }
+    if (message.externalUnixSockets !== false) {
+      writer.uint32(24).bool(message.externalUnixSockets);
+    }
+    if (message.terminal !== false) {
+      writer.uint32(32).bool(message.terminal);
+    }
+    if (message.fileLocks !== false) {
+      writer.uint32(40).bool(message.fileLocks);
+    }
+    for (const v of message.emptyNamespaces) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.cgroupsMode !== "") {
+      writer.uint32(58).string(message.cgroupsMode);
     }
     if (message.imagePath !== "") {
       writer.uint32(66).string(message.imagePath);
@@ -55,6 +90,54 @@ export const CheckpointOptions: MessageFns<CheckpointOptions> = {
             }
 
             message.exit = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.openTcp = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.externalUnixSockets = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.terminal = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.fileLocks = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.emptyNamespaces.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.cgroupsMode = reader.string();
             continue;
           }
           case 8: {
@@ -91,6 +174,12 @@ export const CheckpointOptions: MessageFns<CheckpointOptions> = {
   fromPartial<I extends Exact<DeepPartial<CheckpointOptions>, I>>(object: I): CheckpointOptions {
     const message = createBaseCheckpointOptions();
     message.exit = object.exit ?? false;
+    message.openTcp = object.openTcp ?? false;
+    message.externalUnixSockets = object.externalUnixSockets ?? false;
+    message.terminal = object.terminal ?? false;
+    message.fileLocks = object.fileLocks ?? false;
+    message.emptyNamespaces = object.emptyNamespaces?.map((e) => e) || [];
+    message.cgroupsMode = object.cgroupsMode ?? "";
     message.imagePath = object.imagePath ?? "";
     message.workPath = object.workPath ?? "";
     return message;
