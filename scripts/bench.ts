@@ -17,7 +17,8 @@
 //   6. Checkpoint and restore of a counting guest on containerd 1.6, the hello kernel (kvm) and the
 //      Linux guest (tcg): the state's size, the checkpoint's time (`ctr containers checkpoint
 //      --task`: pause, save, resume), and restore to its next console line against a cold boot to
-//      its first.
+//      its first; and a busybox counter (criu through runc), checkpointed and restored by the stock
+//      runc shim and by this one, interleaved.
 // BENCH_N (default 20) and BENCH_CONTAINERD (default "1.6", comma list allowed) tune it;
 // BENCH_ROOTFS=0 skips part 4; BENCH_TRANSPORT=0 skips ttrpc against gRPC on 1.7; BENCH_PODS=0 skips
 // part 5; BENCH_CHECKPOINT=0 skips part 6.
@@ -557,11 +558,56 @@ async function benchCheckpoint(): Promise<Row[]> {
         { metric: `${g.name}: checkpoint size (state + manifest, tar), median`, baseline: 0, ours: median(sizes), unit: 'MiB' },
       );
     }
+    rows.push(...(await benchCriu(c, dir, until)));
     return rows;
   } finally {
     await c.destroy();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * An ordinary container's checkpoint (criu through runc) and restore to its next count line, by the
+ * stock runc shim (the baseline column) and by this shim, interleaved, on the same containerd.
+ */
+async function benchCriu(c: Containerd, dir: string, until: (f: string, n: number, what: string) => Promise<void>): Promise<Row[]> {
+  const r0 = await c.ctr(['images', 'import', buildBusyboxImage(path.join(REPO, '.cache', 'images'))]);
+  if (r0.code !== 0) throw new Error(r0.stderr);
+  const counter = ['sh', '-c', 'i=0; while :; do echo count $i; i=$((i+1)); sleep 0.1; done'];
+  const n = Math.min(N, 10);
+  const m = { runc: { save: [] as number[], restore: [] as number[], size: [] as number[] }, ours: { save: [] as number[], restore: [] as number[], size: [] as number[] } };
+  for (let i = 0; i < n; i++) {
+    for (const [who, runtime] of [['runc', 'io.containerd.runc.v2'], ['ours', RUNTIME]] as const) {
+      const id = `criu-${who}-${i}`;
+      const log = path.join(dir, `${id}.log`);
+      const r = await c.ctr(['run', '-d', '--runtime', runtime, '--log-uri', `file://${log}`, BUSYBOX_IMAGE, id, ...counter]);
+      if (r.code !== 0) throw new Error(r.stderr);
+      await until(log, 2, `${who} busybox count`);
+      const ref = `localhost/bench-criu:${id}`;
+      const t1 = performance.now();
+      const cp = await c.ctr(['containers', 'checkpoint', '--task', '--image', id, ref]);
+      if (cp.code !== 0) throw new Error(cp.stderr);
+      m[who].save.push(performance.now() - t1);
+      m[who].size.push((await checkpointLayer(c, ref)).size / (1024 * 1024));
+      await removeContainer(c, id, 50);
+      const id2 = `${id}r`;
+      const log2 = path.join(dir, `${id2}.log`);
+      // `--`: ctr containers create would take the counter's -c for its own --config.
+      const cr = await c.ctr(['containers', 'create', '--runtime', runtime, '--', BUSYBOX_IMAGE, id2, ...counter]);
+      if (cr.code !== 0) throw new Error(cr.stderr);
+      const t2 = performance.now();
+      await restoreTask(c, id2, ref, `file://${log2}`);
+      await until(log2, 1, `${who} busybox restore`);
+      m[who].restore.push(performance.now() - t2);
+      await removeContainer(c, id2, 50);
+      await c.ctr(['images', 'rm', ref]);
+    }
+  }
+  return [
+    { metric: `busybox (criu): checkpoint (pause, dump, resume), runc shim vs ours, median (1.6, n=${n})`, baseline: median(m.runc.save), ours: median(m.ours.save), unit: 'ms' },
+    { metric: 'busybox (criu): restore to a count line, runc shim vs ours, median', baseline: median(m.runc.restore), ours: median(m.ours.restore), unit: 'ms' },
+    { metric: 'busybox (criu): checkpoint size (images, tar), runc shim vs ours, median', baseline: median(m.runc.size), ours: median(m.ours.size), unit: 'MiB' },
+  ];
 }
 
 const rows: Row[] = [];
