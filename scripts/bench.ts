@@ -19,9 +19,14 @@
 //      --task`: pause, save, resume), and restore to its next console line against a cold boot to
 //      its first; and a busybox counter (criu through runc), checkpointed and restored by the stock
 //      runc shim and by this one, interleaved.
+//   7. Memory on containerd 1.6: the shim daemon against the runc shims with 1, 10, 30 and 100
+//      busybox `sleep` containers running, measured at rest (after the daemon's settle-and-trim),
+//      RSS and PSS with the daemon as the only node process (scripts/lib/memory.ts), the marginal
+//      cost per container and the crossover.
 // BENCH_N (default 20) and BENCH_CONTAINERD (default "1.6", comma list allowed) tune it;
 // BENCH_ROOTFS=0 skips part 4; BENCH_TRANSPORT=0 skips ttrpc against gRPC on 1.7; BENCH_PODS=0 skips
-// part 5; BENCH_CHECKPOINT=0 skips part 6.
+// part 5; BENCH_CHECKPOINT=0 skips part 6; BENCH_MEMORY=0 skips part 7 (BENCH_MEMORY_COUNTS="1,10"
+// measures other counts).
 import fs from 'node:fs';
 import path from 'node:path';
 import { Containerd, REPO, RUNTIME, pidsMatching, sleep, type Version } from '../test/e2e/containerd.js';
@@ -30,6 +35,7 @@ import { GUESTS, buildGuests, linuxRootLayer, pauseImage, unikernelImage } from 
 import { CriClient } from '../test/e2e/cri.js';
 import { ContainerState } from '../src/gen/cri/runtime/v1/api.js';
 import { checkpointLayer, restoreTask } from '../test/e2e/checkpoint.js';
+import { memoryOf, type Memory } from './lib/memory.js';
 import { spawn, spawnSync } from 'node:child_process';
 import os from 'node:os';
 
@@ -610,6 +616,65 @@ async function benchCriu(c: Containerd, dir: string, until: (f: string, n: numbe
   ];
 }
 
+/**
+ * Memory at rest with n busybox `sleep` containers running, for each n, through the runc shim (one
+ * Go process per container) and through this shim (one daemon). Measured 12 s after the last
+ * container started: past the daemon's 10 s settle-and-trim (src/shim/trim.ts), as a node at rest.
+ */
+async function benchMemory(): Promise<Row[]> {
+  const counts = (process.env.BENCH_MEMORY_COUNTS ?? '1,10,30,100').split(',').map(Number).filter((n) => n > 0);
+  const c = await Containerd.start('1.6', { URUNC_SHIM_LINGER_MS: undefined });
+  const result: Array<{ n: number; runc: Memory; ours: Memory; daemons: number }> = [];
+  try {
+    const imp = await c.ctr(['images', 'import', buildBusyboxImage(path.join(REPO, '.cache', 'images'))]);
+    if (imp.code !== 0) throw new Error(imp.stderr);
+    const measure = async (runtime: string, bin: string, n: number): Promise<{ mem: Memory; pids: number }> => {
+      const ids = Array.from({ length: n }, (_, i) => `mem-${bin.slice(-7, -3)}-${n}-${i}`);
+      for (const id of ids) {
+        const r = await c.ctr(['run', '-d', '--runtime', runtime, BUSYBOX_IMAGE, id, 'sleep', '600']);
+        if (r.code !== 0) throw new Error(r.stderr);
+      }
+      await sleep(12_000);
+      const pids = pidsMatching((argv) => argv.some((a) => a.includes(bin)) && argv.includes(c.address));
+      const mem = memoryOf(pids);
+      for (const id of ids) await removeContainer(c, id, 50);
+      return { mem, pids: pids.length };
+    };
+    for (const n of counts) {
+      const runc = await measure(RUNC, 'containerd-shim-runc-v2', n);
+      const ours = await measure(RUNTIME, 'containerd-shim-urunc-v2', n);
+      result.push({ n, runc: runc.mem, ours: ours.mem, daemons: ours.pids });
+      console.log(`memory, ${n} running: runc shims ${runc.pids} processes RSS ${runc.mem.rss.toFixed(1)} PSS ${runc.mem.pss.toFixed(1)} MiB; urunc-ts ${ours.pids} process(es) RSS ${ours.mem.rss.toFixed(1)} PSS ${ours.mem.pss.toFixed(1)} alone ${ours.mem.pssAlone.toFixed(1)} anon ${ours.mem.anon.toFixed(1)} MiB`);
+    }
+  } finally {
+    await c.destroy();
+  }
+  fs.mkdirSync(path.join(REPO, 'bench-results'), { recursive: true });
+  fs.writeFileSync(path.join(REPO, 'bench-results', 'memory-1.6.json'), JSON.stringify(result, null, 1));
+  const rows: Row[] = [];
+  for (const r of result) {
+    rows.push(
+      { metric: `memory, ${r.n} running: runc shims' PSS vs the daemon's PSS alone (1.6)`, baseline: r.runc.pss, ours: r.ours.pssAlone, unit: 'MiB' },
+      { metric: `memory, ${r.n} running: RSS, summed`, baseline: r.runc.rss, ours: r.ours.rss, unit: 'MiB' },
+    );
+  }
+  const first = result[0];
+  const last = result.at(-1);
+  if (first && last && last.n > first.n) {
+    // Straight lines through the smallest and largest counts; the crossover is where they meet.
+    const slope = (f: (m: Memory) => number, k: 'runc' | 'ours') => (f(last[k]) - f(first[k])) / (last.n - first.n);
+    const runcPer = slope((m) => m.pss, 'runc');
+    const oursPer = slope((m) => m.pssAlone, 'ours');
+    const runcBase = first.runc.pss - runcPer * first.n;
+    const oursBase = first.ours.pssAlone - oursPer * first.n;
+    rows.push(
+      { metric: `memory: PSS per added container (${first.n} to ${last.n} running)`, baseline: runcPer, ours: oursPer, unit: 'MiB' },
+      { metric: 'memory: crossover (containers from which the daemon uses less)', baseline: 0, ours: runcPer > oursPer ? Math.max(1, Math.ceil((oursBase - runcBase) / (runcPer - oursPer))) : Infinity, unit: 'ctrs' },
+    );
+  }
+  return rows;
+}
+
 const rows: Row[] = [];
 for (const v of VERSIONS) rows.push(...(await benchVersion(v)));
 if (rows.length > 0) {
@@ -623,6 +688,7 @@ const parts: Array<[string, () => Promise<Row[]>, string, string]> = [
   ['BENCH_ROOTFS', benchRootfs, 'copy', 'view'],
   ['BENCH_PODS', benchPods, 'baseline', 'urunc-ts'],
   ['BENCH_CHECKPOINT', benchCheckpoint, 'cold boot', 'urunc-ts'],
+  ['BENCH_MEMORY', benchMemory, 'runc shim', 'urunc-ts'],
 ];
 for (const [env, part, base, ours] of parts) {
   if (process.env[env] === '0') continue;
