@@ -10,13 +10,9 @@ import { parse as parseToml } from 'smol-toml';
 import * as z from 'zod/mini';
 import { invalidArgument, messageOf } from '../errors.js';
 import { HYPERVISORS, type HypervisorName } from './unikernel-config.js';
+import { DEFAULT_CONFIG_PATH, SHIM_DEFAULTS } from './runtime-config-path.js';
 
-export const DEFAULT_CONFIG_PATH = '/etc/urunc/config.toml';
-
-/** The config file: the options' ConfigPath, else $URUNC_CONFIG_PATH, else /etc/urunc/config.toml. */
-export function configPathFor(optionPath: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  return optionPath || env.URUNC_CONFIG_PATH || DEFAULT_CONFIG_PATH;
-}
+export { DEFAULT_CONFIG_PATH, configPathFor } from './runtime-config-path.js';
 
 /** A non-negative count where 0 (or absence) means the default, as urunc's uint fields. */
 const countOr = (dflt: number) => z._default(z.pipe(z.int().check(z.gte(0)), z.transform((n: number) => n || dflt)), dflt);
@@ -70,10 +66,10 @@ const ConfigSchema = z.object({
    * and which protocol containerd is told to speak to it (grpc: containerd 1.7 and later).
    */
   shim: z._default(z.object({
-    grouping: z._default(z.enum(['node', 'pod']), 'node'),
-    linger_ms: z._default(z.int().check(z.gte(0)), 600_000),
-    protocol: z._default(z.enum(['ttrpc', 'grpc']), 'ttrpc'),
-  }), { grouping: 'node', linger_ms: 600_000, protocol: 'ttrpc' }),
+    grouping: z._default(z.enum(['node', 'pod']), SHIM_DEFAULTS.grouping),
+    linger_ms: z._default(z.int().check(z.gte(0)), SHIM_DEFAULTS.linger_ms),
+    protocol: z._default(z.enum(['ttrpc', 'grpc']), SHIM_DEFAULTS.protocol),
+  }), { ...SHIM_DEFAULTS }),
   /** Ours: a guest that shows no console output within boot_timeout_ms is killed (0: no limit). */
   watchdog: z._default(z.object({ boot_timeout_ms: z._default(z.int().check(z.gte(0)), 60_000) }), { boot_timeout_ms: 60_000 }),
 });

@@ -4,8 +4,9 @@
 // by key: spec, then image, then urunc.json. No key at all means an ordinary container.
 import * as z from 'zod/mini';
 import { invalidArgument } from '../errors.js';
+import { PREFIX } from './unikernel-keys.js';
 
-export const PREFIX = 'com.urunc.unikernel.';
+export { PREFIX, decodeUruncJson, pickUnikernelKeys } from './unikernel-keys.js';
 
 export const UNIKERNEL_TYPES = ['linux', 'unikraft', 'rumprun', 'mirage', 'mewz', 'hermit', 'includeos', 'freebsd'] as const;
 export const HYPERVISORS = ['qemu', 'firecracker', 'cloud-hypervisor', 'hvt', 'spt'] as const;
@@ -67,7 +68,8 @@ const ConfigSchema = z.object({
 });
 
 export type UnikernelConfig = z.infer<typeof ConfigSchema>;
-const KEYS = Object.keys(ConfigSchema.def.shape) as Array<keyof UnikernelConfig>;
+/** The schema's keys, which src/monitors/unikernel-keys.ts lists for the light first look (a unit test keeps them equal). */
+export const SCHEMA_KEYS = Object.keys(ConfigSchema.def.shape) as Array<keyof UnikernelConfig>;
 
 /**
  * The guest/monitor pairs urunc v0.8.0 accepts (annotations.go supportedGuestMonitorPairs), plus
@@ -80,38 +82,6 @@ const PAIRS: Record<HypervisorName, readonly UnikernelType[]> = {
   hvt: ['rumprun', 'mirage', 'includeos'],
   spt: ['rumprun', 'mirage', 'includeos'],
 };
-
-/** The `com.urunc.unikernel.*` entries of a string map, keyed by their short name; empty values count as absent (bunix writes every key). */
-export function pickUnikernelKeys(map: Record<string, string> | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(map ?? {})) {
-    if (!k.startsWith(PREFIX) || v === '') continue;
-    const short = k.slice(PREFIX.length);
-    if ((KEYS as string[]).includes(short)) out[short] = v;
-  }
-  return out;
-}
-
-/**
- * urunc.json: a flat object of annotation names to base64 values. Returns the decoded
- * `com.urunc.unikernel.*` entries; anything else in the file is ignored, malformed files are errors.
- */
-export function decodeUruncJson(text: string): Record<string, string> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw invalidArgument('urunc.json is not valid JSON');
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalidArgument('urunc.json must be a JSON object');
-  const decoded: Record<string, string> = {};
-  for (const [k, v] of Object.entries(parsed)) {
-    if (!k.startsWith(PREFIX)) continue;
-    if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) throw invalidArgument(`urunc.json: ${k} is not a base64 string`);
-    decoded[k] = Buffer.from(v, 'base64').toString('utf8');
-  }
-  return pickUnikernelKeys(decoded);
-}
 
 export interface ConfigSources {
   spec: Record<string, string>;

@@ -5,7 +5,7 @@ import { GetContainerRequest, GetContainerResponse } from '../gen/containerd/ser
 import { ReadContentRequest, ReadContentResponse } from '../gen/containerd/services/content/content.js';
 import { GetImageRequest, GetImageResponse } from '../gen/containerd/services/images/images.js';
 import { Code, ShimError } from '../errors.js';
-import { PREFIX } from '../monitors/unikernel-config.js';
+import { PREFIX } from '../monitors/unikernel-keys.js';
 import { ContainerdGrpc } from './containerd-grpc.js';
 
 const INDEX_TYPES = ['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json'];

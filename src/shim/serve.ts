@@ -1,32 +1,36 @@
 // The long-lived daemon of one shim group: subreaper, ttrpc server on the listener `start`
 // handed over (fd 3), task service, event publisher. Exits after Shutdown once no task is left.
 import fs from 'node:fs';
-import { limitMallocArenas, mallocTrim, setChildSubreaper, setCloexec } from '../sys/libc.js';
+import { dropFilePages, limitMallocArenas, mallocTrim, setChildSubreaper, setCloexec } from '../sys/libc.js';
 import { Reaper } from '../task/reaper.js';
 import { TaskService } from '../task/service.js';
-import { SandboxService, addPodFiles } from '../task/sandbox.js';
-import { sandboxHandlers } from './sandbox-rpc.js';
+import type { SandboxService } from '../task/sandbox.js';
 import { canConnect, socketPath } from './address.js';
 import type { ShimFlags } from './flags.js';
 import { createBundleLogger } from './logger.js';
 import { Publisher } from './publisher.js';
 import { taskHandlers } from './task-rpc.js';
-import { TtrpcServer } from './ttrpc/server.js';
+import { TtrpcServer, lazyHandlers } from './ttrpc/server.js';
 import { kvmUsable } from '../sys/libc.js';
-import { containerdGrpc } from './containerd-grpc.js';
-import { imageAnnotationReader } from './image-annotations.js';
-import { snapshotApiFor } from './containerd-snapshots.js';
+import { lazy, pinChunks } from '../sys/lazy.js';
+import { lazyImageAnnotations, lazySnapshotApi } from './containerd-lazy.js';
 import { declineReply, runForwarded, serveFront } from './front.js';
 import { runStart, type StartModules } from './start.js';
-import * as bootstrap from './bootstrap.js';
-import * as grpcBootstrap from './grpc-bootstrap.js';
-import * as runtimeConfig from '../monitors/runtime-config.js';
-import { runDelete } from './delete.js';
 import { trimWhenSettled } from './trim.js';
 import type { GrpcServer } from './grpc/server.js';
 
-/** What a forwarded `start` needs, loaded with the daemon (see StartModules). */
-const startModules: StartModules = { bootstrap: async () => bootstrap, runtimeConfig: async () => runtimeConfig, grpcBootstrap: async () => grpcBootstrap };
+/**
+ * What a forwarded `start` may need beyond the basics (the bootstrap codec, the runtime config
+ * when a file is there, the gRPC bootstrap), loaded on first use from the daemon's own build.
+ */
+const startModules: StartModules = {
+  bootstrap: () => lazy(() => import('./bootstrap.js')),
+  runtimeConfig: () => lazy(() => import('../monitors/runtime-config.js')),
+  grpcBootstrap: () => lazy(() => import('./grpc-bootstrap.js')),
+};
+
+/** The Sandbox API's methods: served by src/shim/sandbox-rpc.ts, loaded with the first call (2.x `sandboxer = "shim"`). */
+const SANDBOX_METHODS = ['CreateSandbox', 'StartSandbox', 'Platform', 'StopSandbox', 'WaitSandbox', 'SandboxStatus', 'PingSandbox', 'ShutdownSandbox', 'SandboxMetrics'];
 
 function inodeOf(p: string): number | undefined {
   try {
@@ -61,20 +65,25 @@ export async function runServe(f: ShimFlags): Promise<void> {
   setCloexec(3);
   // The daemon outlives the bundle it started in; nothing it spawns may inherit a deleted cwd.
   process.chdir('/');
+  // The chunks of this build, held open so that modules loaded on first use still come from it after an upgrade.
+  pinChunks(import.meta.url);
 
   const reaper = new Reaper();
   reaper.install();
   const ttrpcAddress = process.env.TTRPC_ADDRESS || `${f.address}.ttrpc`;
   const publisher = new Publisher(ttrpcAddress, log);
+  // Pods whose sandbox this shim owns (2.x `sandboxer = "shim"`): set up by the first Sandbox call.
+  let sandboxes: { service: SandboxService; addPodFiles: typeof import('../task/sandbox.js').addPodFiles } | undefined;
+  const sandboxCount = (): number => sandboxes?.service.size ?? 0;
   const service = new TaskService(log, reaper, publisher, undefined, (taskBundle, namespace, id) =>
     taskBundle === bundle ? { log: log.child({ task: id }), close: () => undefined } : createBundleLogger(taskBundle, { namespace, id }, f.debug),
   {
-    imageAnnotations: f.address ? imageAnnotationReader(containerdGrpc(f.address)) : undefined,
-    containerd: f.address ? { address: f.address, snapshots: snapshotApiFor } : undefined,
+    imageAnnotations: f.address ? lazyImageAnnotations(f.address) : undefined,
+    containerd: f.address ? { address: f.address, snapshots: lazySnapshotApi } : undefined,
     kvmUsable: once(kvmUsable),
     podFiles: (namespace, sandboxId, taskBundle) => {
-      const files = sandboxes.podFiles(namespace, sandboxId);
-      return files ? addPodFiles(taskBundle, files) : 0;
+      const files = sandboxes?.service.podFiles(namespace, sandboxId);
+      return files && sandboxes ? sandboxes.addPodFiles(taskBundle, files) : 0;
     },
   });
   liveBundles = () => service.bundles();
@@ -107,16 +116,22 @@ export async function runServe(f: ShimFlags): Promise<void> {
     defaultNamespace: f.namespace,
     // A lingering daemon stays for the next container; Shutdown with now=true still ends it.
     onShutdown: (now) => {
-      if (now || (lingerMs === 0 && sandboxes.size === 0)) shutdown();
+      if (now || (lingerMs === 0 && sandboxCount() === 0)) shutdown();
     },
   });
   server.register('containerd.task.v2.Task', handlers);
   server.register('containerd.task.v3.Task', handlers);
   // Pods whose sandbox this shim owns (2.x `sandboxer = "shim"`): same connection, no pause container.
-  const sandboxes = new SandboxService(log, () => {
-    if (service.size === 0 && lingerMs === 0) shutdown();
-  });
-  server.register('containerd.runtime.sandbox.v1.Sandbox', sandboxHandlers(sandboxes, f.namespace));
+  server.register('containerd.runtime.sandbox.v1.Sandbox', lazyHandlers(SANDBOX_METHODS, async () => {
+    const [sb, rpc] = await lazy(() => Promise.all([import('../task/sandbox.js'), import('./sandbox-rpc.js')]));
+    sandboxes ??= {
+      service: new sb.SandboxService(log, () => {
+        if (service.size === 0 && lingerMs === 0) shutdown();
+      }),
+      addPodFiles: sb.addPodFiles,
+    };
+    return rpc.sandboxHandlers(sandboxes.service, f.namespace);
+  }));
   // containerd told "protocol":"grpc" at `start` dials the same socket with HTTP/2 and calls task v3.
   // grpc-js is loaded for that only, up front by a daemon started to answer gRPC (a daemon must not
   // import from dist/ later, after an upgrade may have replaced it).
@@ -145,7 +160,7 @@ export async function runServe(f: ShimFlags): Promise<void> {
       delete: async (df, io) => {
         // containerd lost this task's connection while the task is still here: kill and release it first.
         if (df.id && (await service.forget(df.id))) log.warn({ id: df.id }, 'delete: task was still held by this daemon');
-        await runDelete(df, io);
+        await (await lazy(() => import('./delete.js'))).runDelete(df, io);
       },
     });
     lastFront = Date.now();
@@ -160,14 +175,16 @@ export async function runServe(f: ShimFlags): Promise<void> {
     // before the trim.
     (globalThis as { gc?: () => void }).gc?.();
     const released = mallocTrim();
+    // What the burst and start-up touched of node's code stays in the page cache, not in the daemon.
+    const fileBytes = process.env.URUNC_KEEP_FILE_PAGES === '1' ? 0 : dropFilePages();
     const m = process.memoryUsage();
-    log.debug({ released, rssBefore: before, rssAfter: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external }, 'memory given back after a burst of container work');
+    log.debug({ released, fileBytes, rssBefore: before, rssAfter: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external }, 'memory given back after a burst of container work');
   });
   // Idle: no task, no client, no front request. A lingering daemon waits lingerMs for the next
   // container; any daemon leaves at once when its containerd is gone (nothing can reach it then).
   const limit = lingerMs > 0 ? lingerMs : Number(process.env.URUNC_SHIM_IDLE_EXIT_MS ?? 60_000);
   exitWhenIdle(
-    () => service.size === 0 && sandboxes.size === 0 && server.connections === 0 && server.activeCalls === 0 && grpcCalls() === 0,
+    () => service.size === 0 && sandboxCount() === 0 && server.connections === 0 && server.activeCalls === 0 && grpcCalls() === 0,
     () => lastFront,
     limit,
     () => canConnect(`unix://${ttrpcAddress}`, 1000),

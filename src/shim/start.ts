@@ -16,6 +16,7 @@ import type { StartInput } from './bootstrap.js';
 import { toArgs, type ShimFlags } from './flags.js';
 import { ColdPathNeeded, type ActionIo } from './io.js';
 import { readSpecText } from '../task/spec.js';
+import { SHIM_DEFAULTS, configPathFor } from '../monitors/runtime-config-path.js';
 
 export const GROUP_ANNOTATION = 'io.containerd.urunc.v2.group';
 export const POD_ANNOTATION = 'io.kubernetes.cri.sandbox-id';
@@ -77,8 +78,9 @@ export const lazyStartModules: StartModules = {
 
 /** The runtime config's [shim] table, overridden by URUNC_SHIM_GROUPING / URUNC_SHIM_LINGER_MS / URUNC_SHIM_PROTOCOL. */
 export async function shimSettings(env: NodeJS.ProcessEnv, configPath: string | undefined, modules: StartModules = lazyStartModules): Promise<ShimSettings> {
-  const { configPathFor, loadRuntimeConfig } = await modules.runtimeConfig();
-  const cfg = loadRuntimeConfig(configPathFor(configPath, env)).shim;
+  // No file, the defaults: the TOML parser and schema load only for a file that is there.
+  const file = configPathFor(configPath, env);
+  const cfg: { grouping: 'node' | 'pod'; linger_ms: number; protocol: 'ttrpc' | 'grpc' } = fs.existsSync(file) ? (await modules.runtimeConfig()).loadRuntimeConfig(file).shim : SHIM_DEFAULTS;
   const grouping = env.URUNC_SHIM_GROUPING === 'pod' || env.URUNC_SHIM_GROUPING === 'node' ? env.URUNC_SHIM_GROUPING : cfg.grouping;
   const fromEnv = Number(env.URUNC_SHIM_LINGER_MS);
   const lingerMs = env.URUNC_SHIM_LINGER_MS !== undefined && Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv

@@ -8,7 +8,7 @@ import { CheckpointOptions } from '../gen/containerd/runc/options/checkpoint.js'
 import type { TaskService } from '../task/service.js';
 import type { CheckpointOpts, Status } from '../task/types.js';
 import { method, type CallContext, type Handler } from './ttrpc/server.js';
-import { encodeStats } from './stats.js';
+import { lazy } from '../sys/lazy.js';
 import { toTimestamp } from './timestamp.js';
 import { configPathOf } from './bootstrap.js';
 
@@ -66,7 +66,8 @@ export function taskHandlers(svc: TaskService, hooks: TaskRpcHooks): Record<stri
       const e = await svc.wait(r.id, r.execId);
       return { exitStatus: e.exitStatus, exitedAt: ts(e.exitedAt) };
     }),
-    Stats: method(pb.StatsRequest, pb.StatsResponse, async (_ctx, r) => ({ stats: encodeStats(await svc.stats(r.id)) })),
+    // The cgroup metrics codec loads with the first Stats call (kubelet polls it; ctr rarely asks).
+    Stats: method(pb.StatsRequest, pb.StatsResponse, async (_ctx, r) => ({ stats: (await lazy(() => import('./stats.js'))).encodeStats(await svc.stats(r.id)) })),
     Connect: method(pb.ConnectRequest, pb.ConnectResponse, async (_ctx, r) => ({
       shimPid: process.pid, taskPid: svc.taskPid(r.id), version: '',
     })),

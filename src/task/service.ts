@@ -7,7 +7,6 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { alreadyExists, failedPrecondition, invalidArgument, messageOf, notFound, unimplemented } from '../errors.js';
 import { unmountAll } from '../rootfs/mounts.js';
-import { releaseRootfs } from '../rootfs/release.js';
 import { armed, failpoint } from '../sys/failpoints.js';
 import { Proc } from './process.js';
 import type { Reaper } from './reaper.js';
@@ -17,13 +16,17 @@ import type { CheckpointOpts, CreateRequest, EventSink, ExecRequest, ExitInfo, P
 import { readSpec } from './spec.js';
 import { oomKills } from './oom.js';
 import { validateId } from './identifiers.js';
-import { setupContainer, snapshotsFor, specRootfs, startVirtiofsd, type UnikernelHost, type UnikernelTask } from './unikernel.js';
-import { removeMonitorBundle, type OciSpec } from '../monitors/launcher.js';
-import { Watchdog } from '../monitors/watchdog.js';
+import { setupContainer, specRootfs, type UnikernelHost } from './container-kind.js';
+import type { UnikernelTask } from './unikernel.js';
+import type { OciSpec } from '../monitors/launcher.js';
+import type { Watchdog } from '../monitors/watchdog.js';
 import { hooksOf, runHooks, type OciState } from './hooks.js';
-import { checkRestorable, qemuVersion, readManifest, vmShape, writeManifest, type CheckpointManifest } from '../monitors/checkpoint.js';
-import { STATE_FILE, loadVmState, saveVmState } from '../monitors/vm-state.js';
-import { criuCheckpoint, criuRestore, isCriuCheckpoint, removeExtractedCheckpoint } from './criu.js';
+import { lazy } from '../sys/lazy.js';
+
+/** Unikernel-only code (src/task/vm.ts), loaded with the first unikernel or checkpoint. */
+type VmModule = typeof import('./vm.js');
+/** Checkpoint and restore of ordinary containers, loaded with the first checkpoint. */
+const criuModule = () => lazy(() => import('./criu.js'));
 
 /** The runc operations the service uses; the real CLI wrapper or a recording fake in unit tests. */
 export type RuncLike = Pick<Runc, 'create' | 'start' | 'exec' | 'kill' | 'delete' | 'pause' | 'resume' | 'update' | 'ps' | 'stats' | 'checkpoint' | 'restore'>;
@@ -86,6 +89,14 @@ export class TaskService {
     private readonly unikernels: UnikernelHost = { kvmUsable: () => false },
   ) {}
 
+  /** Unikernel-only code, set once the first unikernel (or checkpoint) loaded it; every unikernel container implies it. */
+  private vm: VmModule | undefined;
+
+  private async vmModule(): Promise<VmModule> {
+    this.vm ??= await lazy(() => import('./vm.js'));
+    return this.vm;
+  }
+
   get size(): number {
     return this.containers.size;
   }
@@ -109,8 +120,9 @@ export class TaskService {
   private async createTask(namespace: string, req: CreateRequest): Promise<number> {
     if (req.checkpoint && !path.isAbsolute(req.checkpoint)) throw invalidArgument(`checkpoint ${req.checkpoint} is not absolute`);
     // A VM's checkpoint (urunc-checkpoint.json) or an ordinary container's (criu images).
-    const criuImages = req.checkpoint && isCriuCheckpoint(req.checkpoint) ? req.checkpoint : undefined;
-    const manifest = req.checkpoint && !criuImages ? readManifest(req.checkpoint) : undefined;
+    const criu = req.checkpoint ? await criuModule() : undefined;
+    const criuImages = req.checkpoint && criu?.isCriuCheckpoint(req.checkpoint) ? req.checkpoint : undefined;
+    const manifest = req.checkpoint && !criuImages ? (await this.vmModule()).readManifest(req.checkpoint) : undefined;
     if (!path.isAbsolute(req.bundle)) throw invalidArgument(`bundle ${req.bundle} is not absolute`);
     let spec = readSpec(req.bundle);
     const sandboxId = spec.annotations?.['io.kubernetes.cri.sandbox-id'];
@@ -127,7 +139,6 @@ export class TaskService {
     let runcBundle = req.bundle;
     let restoreFile: string | undefined;
     try {
-      undo.push(() => removeMonitorBundle(req.bundle));
       ({ unikernel, mountedRootfs } = await setupContainer({
         host: this.unikernels, log: tlog.log, namespace, id: req.id, bundle: req.bundle, rootfs, mounts: req.rootfs,
         spec: spec as OciSpec, configPath: req.configPath, undo: (step) => undo.push(step), restore: manifest !== undefined,
@@ -135,7 +146,8 @@ export class TaskService {
       if (manifest && !unikernel) throw invalidArgument('restoring a checkpoint: it holds a unikernel VM, and this container is not a unikernel');
       if (criuImages && unikernel) throw invalidArgument('restoring a checkpoint: it holds an ordinary container (criu images), and this container is a unikernel');
       if (unikernel) runcBundle = unikernel.plan.runcBundle;
-      if (manifest && unikernel && req.checkpoint) restoreFile = await stageRestore(req.checkpoint, manifest, unikernel, req.bundle);
+      const vm = unikernel ? await this.vmModule() : undefined;
+      if (manifest && unikernel && req.checkpoint) restoreFile = await (vm as VmModule).stageRestore(req.checkpoint, manifest, unikernel, req.bundle);
       const io = await ProcessIO.open(init.stdio, { containerId: req.id, namespace });
       init.io = io;
       undo.push(() => io.destroy());
@@ -153,7 +165,7 @@ export class TaskService {
         io.releaseChildFds();
       }
       if (unikernel) {
-        await startVirtiofsd(req.id, unikernel, runc);
+        await (vm as VmModule).startVirtiofsd(req.id, unikernel, runc);
         const st = ociState(req.id, req.bundle, spec as OciSpec, init.pid, 'creating');
         await runHooks(hooksOf(spec, 'createRuntime'), 'createRuntime', st);
         await runHooks(hooksOf(spec, 'createContainer'), 'createContainer', st);
@@ -166,11 +178,11 @@ export class TaskService {
           this.log.warn({ err: e, id: req.id }, 'create rollback step failed');
         }
       }
-      await removeExtractedCheckpoint(req.checkpoint);
+      await criu?.removeExtractedCheckpoint(req.checkpoint);
       throw err;
     }
     // A VM's state is staged in the bundle by now; criu's images are read by runc restore at Start.
-    if (!criuImages) await removeExtractedCheckpoint(req.checkpoint);
+    if (!criuImages) await criu?.removeExtractedCheckpoint(req.checkpoint);
     tlog.log.info({ pid: init.pid }, 'task created');
     const c: Container = {
       id: req.id, tlog, namespace, bundle: req.bundle, unikernel, watchdog: undefined, runc, init, execs: new Map(),
@@ -233,7 +245,8 @@ export class TaskService {
     const io = c.init.io as ProcessIO;
     const t0 = Date.now();
     const images = c.criuImages as string;
-    const pid = await criuRestore(c.runc, c.id, c.bundle, images, io).finally(() => removeExtractedCheckpoint(images));
+    const criu = await criuModule();
+    const pid = await criu.criuRestore(c.runc, c.id, c.bundle, images, io).finally(() => criu.removeExtractedCheckpoint(images));
     c.criuImages = undefined;
     c.init.pid = pid;
     this.reaper.watch(pid, (status, at) => this.exited(c, c.init, status, at));
@@ -332,7 +345,7 @@ export class TaskService {
     if (c.criuImages) {
       // Created from a checkpoint and never restored: there is no process and no runc container.
       if (!p.exit) p.setExited(137, new Date());
-      await removeExtractedCheckpoint(c.criuImages);
+      await (await criuModule()).removeExtractedCheckpoint(c.criuImages);
     } else if (p.status === 'created') {
       // Never started: runc delete --force kills the waiting init; its exit arrives through the reaper.
       await c.runc.delete(id, c.bundle, true).catch((err: unknown) => this.log.warn({ err, id }, 'runc delete --force'));
@@ -499,15 +512,16 @@ export class TaskService {
   /** Removes what Create set up for the container besides runc's state: monitor bundle, rootfs view, mounts. */
   private async releaseResources(c: Container): Promise<void> {
     if (c.unikernel) {
+      const vm = this.vm as VmModule;
       try {
-        removeMonitorBundle(c.bundle);
+        vm.removeMonitorBundle(c.bundle);
       } catch (err: unknown) {
         c.tlog.log.warn({ err: messageOf(err) }, 'remove monitor bundle');
       }
       // Every step is idempotent, so a transient failure (containerd busy, a mount still busy) is retried.
       for (let attempt = 1; ; attempt++) {
         try {
-          await releaseRootfs(c.bundle, snapshotsFor(this.unikernels));
+          await vm.releaseRootfs(c.bundle, vm.snapshotsFor(this.unikernels));
           break;
         } catch (err: unknown) {
           if (attempt === RELEASE_ATTEMPTS) {
@@ -575,42 +589,21 @@ export class TaskService {
     if (!uk) {
       // An ordinary container: criu through runc. A paused (frozen) one stays paused; with exit, criu ends it once dumped.
       const t0 = Date.now();
-      await criuCheckpoint(c.runc, c.id, c.bundle, target, opts);
+      await (await criuModule()).criuCheckpoint(c.runc, c.id, c.bundle, target, opts);
       c.tlog.log.info({ ms: Date.now() - t0, exit: opts.exit }, 'container checkpointed (criu)');
       return;
     }
-    const wd = c.watchdog;
-    if (!wd || !(await wd.whenConnected(3_000))) throw failedPrecondition('checkpoint: the VM\'s QMP connection is not up');
     const running = c.init.status === 'running';
-    if (running) await wd.command('stop');
-    const t0 = Date.now();
-    try {
-      const bytes = await saveVmState(wd, c.init.pid, uk.plan.scratchInMonitor, path.join(target, STATE_FILE));
-      const v = (await wd.command('query-version')) as { qemu?: { major: number; minor: number; micro: number } } | undefined;
-      writeManifest(target, {
-        version: 1, hypervisor: 'qemu', hypervisorVersion: v?.qemu ? `${v.qemu.major}.${v.qemu.minor}.${v.qemu.micro}` : 'unknown',
-        unikernelType: uk.config.unikernelType, shape: vmShape(uk.plan.argv), stateBytes: bytes, savedAt: new Date().toISOString(),
-      });
-      c.tlog.log.info({ bytes, ms: Date.now() - t0, exit: opts.exit }, 'VM state saved');
-    } catch (err: unknown) {
-      if (running) await wd.command('cont').catch(() => undefined);
-      throw err;
-    }
+    await (await this.vmModule()).saveVm(c.watchdog, c.init.pid, uk, target, running, c.tlog.log);
     if (opts.exit) await c.runc.kill(c.id, c.bundle, 9, false);
-    else if (running) await wd.command('cont');
+    else if (running) await c.watchdog?.command('cont');
   }
 
   /** Streams the staged state into the qemu that Start just ran (waiting on -incoming), then runs the VM. */
   private async loadRestored(c: Container): Promise<void> {
     const file = c.restoreFile as string;
-    const uk = c.unikernel as UnikernelTask;
-    const wd = c.watchdog;
     try {
-      if (!wd || !(await wd.whenConnected(10_000))) throw new Error('the VM\'s QMP connection did not come up');
-      const t0 = Date.now();
-      await loadVmState(wd, c.init.pid, uk.plan.scratchInMonitor, file);
-      await wd.command('cont');
-      c.tlog.log.info({ ms: Date.now() - t0 }, 'VM state restored');
+      await (await this.vmModule()).loadVm(c.watchdog, c.init.pid, c.unikernel as UnikernelTask, file, c.tlog.log);
     } catch (err: unknown) {
       killQuietly(c.init.pid, 9);
       throw new Error(`restoring the VM: ${messageOf(err)}`, { cause: err });
@@ -647,7 +640,7 @@ export class TaskService {
     const uk = c.unikernel;
     if (!uk) return;
     const pid = c.init.pid;
-    const wd = new Watchdog((reason) => {
+    const wd = new (this.vm as VmModule).Watchdog((reason) => {
       c.tlog.log.error({ pid, reason }, 'watchdog: killing the hypervisor');
       killQuietly(pid, 9);
     }, (msg) => c.tlog.log.warn(msg));
@@ -687,21 +680,4 @@ function killQuietly(pid: number, signal: number): void {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());
-}
-
-/**
- * Checks a checkpoint against the VM about to start and copies its state into the bundle (off the
- * event loop; the checkpoint directory is containerd's and may go), bounded by the guest's memory.
- */
-async function stageRestore(dir: string, m: CheckpointManifest, uk: UnikernelTask, bundle: string): Promise<string> {
-  checkRestorable(m, { hypervisor: uk.config.hypervisor, hypervisorVersion: uk.config.hypervisor === 'qemu' ? await qemuVersion(uk.plan.argv[0] as string) : '', argv: uk.plan.argv });
-  const from = path.join(dir, STATE_FILE);
-  const st = await fs.promises.stat(from).catch(() => undefined);
-  if (!st?.isFile()) throw invalidArgument(`restoring a checkpoint: ${from} is missing`);
-  const memMb = Number(uk.plan.argv[uk.plan.argv.indexOf('-m') + 1]?.replace(/M$/, '')) || 0;
-  const cap = (memMb + 64) * 1024 * 1024 * 2;
-  if (st.size !== m.stateBytes || st.size > cap) throw invalidArgument(`restoring a checkpoint: ${STATE_FILE} is ${st.size} bytes (recorded ${m.stateBytes}, at most ${cap} for this VM)`);
-  const to = path.join(bundle, 'restore.state');
-  await fs.promises.copyFile(from, to);
-  return to;
 }

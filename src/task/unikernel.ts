@@ -1,9 +1,8 @@
-// The unikernel branch of Create: decides whether a container is a unikernel (spec annotations,
-// image annotations through containerd, urunc.json in the image); if so, plans how the guest gets
+// The unikernel branch of Create, loaded with the first unikernel container (src/task/container-kind.ts
+// decides, src/sys/lazy.ts loads): given the container's unikernel keys, plans how the guest gets
 // its files, sets up the resources the plan needs (the rootfs mount, a snapshot view of the image,
 // copies of the boot artifacts, virtiofsd), persists plan and resources in the bundle, and has the
-// launcher write the monitor bundle runc runs instead of the container's own. Ordinary containers
-// get their rootfs mounted and go to runc unchanged.
+// launcher write the monitor bundle runc runs instead of the container's own.
 //
 // Resources are registered with the caller's undo list as soon as they exist, so a failure at any
 // later step of Create rolls everything back; after Create, releaseRootfs (Delete, Shutdown, the
@@ -12,40 +11,27 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { Code, ShimError, failedPrecondition, invalidArgument, messageOf } from '../errors.js';
-import { ARTIFACT_COPY_MAX, prepareLaunch, writeLaunchFiles, type LaunchPlan, type OciSpec } from '../monitors/launcher.js';
+import { ARTIFACT_COPY_MAX, prepareLaunch, removeMonitorBundle, writeLaunchFiles, type LaunchPlan, type OciSpec } from '../monitors/launcher.js';
 import { blockFsOf, sharedFsOf } from '../monitors/guests/index.js';
 import { configPathFor, loadRuntimeConfig, type RuntimeConfig } from '../monitors/runtime-config.js';
-import { decodeUruncJson, pickUnikernelKeys, resolveUnikernelConfig, type UnikernelConfig } from '../monitors/unikernel-config.js';
+import { resolveUnikernelConfig, type UnikernelConfig } from '../monitors/unikernel-config.js';
 import { virtiofsdAvailable, waitForVirtiofsd } from '../monitors/virtiofsd.js';
 import { queueProxyEnv, setupNetwork } from '../monitors/network.js';
 import { blockRootfs, mountAll, parseMountInfo, unmountAll, type BlockSource, type Mount } from '../rootfs/mounts.js';
 import { chooseRootfs, needsHostRootfs, type Choice, type RootfsParams } from '../rootfs/planner.js';
 import { processStartTime, releaseRootfs } from '../rootfs/release.js';
-import { resolveFileInRoot, resolveInRoot } from '../rootfs/resolve-in-root.js';
+import { resolveFileInRoot } from '../rootfs/resolve-in-root.js';
 import { assertNoInternalAnnotations, persistParams, StateFile, writeAtomic } from '../rootfs/state.js';
 import { createView, type SnapshotApi } from '../rootfs/view.js';
 import { blockVolumes, copyVolumeFiles, guestVolumes, type BlockVolume } from '../rootfs/volumes.js';
 import { umount } from '../sys/libc.js';
 import { failpoint } from '../sys/failpoints.js';
-import { MiB, readCapped } from '../sys/read-capped.js';
+import { MiB } from '../sys/read-capped.js';
 import type { Runc } from './runc.js';
 import { readSpecText } from './spec.js';
+import { isQueueProxy, readUruncJson, type SetupInput, type SetupResult, type UnikernelHost } from './container-kind.js';
 
-const REQUIRED = ['unikernelType', 'hypervisor', 'binary'];
 const SNAPSHOT_VIEW_ANNOTATION = 'com.urunc.unikernel.snapshotView';
-
-export interface UnikernelHost {
-  /** com.urunc.unikernel.* from the container's labels and image manifest (containerd API). */
-  imageAnnotations?: (namespace: string, id: string) => Promise<Record<string, string>>;
-  /** containerd's gRPC socket (persisted so the crash path can release views) and its snapshot calls. */
-  containerd?: { address: string; snapshots: (address: string) => SnapshotApi };
-  kvmUsable: () => boolean;
-  /**
-   * For a container of a pod whose sandbox this daemon owns (src/task/sandbox.ts): adds the pod's
-   * hostname, hosts and resolv.conf mounts to its config.json; returns how many it added.
-   */
-  podFiles?: (namespace: string, sandboxId: string, bundle: string) => number;
-}
 
 export interface UnikernelTask {
   config: UnikernelConfig;
@@ -56,47 +42,9 @@ export interface UnikernelTask {
   state: StateFile;
 }
 
-export interface SetupInput {
-  host: UnikernelHost;
-  log: Logger;
-  namespace: string;
-  id: string;
-  bundle: string;
-  /** The spec's root path, where the rootfs is mounted when the plan needs it on the host. */
-  rootfs: string;
-  mounts: readonly Mount[];
-  spec: OciSpec;
-  configPath: string | undefined;
-  /** Registers an undo step, run in reverse order if a later step of Create fails. */
-  undo: (step: () => Promise<void> | void) => void;
-  /** Restoring a checkpoint: the monitor waits for the saved VM state instead of booting. */
-  restore?: boolean;
-}
-
-export interface SetupResult {
-  unikernel: UnikernelTask | undefined;
-  /** Where the rootfs is mounted for the task's life (undefined when it is not). */
-  mountedRootfs: string | undefined;
-}
-
 /** How releaseRootfs reaches containerd at a recorded address: through the host's API, when it has one. */
 export function snapshotsFor(host: UnikernelHost): (address: string) => SnapshotApi | undefined {
   return (address) => (address && host.containerd ? host.containerd.snapshots(address) : undefined);
-}
-
-/** urunc.json is small (urunc caps each value at 4096 bytes); anything bigger is refused unread. */
-const URUNC_JSON_MAX = MiB;
-
-/** The image's /urunc.json (resolved inside the root), or {} when it has none; read capped, off the event loop. */
-async function readUruncJson(root: string): Promise<Record<string, string>> {
-  let p: string;
-  try {
-    p = resolveInRoot(root, '/urunc.json', 'urunc.json');
-  } catch (err: unknown) {
-    if (err instanceof ShimError && err.code === Code.NotFound) return {};
-    throw err;
-  }
-  return decodeUruncJson(await readCapped(p, URUNC_JSON_MAX, "the image's urunc.json"));
 }
 
 /** Complete config from spec and image keys alone, or undefined (incomplete or not a unikernel). */
@@ -117,17 +65,14 @@ function sharedFsSupport(uk: UnikernelConfig, rt: RuntimeConfig): { ninep: boole
   };
 }
 
-export async function setupContainer(o: SetupInput): Promise<SetupResult> {
-  const specKeys = pickUnikernelKeys(o.spec.annotations);
-  let imageKeys: Record<string, string> = {};
-  if (o.host.imageAnnotations && REQUIRED.some((k) => specKeys[k] === undefined)) {
-    try {
-      imageKeys = pickUnikernelKeys(await o.host.imageAnnotations(o.namespace, o.id));
-    } catch (err: unknown) {
-      // A container without an image record (or an unreachable containerd) is judged on the rest.
-      o.log.debug({ err: messageOf(err) }, 'image annotations unavailable');
-    }
-  }
+/**
+ * Set-up of a container that has unikernel keys (`pre`: from the spec, the image, and urunc.json
+ * when container-kind already mounted the rootfs to read it). Keys without a unikernelType still
+ * make an ordinary container, as in urunc.
+ */
+export async function setupUnikernel(o: SetupInput, pre: { specKeys: Record<string, string>; imageKeys: Record<string, string>; mounted?: string; uruncJson?: Record<string, string> }): Promise<SetupResult> {
+  const { specKeys, imageKeys } = pre;
+  o.undo(() => removeMonitorBundle(o.bundle));
 
   // A block rootfs the guest boots from is never mounted on the host: decide that before mounting.
   const block = blockRootfs(o.mounts);
@@ -135,18 +80,18 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
   const keepOffHost = early !== undefined && block !== undefined
     && !needsHostRootfs(chooseRootfs({ keys: early, containerBlock: block, sharedFs: { ninep: false, virtiofs: false } }));
 
-  let mounted: string | undefined;
+  let mounted: string | undefined = pre.mounted;
   const mountRootfs = async (mounts: readonly Mount[]): Promise<void> => {
     o.undo(() => unmountAll(o.rootfs));
     await mountAll(mounts, o.rootfs);
     mounted = o.rootfs;
   };
-  if (!keepOffHost && o.mounts.length > 0) await mountRootfs(o.mounts);
+  if (!mounted && !keepOffHost && o.mounts.length > 0) await mountRootfs(o.mounts);
 
-  let config = resolveUnikernelConfig({ spec: specKeys, image: imageKeys, uruncJson: mounted ? await readUruncJson(mounted) : {} });
+  let config = resolveUnikernelConfig({ spec: specKeys, image: imageKeys, uruncJson: pre.uruncJson ?? (mounted ? await readUruncJson(mounted) : {}) });
   if (!config) {
     // knative's queue-proxy runs through runc beside a unikernel user-container: point it at the guest.
-    if (o.spec.annotations?.['io.kubernetes.cri.container-name'] === 'queue-proxy') rewriteQueueProxy(o.bundle, o.log);
+    if (isQueueProxy(o.spec)) rewriteQueueProxy(o.bundle, o.log);
     return { unikernel: undefined, mountedRootfs: mounted };
   }
   assertNoInternalAnnotations(o.spec.annotations);
@@ -253,7 +198,7 @@ function lendVolume(d: BlockVolume, state: StateFile): void {
 }
 
 /** urunc's handleQueueProxy: the queue-proxy's env in config.json, rewritten atomically (mode kept). */
-function rewriteQueueProxy(bundle: string, log: Logger): void {
+export function rewriteQueueProxy(bundle: string, log: Logger): void {
   const file = path.join(bundle, 'config.json');
   const spec = JSON.parse(readSpecText(bundle)) as { process?: { env?: string[] } };
   if (!spec.process) return;
@@ -308,10 +253,4 @@ export async function startVirtiofsd(id: string, u: UnikernelTask, runc: Pick<Ru
   } finally {
     fs.closeSync(log);
   }
-}
-
-/** The container's root as the spec names it (relative paths are relative to the bundle). */
-export function specRootfs(bundle: string, spec: OciSpec): string {
-  const root = (spec.root as { path?: string } | undefined)?.path ?? 'rootfs';
-  return path.resolve(bundle, root);
 }

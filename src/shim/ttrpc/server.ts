@@ -56,6 +56,26 @@ export function logCallError(log: Logger, transport: 'ttrpc' | 'grpc', err: unkn
   return code;
 }
 
+/**
+ * A service's handlers, loaded at its first call (the module behind them is not loaded until a
+ * client uses the service); a failed load is retried at the next call.
+ */
+export function lazyHandlers(names: readonly string[], load: () => Promise<Record<string, Handler>>): Record<string, Handler> {
+  let loaded: Promise<Record<string, Handler>> | undefined;
+  const get = (): Promise<Record<string, Handler>> => {
+    loaded ??= load().catch((err: unknown) => {
+      loaded = undefined;
+      throw err;
+    });
+    return loaded;
+  };
+  return Object.fromEntries(names.map((name): [string, Handler] => [name, async (ctx, payload) => {
+    const h = (await get())[name];
+    if (!h) throw new ShimError(Code.Unimplemented, `method ${name}`);
+    return h(ctx, payload);
+  }]));
+}
+
 export class TtrpcServer {
   private readonly services = new Map<string, Map<string, Handler>>();
   private readonly servers: net.Server[] = [];

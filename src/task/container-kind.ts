@@ -1,0 +1,116 @@
+// Create's first question for every container: is it a unikernel? Asked from the spec's
+// `com.urunc.unikernel.*` annotations, the image's (manifest annotations and container labels,
+// through containerd: ctr, nerdctl and docker have no other way to pass them, urunc #12), and
+// /urunc.json in the image. An ordinary container (a pause container, any other image) gets its
+// rootfs mounted and goes to runc; only a container with unikernel keys loads the unikernel set-up
+// (src/task/unikernel.ts: monitors, rootfs planner, network, runtime config), on first use.
+//
+// Under CRI the image is not asked: Kubernetes passes unikernel keys as pod annotations (containerd's
+// `pod_annotations`/`container_annotations`, as urunc's docs configure it) and images built for urunc
+// carry urunc.json, which is what urunc v0.8.0 reads too. So an ordinary container of a pod, and
+// every pause container, is decided without containerd's API (and without loading its client).
+import type { Logger } from 'pino';
+import path from 'node:path';
+import { Code, ShimError, messageOf } from '../errors.js';
+import { decodeUruncJson, pickUnikernelKeys } from '../monitors/unikernel-keys.js';
+import type { OciSpec } from '../monitors/launcher.js';
+import { mountAll, unmountAll, type Mount } from '../rootfs/mounts.js';
+import { resolveInRoot } from '../rootfs/resolve-in-root.js';
+import type { SnapshotApi } from '../rootfs/view.js';
+import { lazy } from '../sys/lazy.js';
+import { MiB, readCapped } from '../sys/read-capped.js';
+import type { UnikernelTask } from './unikernel.js';
+
+const REQUIRED = ['unikernelType', 'hypervisor', 'binary'];
+
+export interface UnikernelHost {
+  /** com.urunc.unikernel.* from the container's labels and image manifest (containerd API). */
+  imageAnnotations?: (namespace: string, id: string) => Promise<Record<string, string>>;
+  /** containerd's gRPC socket (persisted so the crash path can release views) and its snapshot calls. */
+  containerd?: { address: string; snapshots: (address: string) => SnapshotApi };
+  kvmUsable: () => boolean;
+  /**
+   * For a container of a pod whose sandbox this daemon owns (src/task/sandbox.ts): adds the pod's
+   * hostname, hosts and resolv.conf mounts to its config.json; returns how many it added.
+   */
+  podFiles?: (namespace: string, sandboxId: string, bundle: string) => number;
+}
+
+export interface SetupInput {
+  host: UnikernelHost;
+  log: Logger;
+  namespace: string;
+  id: string;
+  bundle: string;
+  /** The spec's root path, where the rootfs is mounted when the plan needs it on the host. */
+  rootfs: string;
+  mounts: readonly Mount[];
+  spec: OciSpec;
+  configPath: string | undefined;
+  /** Registers an undo step, run in reverse order if a later step of Create fails. */
+  undo: (step: () => Promise<void> | void) => void;
+  /** Restoring a checkpoint: the monitor waits for the saved VM state instead of booting. */
+  restore?: boolean;
+}
+
+export interface SetupResult {
+  unikernel: UnikernelTask | undefined;
+  /** Where the rootfs is mounted for the task's life (undefined when it is not). */
+  mountedRootfs: string | undefined;
+}
+
+/** urunc.json is small (urunc caps each value at 4096 bytes); anything bigger is refused unread. */
+const URUNC_JSON_MAX = MiB;
+
+/** The image's /urunc.json (resolved inside the root), or {} when it has none; read capped, off the event loop. */
+export async function readUruncJson(root: string): Promise<Record<string, string>> {
+  let p: string;
+  try {
+    p = resolveInRoot(root, '/urunc.json', 'urunc.json');
+  } catch (err: unknown) {
+    if (err instanceof ShimError && err.code === Code.NotFound) return {};
+    throw err;
+  }
+  return decodeUruncJson(await readCapped(p, URUNC_JSON_MAX, "the image's urunc.json"));
+}
+
+/** knative's queue-proxy runs through runc beside a unikernel user-container: it is pointed at the guest. */
+export function isQueueProxy(spec: OciSpec): boolean {
+  return spec.annotations?.['io.kubernetes.cri.container-name'] === 'queue-proxy';
+}
+
+/** The container's root as the spec names it (relative paths are relative to the bundle). */
+export function specRootfs(bundle: string, spec: OciSpec): string {
+  const root = (spec.root as { path?: string } | undefined)?.path ?? 'rootfs';
+  return path.resolve(bundle, root);
+}
+
+const unikernelModule = () => lazy(() => import('./unikernel.js'));
+const hasKeys = (m: Record<string, string>): boolean => Object.keys(m).length > 0;
+
+export async function setupContainer(o: SetupInput): Promise<SetupResult> {
+  const specKeys = pickUnikernelKeys(o.spec.annotations);
+  let imageKeys: Record<string, string> = {};
+  const cri = o.spec.annotations?.['io.kubernetes.cri.container-type'] !== undefined;
+  if (o.host.imageAnnotations && !cri && REQUIRED.some((k) => specKeys[k] === undefined)) {
+    try {
+      imageKeys = pickUnikernelKeys(await o.host.imageAnnotations(o.namespace, o.id));
+    } catch (err: unknown) {
+      // A container without an image record (or an unreachable containerd) is judged on the rest.
+      o.log.debug({ err: messageOf(err) }, 'image annotations unavailable');
+    }
+  }
+  // Keys before any mount: a block rootfs the guest boots from is never mounted on the host.
+  if (hasKeys(specKeys) || hasKeys(imageKeys)) return (await unikernelModule()).setupUnikernel(o, { specKeys, imageKeys });
+
+  let mounted: string | undefined;
+  if (o.mounts.length > 0) {
+    o.undo(() => unmountAll(o.rootfs));
+    await mountAll(o.mounts, o.rootfs);
+    mounted = o.rootfs;
+  }
+  const uruncJson = mounted ? await readUruncJson(mounted) : {};
+  if (hasKeys(uruncJson)) return (await unikernelModule()).setupUnikernel(o, { specKeys, imageKeys, mounted, uruncJson });
+  if (isQueueProxy(o.spec)) (await unikernelModule()).rewriteQueueProxy(o.bundle, o.log);
+  return { unikernel: undefined, mountedRootfs: mounted };
+}
