@@ -411,7 +411,7 @@ async function benchPods(): Promise<Row[]> {
   const live = new Set<string>();
   try {
     buildGuests();
-    const hello = unikernelImage({ name: HELLO, type: 'mewz', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['exit=0'] });
+    const hello = unikernelImage({ name: HELLO, type: 'mewz', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'both', cmd: ['exit=0'] });
     for (const tar of [pauseImage(dir, PAUSE), buildBusyboxImage(path.join(REPO, '.cache', 'images')), hello]) {
       const r = await c.ctr(['images', 'import', tar], { ns: 'k8s.io' });
       if (r.code !== 0) throw new Error(r.stderr);

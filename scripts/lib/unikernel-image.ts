@@ -15,8 +15,11 @@ export interface UnikernelImage {
   initrd?: string;
   /** Other com.urunc.unikernel.* values (cmdline, block, blkMntPoint, mountRootfs, unikernelVersion, rootfsType). */
   extra?: Record<string, string>;
-  /** Where the description goes: manifest annotations + labels (as urunc's tools do) or /urunc.json. */
-  describe: 'annotations' | 'urunc.json';
+  /**
+   * Where the description goes: manifest annotations + labels, /urunc.json, or both (what bima and
+   * bunny write: LABELs become annotations and urunc.json, for CRI, which passes no image annotations).
+   */
+  describe: 'annotations' | 'urunc.json' | 'both';
   cmd?: string[];
   entrypoint?: string[];
   env?: string[];
@@ -46,11 +49,11 @@ export function buildUnikernelImage(img: UnikernelImage, outTar: string): void {
     }
     for (const [k, v] of Object.entries(img.extra ?? {})) values[`com.urunc.unikernel.${k}`] = v;
     if (img.uruncJsonOverride !== undefined) fs.writeFileSync(path.join(dir, 'urunc.json'), img.uruncJsonOverride);
-    else if (img.describe === 'urunc.json') {
+    else if (img.describe === 'urunc.json' || img.describe === 'both') {
       const encoded = Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
       fs.writeFileSync(path.join(dir, 'urunc.json'), JSON.stringify(encoded, null, 2));
     }
-    const asAnnotations = img.describe === 'annotations' && img.uruncJsonOverride === undefined;
+    const asAnnotations = (img.describe === 'annotations' || img.describe === 'both') && img.uruncJsonOverride === undefined;
     writeOciImage({
       name: img.name,
       layers: [...(img.layers ?? []), dir],

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { Code, ShimError, messageOf } from '../errors.js';
 import { decodeUruncJson, pickUnikernelKeys } from '../monitors/unikernel-keys.js';
 import type { OciSpec } from '../monitors/launcher.js';
-import { mountAll, unmountAll, type Mount } from '../rootfs/mounts.js';
+import { blockRootfs, mountAll, unmountAll, type Mount } from '../rootfs/mounts.js';
 import { resolveInRoot } from '../rootfs/resolve-in-root.js';
 import type { SnapshotApi } from '../rootfs/view.js';
 import { lazy } from '../sys/lazy.js';
@@ -74,6 +74,14 @@ export async function readUruncJson(root: string): Promise<Record<string, string
   return decodeUruncJson(await readCapped(p, URUNC_JSON_MAX, "the image's urunc.json"));
 }
 
+/** A rootfs mount made read-only for a look at the image's files. */
+export function readOnly(m: Mount): Mount {
+  const opts = m.options.filter((x) => x !== 'rw');
+  // ext4 would replay its journal even on a read-only mount; noload keeps the device untouched.
+  if (m.type === 'ext4' || m.type === 'ext3') opts.push('noload');
+  return { ...m, options: [...opts, 'ro'] };
+}
+
 /** knative's queue-proxy runs through runc beside a unikernel user-container: it is pointed at the guest. */
 export function isQueueProxy(spec: OciSpec): boolean {
   return spec.annotations?.['io.kubernetes.cri.container-name'] === 'queue-proxy';
@@ -103,13 +111,26 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
   // Keys before any mount: a block rootfs the guest boots from is never mounted on the host.
   if (hasKeys(specKeys) || hasKeys(imageKeys)) return (await unikernelModule()).setupUnikernel(o, { specKeys, imageKeys });
 
+  // A block device's urunc.json is read through a transient read-only mount: if the guest is to boot
+  // from the device, the host must never have had it mounted read-write.
+  if (o.mounts.length > 0 && blockRootfs(o.mounts)) {
+    o.undo(() => unmountAll(o.rootfs));
+    await mountAll(o.mounts.map(readOnly), o.rootfs);
+    let uruncJson: Record<string, string>;
+    try {
+      uruncJson = await readUruncJson(o.rootfs);
+    } finally {
+      unmountAll(o.rootfs);
+    }
+    if (hasKeys(uruncJson)) return (await unikernelModule()).setupUnikernel(o, { specKeys, imageKeys, uruncJson });
+  }
   let mounted: string | undefined;
   if (o.mounts.length > 0) {
     o.undo(() => unmountAll(o.rootfs));
     await mountAll(o.mounts, o.rootfs);
     mounted = o.rootfs;
   }
-  const uruncJson = mounted ? await readUruncJson(mounted) : {};
+  const uruncJson = mounted && !blockRootfs(o.mounts) ? await readUruncJson(mounted) : {};
   if (hasKeys(uruncJson)) return (await unikernelModule()).setupUnikernel(o, { specKeys, imageKeys, mounted, uruncJson });
   if (isQueueProxy(o.spec)) (await unikernelModule()).rewriteQueueProxy(o.bundle, o.log);
   return { unikernel: undefined, mountedRootfs: mounted };

@@ -29,7 +29,7 @@ import { failpoint } from '../sys/failpoints.js';
 import { MiB } from '../sys/read-capped.js';
 import type { Runc } from './runc.js';
 import { readSpecText } from './spec.js';
-import { isQueueProxy, readUruncJson, type SetupInput, type SetupResult, type UnikernelHost } from './container-kind.js';
+import { isQueueProxy, readOnly, readUruncJson, type SetupInput, type SetupResult, type UnikernelHost } from './container-kind.js';
 
 const SNAPSHOT_VIEW_ANNOTATION = 'com.urunc.unikernel.snapshotView';
 
@@ -48,9 +48,9 @@ export function snapshotsFor(host: UnikernelHost): (address: string) => Snapshot
 }
 
 /** Complete config from spec and image keys alone, or undefined (incomplete or not a unikernel). */
-function configWithoutImageFiles(spec: Record<string, string>, image: Record<string, string>): UnikernelConfig | undefined {
+function configWithoutImageFiles(spec: Record<string, string>, image: Record<string, string>, uruncJson: Record<string, string>): UnikernelConfig | undefined {
   try {
-    return resolveUnikernelConfig({ spec, image, uruncJson: {} });
+    return resolveUnikernelConfig({ spec, image, uruncJson });
   } catch {
     return undefined;
   }
@@ -76,7 +76,7 @@ export async function setupUnikernel(o: SetupInput, pre: { specKeys: Record<stri
 
   // A block rootfs the guest boots from is never mounted on the host: decide that before mounting.
   const block = blockRootfs(o.mounts);
-  const early = block ? configWithoutImageFiles(specKeys, imageKeys) : undefined;
+  const early = block ? configWithoutImageFiles(specKeys, imageKeys, pre.uruncJson ?? {}) : undefined;
   const keepOffHost = early !== undefined && block !== undefined
     && !needsHostRootfs(chooseRootfs({ keys: early, containerBlock: block, sharedFs: { ninep: false, virtiofs: false } }));
 
@@ -207,12 +207,6 @@ export function rewriteQueueProxy(bundle: string, log: Logger): void {
   log.info('knative queue-proxy pointed at the unikernel guest');
 }
 
-function readOnly(m: Mount): Mount {
-  const opts = m.options.filter((x) => x !== 'rw');
-  // ext4 would replay its journal even on a read-only mount; noload keeps the device untouched.
-  if (m.type === 'ext4' || m.type === 'ext3') opts.push('noload');
-  return { ...m, options: [...opts, 'ro'] };
-}
 
 /**
  * Copies kernel and initrd (same paths) from the image root into `dest` (in the bundle), each at

@@ -86,7 +86,7 @@ export class Containerd {
    * cri: enable the CRI plugin (this sandbox image, a CNI conf dir, restrict_oom_score_adj) and add the
    * runtime with deploy/install.sh, whose shim copy containerd then runs.
    */
-  static async start(version: Version, env: NodeJS.ProcessEnv = {}, opts: { blockfileMb?: number; cri?: CriOptions } = {}): Promise<Containerd> {
+  static async start(version: Version, env: NodeJS.ProcessEnv = {}, opts: { blockfileMb?: number; cri?: CriOptions; privateShim?: boolean } = {}): Promise<Containerd> {
     const bin = binDir(version);
     if (!fs.existsSync(path.join(bin, 'containerd'))) {
       throw new Error(`containerd ${version} missing at ${bin}: run scripts/setup.sh`);
@@ -108,6 +108,7 @@ export class Containerd {
     c.cri = opts.cri !== undefined;
     fs.writeFileSync(c.configFile, c.config() + extra);
     if (opts.cri) await c.install(opts.cri);
+    else if (opts.privateShim) c.copyShim();
     await c.launch();
     return c;
   }
@@ -129,6 +130,18 @@ export class Containerd {
       '[plugins."io.containerd.grpc.v1.cri"]', `  sandbox_image = "${o.sandboxImage}"`, '  restrict_oom_score_adj = true',
       '[plugins."io.containerd.grpc.v1.cri".cni]', '  bin_dir = "/usr/lib/cni"', `  conf_dir = "${o.cniConfDir}"`, '',
     ].join('\n');
+  }
+
+  /** The shim copied into <dir>/opt as deploy/install.sh lays it out (bin, dist, koffi), for tests that change its files. */
+  private copyShim(): void {
+    const opt = path.join(this.dir, 'opt');
+    for (const d of ['bin', 'dist', 'package.json', 'node_modules/koffi', 'node_modules/@koromix']) fs.cpSync(path.join(REPO, d), path.join(opt, d), { recursive: true });
+    this.shimBin = path.join(opt, 'bin');
+  }
+
+  /** Where the shim's files are: the checkout, or the private copy. */
+  get shimRoot(): string {
+    return path.dirname(this.shimBin);
   }
 
   /** Runs deploy/install.sh against this instance: shim into <dir>/opt, link into <dir>/bin, runtime into the config. */

@@ -64,19 +64,19 @@ describe.each(CASES.map((k) => [`${k.version}, ${k.sandboxer} sandboxer`, k] as 
     c = await Containerd.start(version, shimSandbox ? { URUNC_CONFIG_PATH: cfg } : {}, { cri: { sandboxImage: PAUSE, cniConfDir: conf, runtimeConfig: cfg, sandboxer } });
     expect(fs.readFileSync(c.configFile, 'utf8')).toMatch(shimSandbox ? /# BEGIN urunc-ts\n[^]*runtimes\.urunc\][^]*# END urunc-ts/ : /# BEGIN urunc-ts\n[^]*runtimes\.urunc\][^]*ConfigPath[^]*# END urunc-ts/);
     expect(fs.readFileSync(c.configFile, 'utf8').includes("sandboxer = 'shim'")).toBe(shimSandbox);
-    const hello = unikernelImage({ name: HELLO, type: 'unikraft', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['exit=3'] });
+    const hello = unikernelImage({ name: HELLO, type: 'unikraft', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'both', cmd: ['exit=3'] });
     // mewz's exit device (urunc mewz.go MonitorCli) carries the hello kernel's status 3: qemu exits 7.
-    const helloCount = unikernelImage({ name: HELLO_COUNT, type: 'unikraft', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['count'] });
-    const helloMewz = unikernelImage({ name: HELLO_MEWZ, type: 'mewz', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', cmd: ['ignored'] });
+    const helloCount = unikernelImage({ name: HELLO_COUNT, type: 'unikraft', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'both', cmd: ['count'] });
+    const helloMewz = unikernelImage({ name: HELLO_MEWZ, type: 'mewz', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'both', cmd: ['ignored'] });
     const linux = unikernelImage({
       name: LINUX, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
-      describe: 'annotations', cmd: ['/bin/app', 'in-a-pod'], env: ['PATH=/bin', 'GREETING=pod', 'SLEEP=120'],
+      describe: 'both', cmd: ['/bin/app', 'in-a-pod'], env: ['PATH=/bin', 'GREETING=pod', 'SLEEP=120'],
     });
     const root = linuxRootLayer();
     // A Linux guest whose root is the container's files over 9p (the test kernel still needs its initrd for modules).
     const linux9p = unikernelImage({
       name: LINUX_9P, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
-      describe: 'annotations', extra: { mountRootfs: 'true', rootfsType: '9pfs' }, layers: [root], cmd: ['/bin/app', 'volumes'], env: ['PATH=/bin'],
+      describe: 'both', extra: { mountRootfs: 'true', rootfsType: '9pfs' }, layers: [root], cmd: ['/bin/app', 'volumes'], env: ['PATH=/bin'],
     });
     fs.rmSync(root, { recursive: true, force: true });
     for (const tar of [pauseImage(dir, PAUSE), buildBusyboxImage(path.join(REPO, '.cache', 'images')), hello, helloCount, helloMewz, linux, linux9p]) {
