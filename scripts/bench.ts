@@ -1,8 +1,7 @@
 // npm run bench: this shim against the stock runc shim, interleaved in one run on one private
 // containerd, reported as medians and ratios (never asserted).
 //   1. `ctr run --rm` of a busybox echo, N times each, alternating runtimes.
-//   2. RSS and PSS of the shim daemon while one container sleeps, and per container (summed PSS of
-//      every shim process / 10) while 10 sleep, per runtime.
+//   2. (Memory: part 7, measured at rest and as the only node process.)
 //   3. `ctr run --rm` of the hello unikernel through this shim against the same kernel booted by a
 //      bare qemu command with the same machine arguments (the floor); the difference is what the
 //      container machinery adds; then BENCH_CONCURRENT (50) hello containers started at once,
@@ -94,20 +93,6 @@ async function runEcho(c: Containerd, runtime: string, id: string): Promise<numb
   return ms;
 }
 
-/** Summed RSS/PSS of every shim process of `binName` while `count` busybox containers sleep, divided by count. */
-async function shimMemory(c: Containerd, runtime: string, binName: string, id: string, count = 1): Promise<{ rss: number; pss: number }> {
-  const ids = Array.from({ length: count }, (_, i) => `${id}-${i}`);
-  for (const t of ids) {
-    const r = await c.ctr(['run', '-d', '--runtime', runtime, BUSYBOX_IMAGE, t, 'sleep', '600']);
-    if (r.code !== 0) throw new Error(r.stderr);
-  }
-  await sleep(1500);
-  const pids = pidsMatching((argv) => argv.some((a) => a.includes(binName)) && argv.includes(c.address));
-  const total = pids.map(memOf).reduce((a, b) => ({ rss: a.rss + b.rss, pss: a.pss + b.pss }), { rss: 0, pss: 0 });
-  for (const t of ids) await removeContainer(c, t, 50);
-  return { rss: total.rss / count, pss: total.pss / count };
-}
-
 async function runHello(c: Containerd, id: string): Promise<number> {
   const t0 = performance.now();
   const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, HELLO, id]);
@@ -177,10 +162,6 @@ async function benchVersion(version: Version): Promise<Row[]> {
         bare.push(runBareQemu());
       }
     }
-    const mb = await shimMemory(c, RUNC, 'containerd-shim-runc-v2', 'mem-r');
-    const mu = await shimMemory(c, RUNTIME, 'containerd-shim-urunc-v2', 'mem-u');
-    const mb10 = await shimMemory(c, RUNC, 'containerd-shim-runc-v2', 'mem10-r', 10);
-    const mu10 = await shimMemory(c, RUNTIME, 'containerd-shim-urunc-v2', 'mem10-u', 10);
     // 50 at once: every hello container must finish; the bare boots give the floor.
     // Every container must finish with the guest's status; a console that did not reach ctr is
     // counted and reported over CONCURRENT_ROUNDS rounds (the time is the median round's).
@@ -207,12 +188,9 @@ async function benchVersion(version: Version): Promise<Row[]> {
     return [
       { metric: `ctr run --rm echo, median (containerd ${version}, n=${N})`, baseline: median(base), ours: median(ours), unit: 'ms' },
       { metric: `ctr run --rm echo, p90 (containerd ${version})`, baseline: pct(base, 90), ours: pct(ours, 90), unit: 'ms' },
-      { metric: `shim daemon RSS, 1 container (containerd ${version})`, baseline: mb.rss, ours: mu.rss, unit: 'MiB' },
-      { metric: `shim daemon PSS, 1 container (containerd ${version})`, baseline: mb.pss, ours: mu.pss, unit: 'MiB' },
       { metric: `hello unikernel: bare qemu vs ctr run --rm, median (${version}, n=${N})`, baseline: median(bare), ours: median(uk), unit: 'ms' },
       { metric: `hello unikernel: bare qemu vs ctr run --rm, p90 (${version})`, baseline: pct(bare, 90), ours: pct(uk, 90), unit: 'ms' },
       { metric: `added by the container path (uk - bare) vs runc echo (${version})`, baseline: median(base), ours: added, unit: 'ms' },
-      { metric: `shim PSS per container, 10 running (containerd ${version})`, baseline: mb10.pss, ours: mu10.pss, unit: 'MiB' },
       { metric: `${CONCURRENT} hello at once: bare qemu vs ctr run --rm, total, median of ${CONCURRENT_ROUNDS} (${version}; ${silent} of ${CONCURRENT * CONCURRENT_ROUNDS} without console)`, baseline: bare50, ours: uk50, unit: 'ms' },
     ];
   } finally {
@@ -625,6 +603,8 @@ async function benchMemory(): Promise<Row[]> {
   const counts = (process.env.BENCH_MEMORY_COUNTS ?? '1,10,30,100').split(',').map(Number).filter((n) => n > 0);
   const c = await Containerd.start('1.6', { URUNC_SHIM_LINGER_MS: undefined });
   const result: Array<{ n: number; runc: Memory; ours: Memory; runcPolled: Memory; oursPolled: Memory; daemons: number }> = [];
+  const rested: number[] = [];
+  const warm: number[] = [];
   try {
     const imp = await c.ctr(['images', 'import', buildBusyboxImage(path.join(REPO, '.cache', 'images'))]);
     if (imp.code !== 0) throw new Error(imp.stderr);
@@ -652,11 +632,18 @@ async function benchMemory(): Promise<Row[]> {
       result.push({ n, runc: runc.mem, ours: ours.mem, runcPolled: runc.polled, oursPolled: ours.polled, daemons: ours.pids });
       console.log(`memory, ${n} running: runc shims ${runc.pids} processes RSS ${runc.mem.rss.toFixed(1)} PSS ${runc.mem.pss.toFixed(1)} MiB (polled: ${runc.polled.rss.toFixed(1)} / ${runc.polled.pss.toFixed(1)}); urunc-ts ${ours.pids} process(es) RSS ${ours.mem.rss.toFixed(1)} PSS ${ours.mem.pss.toFixed(1)} alone ${ours.mem.pssAlone.toFixed(1)} anon ${ours.mem.anon.toFixed(1)} MiB (polled: RSS ${ours.polled.rss.toFixed(1)} alone ${ours.polled.pssAlone.toFixed(1)} anon ${ours.polled.anon.toFixed(1)})`);
     }
+    // What the pages dropped at rest cost the next container: a busybox echo once the daemon has
+    // settled and trimmed (15 s), against one right after it, alternating.
+    for (let i = 0; i < Math.min(N, 5); i++) {
+      await sleep(15_000);
+      rested.push(await runEcho(c, RUNTIME, `rest-${i}`));
+      warm.push(await runEcho(c, RUNTIME, `warm-${i}`));
+    }
   } finally {
     await c.destroy();
   }
   fs.mkdirSync(path.join(REPO, 'bench-results'), { recursive: true });
-  fs.writeFileSync(path.join(REPO, 'bench-results', 'memory-1.6.json'), JSON.stringify(result, null, 1));
+  fs.writeFileSync(path.join(REPO, 'bench-results', 'memory-1.6.json'), JSON.stringify({ result, rested, warm }, null, 1));
   const rows: Row[] = [];
   for (const r of result) {
     rows.push(
@@ -679,6 +666,7 @@ async function benchMemory(): Promise<Row[]> {
       { metric: 'memory: crossover (containers from which the daemon uses less)', baseline: 0, ours: runcPer > oursPer ? Math.max(1, Math.ceil((oursBase - runcBase) / (runcPer - oursPer))) : Infinity, unit: 'ctrs' },
     );
   }
+  if (rested.length > 0) rows.push({ metric: `echo right after another vs after the daemon's rest (pages dropped), median (n=${rested.length})`, baseline: median(warm), ours: median(rested), unit: 'ms' });
   return rows;
 }
 
