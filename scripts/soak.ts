@@ -13,6 +13,7 @@
 // containerd, no loop device of it, no netns, no tap, no view snapshot or lease, no fifo or shim
 // socket of a removed container. Prints a summary (and exits 1 when a check failed).
 import fs from 'node:fs';
+import { memoryOf } from './lib/memory.js';
 import os from 'node:os';
 import path from 'node:path';
 import { Containerd, REPO, RUNTIME, pidsMatching, qemuPids, sleep, waitFor, type Version } from '../test/e2e/containerd.js';
@@ -45,6 +46,15 @@ function rssKiB(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** The V8 heap the daemon logged at its last trim (used/total/external MiB). */
+function lastTrim(c: Containerd): string {
+  const line = fs.readFileSync(c.logFile, 'utf8').split('\n').filter((l) => l.includes('memory given back')).at(-1);
+  if (!line) return 'no trim';
+  const m = JSON.parse(line.slice(line.indexOf('{'))) as { heapUsed: number; heapTotal: number; external: number; rssAfter: number };
+  const mib = (n: number) => (n / 1048576).toFixed(1);
+  return `used ${mib(m.heapUsed)} total ${mib(m.heapTotal)} external ${mib(m.external)} rss ${mib(m.rssAfter)}`;
 }
 
 async function waitStopped(c: Containerd, id: string): Promise<void> {
@@ -214,10 +224,14 @@ async function soak(version: Version): Promise<{ lines: string[]; failed: boolea
     const outcomes = await pool(first, PARALLEL, job, sample);
     await sleep(REST_MS);
     const rss100 = rss();
+    const mem100 = memoryOf(c.shimPids());
+    const heap100 = lastTrim(c);
     outcomes.push(...await pool(N - first, PARALLEL, (i) => job(first + i), (done) => sample(first + done)));
     const secs = (performance.now() - t0 - REST_MS) / 1000;
     await sleep(REST_MS);
     const rssEnd = rss();
+    const memEnd = memoryOf(c.shimPids());
+    const heapEnd = lastTrim(c);
     const bad = outcomes.filter((o) => !o.ok);
     const byKind = KINDS.map((k) => `${k} ${outcomes.filter((o) => o.kind === k).length}`).join(', ');
     const left = await leaks(c, baseline);
@@ -225,6 +239,7 @@ async function soak(version: Version): Promise<{ lines: string[]; failed: boolea
     lines.push(`containerd ${version}: ${N} containers (${byKind}), ${PARALLEL} at a time, in ${secs.toFixed(0)} s: ${N - bad.length} correct, ${bad.length} wrong`);
     for (const b of bad.slice(0, 10)) lines.push(`  wrong: ${b.id} (${b.kind}): ${b.why}`);
     lines.push(`  daemon RSS at rest after 100: ${(rss100 / 1024).toFixed(1)} MiB, after ${N}: ${(rssEnd / 1024).toFixed(1)} MiB (${(growth * 100).toFixed(1)} %); every 100, in flight: ${series.map((k) => (k / 1024).toFixed(0)).join(' ')} MiB`);
+    lines.push(`  of which anonymous (heap, stacks): ${mem100.anon.toFixed(1)} / ${memEnd.anon.toFixed(1)} MiB, file pages: ${(mem100.rss - mem100.anon).toFixed(1)} / ${(memEnd.rss - memEnd.anon).toFixed(1)} MiB; V8 at the last trim: ${heap100} / ${heapEnd}`);
     lines.push(`  leaks: ${left.length ? left.join(' | ') : 'none'}`);
     if (bad.length || left.length || growth > 0.1) failed = true;
     console.log(lines.join('\n'));

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Code, ShimError } from '../errors.js';
 import { run, spawnOwned } from '../sys/spawn.js';
+import type { CheckpointOpts } from './types.js';
 
 export interface RuncStdio {
   stdin: number | 'ignore';
@@ -12,17 +13,8 @@ export interface RuncStdio {
   stderr: number | 'ignore';
 }
 
-/** What runc checkpoint takes (containerd.runc.v1.CheckpointOptions, as containerd's runc shim passes them). */
-export interface CriuOptions {
-  imagePath: string;
-  workPath: string;
-  openTcp?: boolean;
-  externalUnixSockets?: boolean;
-  terminal?: boolean;
-  fileLocks?: boolean;
-  emptyNamespaces?: string[];
-  cgroupsMode?: string;
-}
+/** What runc checkpoint and restore take: containerd.runc.v1.CheckpointOptions, as containerd's runc shim passes them. */
+export type CriuOptions = Omit<CheckpointOpts, 'exit'>;
 
 export class Runc {
   constructor(
