@@ -38,14 +38,15 @@ export interface ShimSettings {
  * compacts (the heap is small, so it costs milliseconds), and `gc` is exposed for the one the daemon
  * runs once a burst of container work is over (src/shim/trim.ts): without both, the pages of a
  * fragmented heap stayed mapped until V8's memory reducer happened to run, and RSS at rest read
- * anywhere from 58 to 74 MiB after the same 1000 containers. No optimizing compiler (`--no-opt`;
- * the interpreter and the baseline compiler stay): once the daemon's idle pages are dropped at rest,
- * TurboFan's code was what grew (soak, 1.6: anonymous memory at rest 17.1 MiB after 100 containers,
- * 21.4 after 1000, RSS +21.6 %; with --no-opt 15.0 and 14.7, RSS -4.2 %; with --jitless 12.7 and
- * 13.0, but that also takes away WebAssembly), and glue code like the daemon's gains little from it
- * (busybox echo and hello medians unchanged within the bench's spread).
+ * anywhere from 58 to 74 MiB after the same 1000 containers. No JIT (`--jitless`): once the
+ * daemon's idle pages are dropped at rest, compiled code was what grew (soak, 1.6: anonymous memory
+ * at rest 17.1 MiB after 100 containers and 21.4 after 1000, RSS +21.6 %; --jitless: 12.7 and 13.0,
+ * RSS -2.4 %; --no-opt, which keeps the baseline compiler: 15.0 and 14.7, but the 1000 containers
+ * took 106-110 s against 91 s jitless and 80-82 s with node's defaults). Busybox echo and hello
+ * medians stayed within the bench's spread. WebAssembly goes with the JIT; `--no-expose-wasm` keeps
+ * node from warning about it on stderr (Long.js in grpc-js falls back to plain JS without it).
  */
-export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=256', '--expose-gc', '--compact-on-every-full-gc', '--no-opt'];
+export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=256', '--expose-gc', '--compact-on-every-full-gc', '--jitless', '--no-expose-wasm'];
 
 export function groupIdFor(bundle: string, id: string, grouping: Grouping): string {
   let annotations: unknown;
