@@ -2,9 +2,9 @@
 // client (node:http2, the services' codecs) loaded at the first call: a daemon serving only
 // pause and ordinary containers of pods never loads it (src/task/container-kind.ts).
 import type { SnapshotApi } from '../rootfs/view.js';
-import { lazy } from '../sys/lazy.js';
+import { lazyOnce } from '../sys/lazy.js';
 
-const api = () => lazy(() => Promise.all([import('./containerd-grpc.js'), import('./image-annotations.js'), import('./containerd-snapshots.js')]));
+const api = lazyOnce(() => Promise.all([import('./containerd-grpc.js'), import('./image-annotations.js'), import('./containerd-snapshots.js')]));
 
 /** com.urunc.unikernel.* of a container's labels and image manifest, through containerd at `address`. */
 export function lazyImageAnnotations(address: string): (namespace: string, id: string) => Promise<Record<string, string>> {

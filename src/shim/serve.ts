@@ -12,7 +12,7 @@ import { Publisher } from './publisher.js';
 import { taskHandlers } from './task-rpc.js';
 import { TtrpcServer, lazyHandlers } from './ttrpc/server.js';
 import { kvmUsable } from '../sys/libc.js';
-import { lazy, pinChunks } from '../sys/lazy.js';
+import { lazy, lazyOnce, pinChunks } from '../sys/lazy.js';
 import { lazyImageAnnotations, lazySnapshotApi } from './containerd-lazy.js';
 import { declineReply, runForwarded, serveFront } from './front.js';
 import { runStart, type StartModules } from './start.js';
@@ -24,10 +24,11 @@ import type { GrpcServer } from './grpc/server.js';
  * when a file is there, the gRPC bootstrap), loaded on first use from the daemon's own build.
  */
 const startModules: StartModules = {
-  bootstrap: () => lazy(() => import('./bootstrap.js')),
-  runtimeConfig: () => lazy(() => import('../monitors/runtime-config.js')),
-  grpcBootstrap: () => lazy(() => import('./grpc-bootstrap.js')),
+  bootstrap: lazyOnce(() => import('./bootstrap.js')),
+  runtimeConfig: lazyOnce(() => import('../monitors/runtime-config.js')),
+  grpcBootstrap: lazyOnce(() => import('./grpc-bootstrap.js')),
 };
+const deleteModule = lazyOnce(() => import('./delete.js'));
 
 /** The Sandbox API's methods: served by src/shim/sandbox-rpc.ts, loaded with the first call (2.x `sandboxer = "shim"`). */
 const SANDBOX_METHODS = ['CreateSandbox', 'StartSandbox', 'Platform', 'StopSandbox', 'WaitSandbox', 'SandboxStatus', 'PingSandbox', 'ShutdownSandbox', 'SandboxMetrics'];
@@ -160,7 +161,7 @@ export async function runServe(f: ShimFlags): Promise<void> {
       delete: async (df, io) => {
         // containerd lost this task's connection while the task is still here: kill and release it first.
         if (df.id && (await service.forget(df.id))) log.warn({ id: df.id }, 'delete: task was still held by this daemon');
-        await (await lazy(() => import('./delete.js'))).runDelete(df, io);
+        await (await deleteModule()).runDelete(df, io);
       },
     });
     lastFront = Date.now();

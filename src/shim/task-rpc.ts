@@ -8,7 +8,7 @@ import { CheckpointOptions } from '../gen/containerd/runc/options/checkpoint.js'
 import type { TaskService } from '../task/service.js';
 import type { CheckpointOpts, Status } from '../task/types.js';
 import { method, type CallContext, type Handler } from './ttrpc/server.js';
-import { lazy } from '../sys/lazy.js';
+import { lazyOnce } from '../sys/lazy.js';
 import { toTimestamp } from './timestamp.js';
 import { configPathOf } from './bootstrap.js';
 
@@ -67,7 +67,7 @@ export function taskHandlers(svc: TaskService, hooks: TaskRpcHooks): Record<stri
       return { exitStatus: e.exitStatus, exitedAt: ts(e.exitedAt) };
     }),
     // The cgroup metrics codec loads with the first Stats call (kubelet polls it; ctr rarely asks).
-    Stats: method(pb.StatsRequest, pb.StatsResponse, async (_ctx, r) => ({ stats: (await lazy(() => import('./stats.js'))).encodeStats(await svc.stats(r.id)) })),
+    Stats: method(pb.StatsRequest, pb.StatsResponse, async (_ctx, r) => ({ stats: (await statsModule()).encodeStats(await svc.stats(r.id)) })),
     Connect: method(pb.ConnectRequest, pb.ConnectResponse, async (_ctx, r) => ({
       shimPid: process.pid, taskPid: svc.taskPid(r.id), version: '',
     })),
@@ -77,6 +77,9 @@ export function taskHandlers(svc: TaskService, hooks: TaskRpcHooks): Record<stri
     }),
   };
 }
+
+/** The cgroup metrics codec, loaded with the first Stats call. */
+const statsModule = lazyOnce(() => import('./stats.js'));
 
 /** containerd.runc.v1.CheckpointOptions, the type containerd's Go client sends (ctr: for runc runtime names only). */
 function checkpointOptions(any: { typeUrl: string; value: Uint8Array } | undefined): CheckpointOpts {

@@ -66,3 +66,15 @@ export async function lazy<T>(load: () => Promise<T>): Promise<T> {
   if (pinned.length > 0) restoreChunks();
   return load();
 }
+
+/** lazy() once: every later call gets the loaded module without looking at the chunks again (a failed load is tried again). */
+export function lazyOnce<T>(load: () => Promise<T>): () => Promise<T> {
+  let loaded: Promise<T> | undefined;
+  return () => {
+    loaded ??= lazy(load).catch((err: unknown) => {
+      loaded = undefined;
+      throw err;
+    });
+    return loaded;
+  };
+}

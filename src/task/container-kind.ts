@@ -17,7 +17,7 @@ import type { OciSpec } from '../monitors/launcher.js';
 import { blockRootfs, mountAll, unmountAll, type Mount } from '../rootfs/mounts.js';
 import { resolveInRoot } from '../rootfs/resolve-in-root.js';
 import type { SnapshotApi } from '../rootfs/view.js';
-import { lazy } from '../sys/lazy.js';
+import { lazyOnce } from '../sys/lazy.js';
 import { MiB, readCapped } from '../sys/read-capped.js';
 import type { UnikernelTask } from './unikernel.js';
 
@@ -93,7 +93,7 @@ export function specRootfs(bundle: string, spec: OciSpec): string {
   return path.resolve(bundle, root);
 }
 
-const unikernelModule = () => lazy(() => import('./unikernel.js'));
+const unikernelModule = lazyOnce(() => import('./unikernel.js'));
 const hasKeys = (m: Record<string, string>): boolean => Object.keys(m).length > 0;
 
 export async function setupContainer(o: SetupInput): Promise<SetupResult> {

@@ -21,12 +21,13 @@ import type { UnikernelTask } from './unikernel.js';
 import type { OciSpec } from '../monitors/launcher.js';
 import type { Watchdog } from '../monitors/watchdog.js';
 import { hooksOf, runHooks, type OciState } from './hooks.js';
-import { lazy } from '../sys/lazy.js';
+import { lazyOnce } from '../sys/lazy.js';
 
 /** Unikernel-only code (src/task/vm.ts), loaded with the first unikernel or checkpoint. */
 type VmModule = typeof import('./vm.js');
 /** Checkpoint and restore of ordinary containers, loaded with the first checkpoint. */
-const criuModule = () => lazy(() => import('./criu.js'));
+const criuModule = lazyOnce(() => import('./criu.js'));
+const vmModule = lazyOnce(() => import('./vm.js'));
 
 /** The runc operations the service uses; the real CLI wrapper or a recording fake in unit tests. */
 export type RuncLike = Pick<Runc, 'create' | 'start' | 'exec' | 'kill' | 'delete' | 'pause' | 'resume' | 'update' | 'ps' | 'stats' | 'checkpoint' | 'restore'>;
@@ -93,7 +94,7 @@ export class TaskService {
   private vm: VmModule | undefined;
 
   private async vmModule(): Promise<VmModule> {
-    this.vm ??= await lazy(() => import('./vm.js'));
+    this.vm ??= await vmModule();
     return this.vm;
   }
 

@@ -43,9 +43,14 @@ describe.each(TRANSPORTS)('containerd %s, %s', (version, protocol) => {
     used.push(name);
     return name;
   };
-  /** A command word unique to one test, so its leftover processes can be found. */
+  /**
+   * A command word unique to one test, so its leftover processes can be found: a number (it is
+   * `sleep`'s argument) that no process has in its argv yet (this machine's init has port numbers).
+   */
   const marker = (): string => {
-    const m = String(3000 + Math.floor(Math.random() * 6000));
+    let m: string;
+    do m = String(3000 + Math.floor(Math.random() * 6000));
+    while (markers.includes(m) || pidsMatching((argv) => argv.includes(m)).length > 0);
     markers.push(m);
     return m;
   };

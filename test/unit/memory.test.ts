@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Code } from '../../src/errors.js';
 import { cleanFileMappings, dropFilePages } from '../../src/sys/libc.js';
-import { pinChunks, restoreChunks } from '../../src/sys/lazy.js';
+import { lazyOnce, pinChunks, restoreChunks } from '../../src/sys/lazy.js';
 import { lazyHandlers } from '../../src/shim/ttrpc/server.js';
 import { UNIKERNEL_KEYS } from '../../src/monitors/unikernel-keys.js';
 import { SCHEMA_KEYS } from '../../src/monitors/unikernel-config.js';
@@ -76,6 +76,21 @@ describe('modules loaded on first use, from the daemon\'s own build', () => {
   it('outside dist/chunks (tests, tsx) nothing is pinned', () => {
     expect(pinChunks(import.meta.url)).toBe(0);
     expect(restoreChunks()).toEqual([]);
+  });
+
+  it('lazyOnce loads once and hands the same module to every later call; a failed load is tried again', async () => {
+    let loads = 0;
+    let fail = true;
+    const mod = lazyOnce(async () => {
+      loads++;
+      if (fail) throw new Error('load failed');
+      return { n: loads };
+    });
+    await expect(mod()).rejects.toThrow('load failed');
+    fail = false;
+    const a = await mod();
+    expect(await mod()).toBe(a);
+    expect(loads).toBe(2);
   });
 
   it('a lazily loaded ttrpc service loads at its first call, once; a failed load is retried; an unknown method is Unimplemented', async () => {
