@@ -48,15 +48,6 @@ function rssKiB(pid: number): number {
   }
 }
 
-/** The V8 heap the daemon logged at its last trim (used/total/external MiB). */
-function lastTrim(c: Containerd): string {
-  const line = fs.readFileSync(c.logFile, 'utf8').split('\n').filter((l) => l.includes('memory given back')).at(-1);
-  if (!line) return 'no trim';
-  const m = JSON.parse(line.slice(line.indexOf('{'))) as { heapUsed: number; heapTotal: number; external: number; rssAfter: number };
-  const mib = (n: number) => (n / 1048576).toFixed(1);
-  return `used ${mib(m.heapUsed)} total ${mib(m.heapTotal)} external ${mib(m.external)} rss ${mib(m.rssAfter)}`;
-}
-
 async function waitStopped(c: Containerd, id: string): Promise<void> {
   await waitFor(`${id} STOPPED`, async () => ((await c.ctr(['task', 'ls'])).stdout.match(new RegExp(`^${id}\\s+\\d+\\s+STOPPED`, 'm')) ? true : undefined), 30_000);
 }
@@ -225,13 +216,11 @@ async function soak(version: Version): Promise<{ lines: string[]; failed: boolea
     await sleep(REST_MS);
     const rss100 = rss();
     const mem100 = memoryOf(c.shimPids());
-    const heap100 = lastTrim(c);
     outcomes.push(...await pool(N - first, PARALLEL, (i) => job(first + i), (done) => sample(first + done)));
     const secs = (performance.now() - t0 - REST_MS) / 1000;
     await sleep(REST_MS);
     const rssEnd = rss();
     const memEnd = memoryOf(c.shimPids());
-    const heapEnd = lastTrim(c);
     const bad = outcomes.filter((o) => !o.ok);
     const byKind = KINDS.map((k) => `${k} ${outcomes.filter((o) => o.kind === k).length}`).join(', ');
     const left = await leaks(c, baseline);
@@ -239,7 +228,7 @@ async function soak(version: Version): Promise<{ lines: string[]; failed: boolea
     lines.push(`containerd ${version}: ${N} containers (${byKind}), ${PARALLEL} at a time, in ${secs.toFixed(0)} s: ${N - bad.length} correct, ${bad.length} wrong`);
     for (const b of bad.slice(0, 10)) lines.push(`  wrong: ${b.id} (${b.kind}): ${b.why}`);
     lines.push(`  daemon RSS at rest after 100: ${(rss100 / 1024).toFixed(1)} MiB, after ${N}: ${(rssEnd / 1024).toFixed(1)} MiB (${(growth * 100).toFixed(1)} %); every 100, in flight: ${series.map((k) => (k / 1024).toFixed(0)).join(' ')} MiB`);
-    lines.push(`  of which anonymous (heap, stacks): ${mem100.anon.toFixed(1)} / ${memEnd.anon.toFixed(1)} MiB, file pages: ${(mem100.rss - mem100.anon).toFixed(1)} / ${(memEnd.rss - memEnd.anon).toFixed(1)} MiB; V8 at the last trim: ${heap100} / ${heapEnd}`);
+    lines.push(`  of which anonymous (heap, stacks): ${mem100.anon.toFixed(1)} / ${memEnd.anon.toFixed(1)} MiB, file pages: ${(mem100.rss - mem100.anon).toFixed(1)} / ${(memEnd.rss - memEnd.anon).toFixed(1)} MiB`);
     lines.push(`  leaks: ${left.length ? left.join(' | ') : 'none'}`);
     if (bad.length || left.length || growth > 0.1) failed = true;
     console.log(lines.join('\n'));

@@ -46,15 +46,9 @@ export function restoreChunks(): string[] {
     if (fs.existsSync(p.file)) continue;
     fs.mkdirSync(path.dirname(p.file), { recursive: true });
     const tmp = `${p.file}.${process.pid}.tmp`;
-    const size = fs.fstatSync(p.fd).size;
-    const buf = Buffer.alloc(size);
-    let off = 0;
-    while (off < size) {
-      const n = fs.readSync(p.fd, buf, off, size - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    fs.writeFileSync(tmp, buf.subarray(0, off), { mode: 0o644 });
+    // The descriptor's magic link opens the pinned file itself, removed or not.
+    fs.copyFileSync(`/proc/self/fd/${p.fd}`, tmp);
+    fs.chmodSync(tmp, 0o644);
     fs.renameSync(tmp, p.file);
     restored.push(path.basename(p.file));
   }
