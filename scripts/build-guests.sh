@@ -64,7 +64,7 @@ if [ ! -f "$out/initramfs.gz" ] || [ "$(cat "$out/initramfs.stamp" 2>/dev/null)"
   trap 'rm -rf "$ird"' EXIT
   mkdir -p "$ird"/{bin,sbin,proc,sys,dev,modules,newroot,lower,upper,tmp,etc/acpi}
   cp /bin/busybox "$ird/bin/busybox"
-  for a in sh cat echo mount umount insmod mkdir switch_root dd printf poweroff grep sleep ls head ip ipcalc nc id pwd env wc tr acpid; do ln -s busybox "$ird/bin/$a"; done
+  for a in sh cat echo mount umount insmod mkdir switch_root dd printf poweroff grep sleep ls head ip ipcalc nc id pwd env wc tr acpid dmesg; do ln -s busybox "$ird/bin/$a"; done
   install -m 0755 "$out/urunit" "$ird/urunit"
   echo 'PWRF power.sh' > "$ird/etc/acpid.conf"
   printf '#!/bin/sh\necho "guest: power button pressed, shutting down"\npoweroff -f\n' > "$ird/etc/acpi/power.sh"

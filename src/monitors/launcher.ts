@@ -7,7 +7,7 @@
 // the spec's uid/gid, pivot into the monitor root, and exec of the hypervisor. So the pid runc
 // reports is the hypervisor's for its whole life, nothing runs before Start (runc's exec fifo),
 // and the hypervisor's exit status is the task's.
-// Owned by the task: <bundle>/monitor and <bundle>/monroot are removed by removeMonitorBundle.
+// Owned by the task: <bundle>/monitor, <bundle>/monroot and <work>/urunc-monitor are removed by removeMonitorBundle.
 import fs from 'node:fs';
 import path from 'node:path';
 import { invalidArgument, messageOf } from '../errors.js';
@@ -19,6 +19,7 @@ import type { RuntimeConfig } from './runtime-config.js';
 import type { UnikernelConfig } from './unikernel-config.js';
 import type { RootfsParams } from '../rootfs/planner.js';
 import { readParams } from '../rootfs/state.js';
+import { workDir } from '../rootfs/work-dir.js';
 import { hasMountsUnder } from '../rootfs/mounts.js';
 import { cpioArchive, parentDirs, type CpioEntry } from '../rootfs/cpio.js';
 import { guestVolumes, initrdVolumeFiles, type GuestVolume, type SpecMount } from '../rootfs/volumes.js';
@@ -26,6 +27,8 @@ import { loaderDirs } from './elf.js';
 import { MiB } from '../sys/read-capped.js';
 import { virtiofsdArgv, virtiofsdSandbox, type Capabilities } from './virtiofsd.js';
 import { INCOMING_SOCKET } from './vm-state.js';
+import { gracefulShutdownMs } from './graceful-shutdown.js';
+import { withVmmOverhead, type VmMemory } from './vmm-overhead.js';
 
 /** Inside the monitor root. */
 const GUEST_DIR = '/guest';
@@ -64,8 +67,10 @@ export interface LaunchPlan {
   scratchInMonitor: string;
   rootfsType: GuestRootfs;
   accel: VmSpec['accel'];
-  /** How long a graceful stop (ACPI power-down) may take before the hypervisor is killed; 0: none. */
+  /** How long a graceful stop (ACPI power-down, opt-in) may take before the hypervisor is killed; 0: killed at once. */
   powerdownMs: number;
+  /** The guest's RAM and the monitor's own share, which a memory limit of the container must cover. */
+  memory: VmMemory;
   /**
    * The root initrd the guest boots when something is added to it (urunit's /urunit.conf, the
    * volumes' files): a copy, never the image's own file, written by writeLaunchFiles (off the event
@@ -98,6 +103,8 @@ export type OciSpec = Record<string, unknown> & {
 export const ARTIFACT_COPY_MAX = 1024 * MiB;
 
 export const monitorDir = (bundle: string) => path.join(bundle, 'monitor');
+/** The monitor's image-sized files (the initrd copy, a VM state to restore), on disk: src/rootfs/work-dir.ts. */
+export const monitorFilesDir = (bundle: string) => path.join(workDir(bundle), 'urunc-monitor');
 export const monitorRoot = (bundle: string) => path.join(bundle, 'monroot');
 
 export function prepareLaunch(inp: LaunchInput): LaunchPlan {
@@ -133,6 +140,7 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   const binary = findBinary(mcfg.path || hv.defaultBinary(arch));
   const accel = hv.accel(mcfg, inp.kvmUsable());
   const memoryMb = guestMemory(inp.spec.linux?.resources?.memory?.limit, mcfg.default_memory_mb, hv.memoryUnit);
+  const memory: VmMemory = { guestBytes: memoryMb * MiB, overheadBytes: mcfg.vmm_overhead_mb * MiB };
   const vm: VmSpec = {
     id: inp.id, arch,
     kernel: `${GUEST_DIR}/kernel`,
@@ -195,7 +203,7 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   const volumes = guestVolumes(inp.spec.mounts);
   const urunitConfig = guest.urunit?.placement === 'append' ? guest.urunit.config : undefined;
   const initrdCopy = initrd && rootfsType === 'initrd' && (urunitConfig !== undefined || volumes.length > 0)
-    ? { from: initrd, to: path.join(dir, 'initrd'), urunitConfig, volumes } : undefined;
+    ? { from: initrd, to: path.join(monitorFilesDir(inp.bundle), 'initrd'), urunitConfig, volumes } : undefined;
   if (initrd && vm.initrd) binds.push([initrdCopy?.to ?? initrd, vm.initrd, true]);
   if (block && !block.device) binds.push([block.path, `${GUEST_DIR}/block`, false]);
   if (dataDisk) binds.push([dataDisk, `${GUEST_DIR}/annot_vol`, false]);
@@ -233,7 +241,8 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   const linux = spec.linux ?? {};
   const namespaces = [...(linux.namespaces ?? [])];
   if (!namespaces.some((n) => n.type === 'mount')) namespaces.push({ type: 'mount' });
-  const resources = { ...(linux.resources ?? {}) };
+  // A memory limit covers the guest's RAM plus the monitor's own share (vmm_overhead_mb).
+  const resources = withVmmOverhead({ ...(linux.resources ?? {}) }, memory);
   resources.devices = [...(resources.devices ?? []), ...devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: 'rwm' }))];
   const derived = {
     ociVersion: spec.ociVersion,
@@ -268,8 +277,8 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
     },
   };
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(derived));
-  const powerdownMs = guest.acpiPowerdown && cmd.qmp ? inp.config.guests.linux.powerdown_timeout_ms : 0;
-  return { runcBundle: dir, argv: cmd.argv, qmpInMonitor: cmd.qmp, scratchInMonitor: SCRATCH, rootfsType, accel, powerdownMs, initrdCopy, virtiofsd };
+  const powerdownMs = gracefulShutdownMs(spec.annotations, mcfg, guest.acpiPowerdown && cmd.qmp !== undefined);
+  return { runcBundle: dir, argv: cmd.argv, qmpInMonitor: cmd.qmp, scratchInMonitor: SCRATCH, rootfsType, accel, powerdownMs, memory, initrdCopy, virtiofsd };
 }
 
 /** Writes what the plan could not write synchronously (sizes the image and the volumes control): the initrd copy. */
@@ -280,6 +289,7 @@ export async function writeLaunchFiles(plan: LaunchPlan): Promise<void> {
   if (c.urunitConfig !== undefined) files.push({ name: '/urunit.conf', mode: 0o100400, data: Buffer.from(c.urunitConfig) });
   const from = await fs.promises.stat(c.from);
   if (from.size > ARTIFACT_COPY_MAX) throw invalidArgument(`the image's initrd is ${from.size} bytes, more than the ${ARTIFACT_COPY_MAX / MiB} MiB copied to add urunit's config or volume files`);
+  await fs.promises.mkdir(path.dirname(c.to), { recursive: true, mode: 0o700 });
   await fs.promises.copyFile(c.from, c.to);
   // The kernel reads an uncompressed archive after another only at a 4-byte aligned offset; it skips zeros.
   const { size } = await fs.promises.stat(c.to);
@@ -291,7 +301,8 @@ export async function writeLaunchFiles(plan: LaunchPlan): Promise<void> {
  * The guest's memory in the monitor's unit, as urunc sizes it (unikontainers.go Exec and each
  * hypervisor's BuildExecCmd): the container's memory limit in bytes, else default_memory_mb MiB,
  * converted down (floor) to decimal MB for qemu, solo5 and cloud-hypervisor and to MiB for
- * firecracker, so a VM never asks for more than its cgroup limit.
+ * firecracker. Every monitor takes the number as MiB, so qemu's guest of a 256 MiB limit has 268 MiB;
+ * the container's cgroup covers that and the monitor's own memory (src/monitors/vmm-overhead.ts).
  */
 export function guestMemory(limit: number | undefined, defaultMb: number, unit: number): number {
   const bytes = typeof limit === 'number' && limit > 0 ? limit : defaultMb * 2 ** 20;
@@ -301,6 +312,7 @@ export function guestMemory(limit: number | undefined, defaultMb: number, unit: 
 /** Removes what prepareLaunch made; idempotent. The monitor root holds no host mounts (runc's are in its own namespace). */
 export function removeMonitorBundle(bundle: string): void {
   fs.rmSync(monitorDir(bundle), { recursive: true, force: true });
+  fs.rmSync(monitorFilesDir(bundle), { recursive: true, force: true });
   const root = monitorRoot(bundle);
   if (!fs.existsSync(root)) return;
   if (hasMountsUnder(root)) {

@@ -29,6 +29,20 @@ const Monitor = z.object({
   machine: z._default(z.enum(['pc', 'microvm']), 'pc'),
   /** Ours (qemu): -cpu model under kvm ("host" as urunc); tcg always uses "max". */
   cpu: z._default(z.string().check(z.regex(/^[A-Za-z0-9_,+=.-]+$/)), 'host'),
+  /**
+   * Ours: a terminating signal first asks the guest to power off (qemu: ACPI power button through
+   * QMP, for guests that handle it) and kills the monitor only after graceful_shutdown_timeout_ms.
+   * Off by default: urunc's kill ends the monitor at once. A container's
+   * com.urunc.unikernel.gracefulShutdown annotation overrides both.
+   */
+  graceful_shutdown: z._default(z.boolean(), false),
+  graceful_shutdown_timeout_ms: z._default(z.int().check(z.gte(0)), 10_000),
+  /**
+   * Ours: memory (MiB) the monitor process may use beside its guest's RAM. With a container memory
+   * limit the guest gets the limit and the container's cgroup gets the limit plus this (declare the
+   * same as the RuntimeClass's overhead so the scheduler and the pod cgroup count it).
+   */
+  vmm_overhead_mb: z._default(z.int().check(z.gte(0)), 64),
 });
 export type MonitorConfig = z.infer<typeof Monitor>;
 
@@ -46,15 +60,10 @@ const ConfigSchema = z.object({
     virtiofsd: z._default(z.object({ path: z._default(z.string(), '/usr/libexec/virtiofsd'), options: z._default(z.string(), '--cache always --sandbox none') }), { path: '/usr/libexec/virtiofsd', options: '--cache always --sandbox none' }),
   }), { virtiofsd: { path: '/usr/libexec/virtiofsd', options: '--cache always --sandbox none' } }),
   rootfs_view: z._default(z.object({ enabled: z._default(z.boolean(), false) }), { enabled: false }),
-  /**
-   * Ours, for Linux guests: kernel parameters added to every command line (e.g. clock settings under
-   * tcg); how long a guest may take to power off after an ACPI power-down before its hypervisor is
-   * killed (0: kill at once, as urunc).
-   */
+  /** Ours, for Linux guests: kernel parameters added to every command line (e.g. clock settings under tcg). */
   guests: z._default(z.object({ linux: z._default(z.object({
     extra_cmdline: z._default(z.string().check(z.maxLength(1024)), ''),
-    powerdown_timeout_ms: z._default(z.int().check(z.gte(0)), 10_000),
-  }), { extra_cmdline: '', powerdown_timeout_ms: 10_000 }) }), { linux: { extra_cmdline: '', powerdown_timeout_ms: 10_000 } }),
+  }), { extra_cmdline: '' }) }), { linux: { extra_cmdline: '' } }),
   /**
    * Ours: the shared-filesystem root (9p, virtio-fs) is exported read-write, as urunc does (the
    * container's writable snapshot takes the guest's writes). readonly = true serves it read-only:

@@ -20,6 +20,7 @@ import { setupContainer, specRootfs, type UnikernelHost } from './container-kind
 import type { UnikernelTask } from './unikernel.js';
 import type { OciSpec } from '../monitors/launcher.js';
 import type { Watchdog } from '../monitors/watchdog.js';
+import { withVmmOverhead, type MemoryResources } from '../monitors/vmm-overhead.js';
 import { hooksOf, runHooks, type OciState } from './hooks.js';
 import { lazyOnce } from '../sys/lazy.js';
 
@@ -484,13 +485,16 @@ export class TaskService {
   async update(id: string, resources: Uint8Array): Promise<void> {
     const c = this.get(id);
     if (!c.init.alive) throw failedPrecondition(`cannot update ${c.init.label} in ${c.init.status} state`);
-    const json = Buffer.from(resources).toString('utf8');
+    let parsed: unknown;
     try {
-      JSON.parse(json);
+      parsed = JSON.parse(Buffer.from(resources).toString('utf8'));
     } catch {
       throw invalidArgument('update: resources are not valid JSON');
     }
-    await c.runc.update(id, c.bundle, json);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalidArgument('update: resources must be a JSON object');
+    // A VM's guest keeps the memory it booted with; its cgroup keeps the monitor's share above a new limit.
+    const r = c.unikernel ? withVmmOverhead(parsed as { memory?: MemoryResources }, c.unikernel.plan.memory) : parsed;
+    await c.runc.update(id, c.bundle, JSON.stringify(r));
   }
 
   resizePty(id: string, execId: string, width: number, height: number): void {

@@ -21,6 +21,7 @@ import { blockRootfs, mountAll, parseMountInfo, unmountAll, type BlockSource, ty
 import { chooseRootfs, needsHostRootfs, type Choice, type RootfsParams } from '../rootfs/planner.js';
 import { processStartTime, releaseRootfs } from '../rootfs/release.js';
 import { resolveFileInRoot } from '../rootfs/resolve-in-root.js';
+import { workDir } from '../rootfs/work-dir.js';
 import { assertNoInternalAnnotations, persistParams, StateFile, writeAtomic } from '../rootfs/state.js';
 import { createView, type SnapshotApi } from '../rootfs/view.js';
 import { blockVolumes, copyVolumeFiles, guestVolumes, type BlockVolume } from '../rootfs/volumes.js';
@@ -138,7 +139,7 @@ export async function setupUnikernel(o: SetupInput, pre: { specKeys: Record<stri
     if (needsHostRootfs(choice)) artifactRoot = mounted ?? o.rootfs;
     else {
       // The guest is about to own the block device: copy the artifacts out, then release the host mount.
-      artifactRoot = await copyArtifacts(mounted ?? o.rootfs, path.join(o.bundle, 'artifacts'), config, state);
+      artifactRoot = await copyArtifacts(mounted ?? o.rootfs, path.join(workDir(o.bundle), 'urunc-artifacts'), config, state);
       artifacts = 'copy';
     }
   }
@@ -209,7 +210,7 @@ export function rewriteQueueProxy(bundle: string, log: Logger): void {
 
 
 /**
- * Copies kernel and initrd (same paths) from the image root into `dest` (in the bundle), each at
+ * Copies kernel and initrd (same paths) from the image root into `dest` (on disk, in containerd's work dir), each at
  * most ARTIFACT_COPY_MAX bytes, in the thread pool: their sizes are the image's; returns dest.
  */
 async function copyArtifacts(root: string, dest: string, uk: UnikernelConfig, state: StateFile): Promise<string> {

@@ -8,6 +8,7 @@ import { failedPrecondition, invalidArgument } from '../errors.js';
 import { checkRestorable, qemuVersion, vmShape, writeManifest, type CheckpointManifest } from '../monitors/checkpoint.js';
 import { STATE_FILE, loadVmState, saveVmState } from '../monitors/vm-state.js';
 import type { Watchdog } from '../monitors/watchdog.js';
+import { monitorFilesDir } from '../monitors/launcher.js';
 import type { UnikernelTask } from './unikernel.js';
 
 export { Watchdog } from '../monitors/watchdog.js';
@@ -59,7 +60,9 @@ export async function stageRestore(dir: string, m: CheckpointManifest, uk: Unike
   const memMb = Number(uk.plan.argv[uk.plan.argv.indexOf('-m') + 1]?.replace(/M$/, '')) || 0;
   const cap = (memMb + 64) * 1024 * 1024 * 2;
   if (st.size !== m.stateBytes || st.size > cap) throw invalidArgument(`restoring a checkpoint: ${STATE_FILE} is ${st.size} bytes (recorded ${m.stateBytes}, at most ${cap} for this VM)`);
-  const to = path.join(bundle, 'restore.state');
+  // On disk beside the container's other image-sized files, removed with the monitor bundle.
+  const to = path.join(monitorFilesDir(bundle), 'restore.state');
+  await fs.promises.mkdir(path.dirname(to), { recursive: true, mode: 0o700 });
   await fs.promises.copyFile(from, to);
   return to;
 }

@@ -436,10 +436,10 @@ describe('hypervisors', () => {
     let a = HYPERVISOR_PLUGINS.qemu.command('q', vm({ config, accel: 'tcg', sharedFs: { kind: '9p', path: '/cntrRootfs', readonly: true } })).argv.join(' ');
     expect(HYPERVISOR_PLUGINS.qemu.command('q', vm({ sharedFs: { kind: '9p', path: '/cntrRootfs', readonly: false } })).argv.join(' ')).toContain(
       '-fsdev local,id=rootfs9p,security_model=none,path=/cntrRootfs,multidevs=remap -device virtio-9p-pci');
-    expect(a).toContain('-M microvm,pit=on,pic=on,rtc=on -accel tcg -cpu max');
+    expect(a).toContain('-M microvm,pit=on,pic=on,rtc=on -accel tcg,tb-size=32 -cpu max');
     expect(a).toContain('-fsdev local,id=rootfs9p,security_model=none,path=/cntrRootfs,multidevs=remap,readonly=on -device virtio-9p-device,fsdev=rootfs9p,mount_tag=fs0');
     a = HYPERVISOR_PLUGINS.qemu.command('q', vm({ sharedFs: { kind: 'virtiofs', socket: '/run/urunc/vfs.sock' } })).argv.join(' ');
-    expect(a).toContain('-object memory-backend-file,id=mem,size=268M,mem-path=/run/urunc,share=on -numa node,memdev=mem -chardev socket,id=char0,path=/run/urunc/vfs.sock -device vhost-user-fs-pci,queue-size=1024,chardev=char0,tag=fs0');
+    expect(a).toContain('-object memory-backend-memfd,id=mem,size=268M,share=on -numa node,memdev=mem -chardev socket,id=char0,path=/run/urunc/vfs.sock -device vhost-user-fs-pci,queue-size=1024,chardev=char0,tag=fs0');
   });
   it('firecracker: --no-api with a config file in its documented schema (MiB)', () => {
     const cmd = HYPERVISOR_PLUGINS.firecracker.command('/usr/bin/firecracker', vm({ blocks: [{ id: 'rootfs', path: '/guest/block' }], net: { tap: 't', mac: 'm', mtu: 1500 }, initrd: '/guest/initrd' }));
