@@ -16,10 +16,11 @@ export interface UnikernelImage {
   /** Other com.urunc.unikernel.* values (cmdline, block, blkMntPoint, mountRootfs, unikernelVersion, rootfsType). */
   extra?: Record<string, string>;
   /**
-   * Where the description goes: manifest annotations + labels, /urunc.json, or both (what bima and
-   * bunny write: LABELs become annotations and urunc.json, for CRI, which passes no image annotations).
+   * Where the description goes: manifest annotations + labels, /urunc.json, both (what bima
+   * writes: LABELs become annotations and urunc.json), or only the image config's labels (what
+   * bunny's LABEL lines give; CRI copies them into the container's labels).
    */
-  describe: 'annotations' | 'urunc.json' | 'both';
+  describe: 'annotations' | 'urunc.json' | 'both' | 'labels';
   cmd?: string[];
   entrypoint?: string[];
   env?: string[];
@@ -54,6 +55,7 @@ export function buildUnikernelImage(img: UnikernelImage, outTar: string): void {
       fs.writeFileSync(path.join(dir, 'urunc.json'), JSON.stringify(encoded, null, 2));
     }
     const asAnnotations = (img.describe === 'annotations' || img.describe === 'both') && img.uruncJsonOverride === undefined;
+    const asLabels = asAnnotations || img.describe === 'labels';
     writeOciImage({
       name: img.name,
       layers: [...(img.layers ?? []), dir],
@@ -63,7 +65,7 @@ export function buildUnikernelImage(img: UnikernelImage, outTar: string): void {
         ...(img.env ? { Env: img.env } : {}),
         ...(img.user ? { User: img.user } : {}),
         ...(img.workingDir ? { WorkingDir: img.workingDir } : {}),
-        ...(asAnnotations ? { Labels: values } : {}),
+        ...(asLabels ? { Labels: values } : {}),
       },
       ...(asAnnotations ? { annotations: values } : {}),
     }, outTar);

@@ -5,10 +5,11 @@
 // rootfs mounted and goes to runc; only a container with unikernel keys loads the unikernel set-up
 // (src/task/unikernel.ts: monitors, rootfs planner, network, runtime config), on first use.
 //
-// Under CRI the image is not asked: Kubernetes passes unikernel keys as pod annotations (containerd's
-// `pod_annotations`/`container_annotations`, as urunc's docs configure it) and images built for urunc
-// carry urunc.json, which is what urunc v0.8.0 reads too. So an ordinary container of a pod, and
-// every pause container, is decided without containerd's API (and without loading its client).
+// Under CRI the image is asked too, as urunc v0.8.0's shim asks it for every container
+// (InjectUruncAnnotations): CRI copies the image config's labels into the container's labels, which is
+// where images described by labels (bunny) carry their keys. Only a pod's sandbox (pause) container,
+// which CRI makes from the node's sandbox image, is decided without containerd's API (and without
+// loading its client).
 import type { Logger } from 'pino';
 import path from 'node:path';
 import { Code, ShimError, messageOf } from '../errors.js';
@@ -99,8 +100,8 @@ const hasKeys = (m: Record<string, string>): boolean => Object.keys(m).length > 
 export async function setupContainer(o: SetupInput): Promise<SetupResult> {
   const specKeys = pickUnikernelKeys(o.spec.annotations);
   let imageKeys: Record<string, string> = {};
-  const cri = o.spec.annotations?.['io.kubernetes.cri.container-type'] !== undefined;
-  if (o.host.imageAnnotations && !cri && REQUIRED.some((k) => specKeys[k] === undefined)) {
+  const podSandbox = o.spec.annotations?.['io.kubernetes.cri.container-type'] === 'sandbox';
+  if (o.host.imageAnnotations && !podSandbox && REQUIRED.some((k) => specKeys[k] === undefined)) {
     try {
       imageKeys = pickUnikernelKeys(await o.host.imageAnnotations(o.namespace, o.id));
     } catch (err: unknown) {

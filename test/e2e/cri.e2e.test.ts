@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../fixtures/oci-image.js';
-import { GUESTS, REPO, buildGuests, linuxRootLayer, pauseImage, unikernelImage } from '../fixtures/unikernel-images.js';
+import { GUESTS, REPO, buildGuests, linuxRootLayer, paddedInitrd, pauseImage, unikernelImage } from '../fixtures/unikernel-images.js';
 import { Containerd, runCmd, sleep, versionsUnderTest, waitFor, qemuPids, type Version } from './containerd.js';
 import { CriClient, cri } from './cri.js';
 import { imageAnnotations, imageChainId, restoreTask } from './checkpoint.js';
@@ -25,6 +25,9 @@ const HANDLER = 'urunc';
 const QEMU_TCG = '[monitors.qemu]\naccelerator = "tcg"\nmachine = "microvm"\n[guests.linux]\nextra_cmdline = "tsc_early_khz=2000000 tsc=reliable quiet"\n';
 const LINUX = 'localhost/linux-uk:cri';
 const LINUX_9P = 'localhost/linux-uk:cri-9p';
+const HELLO_LABELS = 'localhost/hello-uk:cri-labels';
+const LINUX_BIG_INITRD = 'localhost/linux-uk:cri-48m';
+const MiB = 2 ** 20;
 
 
 type Sandboxer = 'podsandbox' | 'shim';
@@ -79,7 +82,14 @@ describe.each(CASES.map((k) => [`${k.version}, ${k.sandboxer} sandboxer`, k] as 
       describe: 'both', extra: { mountRootfs: 'true', rootfsType: '9pfs' }, layers: [root], cmd: ['/bin/app', 'volumes'], env: ['PATH=/bin'],
     });
     fs.rmSync(root, { recursive: true, force: true });
-    for (const tar of [pauseImage(dir, PAUSE), buildBusyboxImage(path.join(REPO, '.cache', 'images')), hello, helloCount, helloMewz, linux, linux9p]) {
+    // Described only by its config's labels, as bunny's LABEL lines write them (no urunc.json, no manifest annotations).
+    const helloLabels = unikernelImage({ name: HELLO_LABELS, type: 'mewz', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'labels', cmd: ['ignored'] });
+    // A Linux guest whose initrd (its root) is as large as a real application's.
+    const linuxBig = unikernelImage({
+      name: LINUX_BIG_INITRD, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: paddedInitrd(48),
+      describe: 'both', cmd: ['/bin/app', 'big-initrd'], env: ['PATH=/bin'],
+    });
+    for (const tar of [pauseImage(dir, PAUSE), buildBusyboxImage(path.join(REPO, '.cache', 'images')), hello, helloCount, helloMewz, linux, linux9p, helloLabels, linuxBig]) {
       const r = await c.ctr(['images', 'import', tar], { ns: 'k8s.io' });
       expect(r.code, r.stderr).toBe(0);
     }
@@ -229,6 +239,120 @@ describe.each(CASES.map((k) => [`${k.version}, ${k.sandboxer} sandboxer`, k] as 
     await client.removeContainer(bb.containerId);
     await removePod(pod.podSandboxId, sb.netns);
   }, 120_000);
+
+  // urunc v0.8.0's shim (InjectUruncAnnotations) reads the container's labels, into which CRI copies
+  // the image config's labels, for every container: an image described only by labels is a unikernel.
+  it('an image described only by its config labels (as bunny writes them) runs as a unikernel', async () => {
+    const pod = await newPod();
+    const sb = await sandboxInfo(pod.podSandboxId);
+    const uk = await runToExit(pod, 'labelled', { image: { image: HELLO_LABELS } });
+    expect(uk.log).toMatch(/^\S+ stdout [PF] Hello from a urunc-ts unikernel!$/m);
+    expect(uk.status.exitCode).toBe(7);
+    await client.removeContainer(uk.containerId);
+    await removePod(pod.podSandboxId, sb.netns);
+  }, 120_000);
+
+  /** The memory cgroup limit of a process (cgroup v1's memory controller, or v2's memory.max). */
+  const memoryLimitOf = (pid: number): number => {
+    const lines = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n');
+    const v1 = lines.find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l));
+    if (v1) return Number(fs.readFileSync(`/sys/fs/cgroup/memory${v1.split(':')[2]}/memory.limit_in_bytes`, 'utf8'));
+    return Number(fs.readFileSync(`/sys/fs/cgroup${(lines.find((l) => l.startsWith('0::')) as string).slice(3)}/memory.max`, 'utf8'));
+  };
+
+  // urunc unikontainers.go Exec sizes the guest from the limit (decimal MB: 268 MiB for 256 MiB);
+  // here the container's cgroup holds the guest's RAM plus vmm_overhead_mb (64) for the monitor.
+  it('a memory limit: a Linux guest writing 70% of its 256 MiB limit into its tmpfs completes with 0; more than it has meets the guest\'s own OOM killer, not the host\'s', async () => {
+    const pod = await newPod();
+    const sb = await sandboxInfo(pod.podSandboxId);
+    const { containerId } = await client.createContainer(pod.podSandboxId, {
+      metadata: { name: 'filler' }, image: { image: LINUX }, logPath: 'filler.log',
+      // First one allocation of 210 MiB (more than the guest has free), then 180 MiB (70.3 %) into a
+      // tmpfs. (The app leaves the pod network alone: the Debian kernel keeps about 30 MiB of the
+      // guest's 268 MiB, and a NIC driver's share would leave too little for 70 %.)
+      envs: [{ key: 'HOG_MB', value: '210' }, { key: 'FILL_MB', value: '180' }, { key: 'NET', value: 'off' }, { key: 'SLEEP', value: '3' }],
+      linux: { resources: { memoryLimitInBytes: BigInt(256 * MiB) } },
+    }, pod.sandboxConfig);
+    await client.startContainer(containerId);
+    const [qemu] = await waitFor('qemu', () => {
+      const p = qemuPids();
+      return p.length === 1 ? p : undefined;
+    });
+    expect(fs.readFileSync(`/proc/${qemu}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining(['-m', '268M']));
+    expect(memoryLimitOf(qemu as number)).toBe((268 + 64) * MiB);
+    const st = await waitFor('the guest to finish', async () => {
+      const s = (await client.containerStatus(containerId)).status;
+      return s?.state === cri.ContainerState.CONTAINER_EXITED ? s : undefined;
+    }, 120_000);
+    const log = logOf(pod, 'filler');
+    expect(log).toMatch(/stdout [PF] hog: dd ended with status 137/);
+    expect(log).toMatch(/Out of memory: Killed process \d+ \(dd\)/);
+    expect(log).toMatch(/stdout [PF] filled: 180 MiB/);
+    expect(log).toMatch(/stdout [PF] guest-exit: status 0/);
+    expect(st.exitCode).toBe(0);
+    expect(st.reason).not.toBe('OOMKilled');
+    await client.removeContainer(containerId);
+    await removePod(pod.podSandboxId, sb.netns);
+  }, 240_000);
+
+  // urunc's kill (cmd/urunc/kill.go) ends the monitor at once; the ACPI power-down is opt-in.
+  it('StopContainer: a Linux guest without an ACPI handler is stopped at once (137); with gracefulShutdown=true a guest that handles the power button powers off (0)', async () => {
+    const pod = await newPod();
+    const sb = await sandboxInfo(pod.podSandboxId);
+    const plain = await client.createContainer(pod.podSandboxId, {
+      metadata: { name: 'plain' }, image: { image: LINUX }, logPath: 'plain.log', envs: [{ key: 'SLEEP', value: '300' }],
+    }, pod.sandboxConfig);
+    await client.startContainer(plain.containerId);
+    await waitFor('the guest running its app', () => (logOf(pod, 'plain').includes('URUNC_LINUX_MARKER') ? true : undefined), 90_000);
+    const at = Date.now();
+    await client.stopContainer(plain.containerId, 30);
+    const st = (await client.containerStatus(plain.containerId)).status;
+    expect(st?.state).toBe(cri.ContainerState.CONTAINER_EXITED);
+    expect(Date.now() - at).toBeLessThan(3_000);
+    expect(st?.exitCode).toBe(137);
+
+    const graceful = await client.createContainer(pod.podSandboxId, {
+      metadata: { name: 'graceful' }, image: { image: LINUX }, logPath: 'graceful.log', envs: [{ key: 'POWER_BUTTON', value: '1' }],
+      annotations: { 'com.urunc.unikernel.gracefulShutdown': '20s' },
+    }, pod.sandboxConfig);
+    await client.startContainer(graceful.containerId);
+    await waitFor('the guest waiting for the power button', () => (logOf(pod, 'graceful').includes('waiting for the power button') ? true : undefined), 90_000);
+    await client.stopContainer(graceful.containerId, 30);
+    expect((await client.containerStatus(graceful.containerId)).status?.exitCode).toBe(0);
+    expect(logOf(pod, 'graceful')).toContain('guest: power button pressed, shutting down');
+    for (const id of [plain.containerId, graceful.containerId]) await client.removeContainer(id);
+    await removePod(pod.podSandboxId, sb.netns);
+  }, 240_000);
+
+  // urunc initrd.go appends to the initrd in the container's snapshot (disk); here the copy goes to
+  // containerd's work dir on disk, never into the bundle under containerd's state dir (RAM on real hosts).
+  it('an initrd-root pod with volumes keeps its 48 MiB initrd copy out of the bundle (in containerd\'s work dir on disk); nothing is left after', async () => {
+    const pod = await newPod({ dnsConfig: { servers: ['10.96.0.10'], searches: [], options: [] } });
+    const sb = await sandboxInfo(pod.podSandboxId);
+    const configMap = path.join(dir, `configmap-${pods}`);
+    fs.mkdirSync(configMap);
+    fs.writeFileSync(path.join(configMap, 'app.conf'), 'mode=big\n');
+    const { containerId } = await client.createContainer(pod.podSandboxId, {
+      metadata: { name: 'bigrd' }, image: { image: LINUX_BIG_INITRD }, logPath: 'bigrd.log',
+      mounts: [{ containerPath: '/config/app.conf', hostPath: path.join(configMap, 'app.conf'), readonly: true }],
+      envs: [{ key: 'READ_FILES', value: '/etc/resolv.conf,/config/app.conf' }, { key: 'SLEEP', value: '300' }],
+    }, pod.sandboxConfig);
+    await client.startContainer(containerId);
+    await waitFor('the guest reading its volumes', () => (logOf(pod, 'bigrd').includes('file /config/app.conf: mode=big;') ? true : undefined), 90_000);
+    expect(logOf(pod, 'bigrd')).toMatch(/file \/etc\/resolv\.conf: .*nameserver 10\.96\.0\.10/);
+    const bundle = path.join(c.state, 'io.containerd.runtime.v2.task', 'k8s.io', containerId);
+    // The bundle's own files (-x: not the mounted rootfs): config, state files, the monitor's root.
+    const bundleKiB = Number((await runCmd('du', ['-skx', bundle])).stdout.split(/\s/)[0]);
+    expect(bundleKiB).toBeLessThan(4 * 1024);
+    const work = fs.realpathSync(path.join(bundle, 'work'));
+    expect(work.startsWith(`${c.root}/`)).toBe(true);
+    expect(fs.statSync(path.join(work, 'urunc-monitor', 'initrd')).size).toBeGreaterThan(48 * MiB);
+    await client.stopContainer(containerId, 0);
+    await client.removeContainer(containerId);
+    expect(fs.existsSync(work)).toBe(false);
+    expect(fs.existsSync(bundle)).toBe(false);
+    await removePod(pod.podSandboxId, sb.netns);
+  }, 240_000);
 
   it('a running unikernel joins the pod network namespace with its own tap; StopPodSandbox stops it and removal leaves nothing', async () => {
     const pod = await newPod();

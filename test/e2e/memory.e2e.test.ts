@@ -13,9 +13,10 @@ import { Containerd, REPO, RUNTIME, pidsMatching, versionsUnderTest, waitFor } f
 
 const HOOK = path.join(REPO, 'test', 'fixtures', 'module-trace.mjs');
 
-/** Loaded only for unikernels, checkpoints, pod sandboxes owned by the shim, or an image lookup through containerd. */
-const NOT_FOR_A_POD_CONTAINER = [
-  'src/shim/containerd-grpc.ts', 'src/shim/image-annotations.ts', 'src/shim/containerd-snapshots.ts',
+/** The containerd client (its services load together), loaded for the image lookup of every container but a pod's sandbox. */
+const IMAGE_LOOKUP = ['src/shim/containerd-grpc.ts', 'src/shim/image-annotations.ts', 'src/shim/containerd-snapshots.ts'];
+/** Loaded only for unikernels, checkpoints, or pod sandboxes owned by the shim. */
+const NOT_FOR_AN_ORDINARY_CONTAINER = [
   'src/task/unikernel.ts', 'src/task/vm.ts', 'src/monitors/launcher.ts', 'src/monitors/network.ts', 'src/monitors/virtiofsd.ts',
   'src/monitors/watchdog.ts', 'src/monitors/runtime-config.ts', 'src/monitors/unikernel-config.ts', 'src/rootfs/planner.ts', 'src/rootfs/view.ts',
   'src/task/sandbox.ts', 'src/shim/sandbox-rpc.ts', 'src/task/criu.ts', 'src/monitors/checkpoint.ts', 'src/shim/grpc/server.ts',
@@ -54,24 +55,21 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
     return { builtins: urls.filter((u) => u.startsWith('node:')), modules, chunks };
   };
 
-  it('a pod\'s pause and ordinary containers load no containerd client and no unikernel set-up; a plain ctr container loads the client for its image lookup, from the daemon\'s own build after an upgrade removed its chunks', async () => {
+  it('a pod\'s pause container loads no containerd client and no unikernel set-up; its ordinary container and a plain ctr container load the client for their image lookup (as urunc asks containerd for every container), from the daemon\'s own build after an upgrade removed its chunks, and no unikernel set-up', async () => {
     const ids = ['pause-1', 'app-1', 'plain-1'];
     try {
-      // A pause container and an ordinary container of the same pod, as CRI creates them.
+      // A pause container, as CRI creates it.
       let r = await c.ctr(['run', '-d', '--annotation', 'io.kubernetes.cri.container-type=sandbox', '--runtime', RUNTIME, BUSYBOX_IMAGE, 'pause-1', 'sleep', '300']);
-      expect(r.code, r.stderr).toBe(0);
-      r = await c.ctr(['run', '-d', '--annotation', 'io.kubernetes.cri.container-type=container', '--annotation', 'io.kubernetes.cri.sandbox-id=pause-1',
-        '--runtime', RUNTIME, BUSYBOX_IMAGE, 'app-1', 'sleep', '300']);
       expect(r.code, r.stderr).toBe(0);
       // Polled as kubelet does.
       expect((await c.ctr(['task', 'ls'])).code).toBe(0);
-      expect((await c.ctr(['task', 'metrics', 'app-1'])).code).toBe(0);
+      expect((await c.ctr(['task', 'metrics', 'pause-1'])).code).toBe(0);
       const pid = daemonPid();
       const pod = registry(pid);
       // The registry is read (the task service is in it), and none of the heavy modules is.
       expect(pod.modules).toContain('src/task/service.ts');
       expect(pod.modules).toContain('src/task/container-kind.ts');
-      for (const m of NOT_FOR_A_POD_CONTAINER) expect(pod.modules, m).not.toContain(m);
+      for (const m of [...IMAGE_LOOKUP, ...NOT_FOR_AN_ORDINARY_CONTAINER]) expect(pod.modules, m).not.toContain(m);
       expect(pod.modules.filter((m) => m.startsWith('node_modules/smol-toml/') || m.startsWith('node_modules/@grpc/'))).toEqual([]);
       expect(pod.builtins).not.toContain('node:http2');
 
@@ -83,16 +81,24 @@ describe.each(versionsUnderTest())('containerd %s', (version) => {
       expect(removed.length).toBeGreaterThan(5);
       for (const f of removed) fs.rmSync(path.join(chunkDir, f));
 
-      // A container from ctr, whose image may describe a unikernel only in its annotations: containerd is asked.
-      r = await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, 'plain-1', 'sleep', '300']);
+      // An ordinary container of the pod: its image may describe a unikernel in its labels (which CRI
+      // copies into the container's), so containerd is asked; nothing of the unikernel set-up loads.
+      r = await c.ctr(['run', '-d', '--annotation', 'io.kubernetes.cri.container-type=container', '--annotation', 'io.kubernetes.cri.sandbox-id=pause-1',
+        '--runtime', RUNTIME, BUSYBOX_IMAGE, 'app-1', 'sleep', '300']);
       expect(r.code, r.stderr).toBe(0);
       expect(daemonPid()).toBe(pid);
-      const plain = registry(pid);
-      expect(plain.modules).toContain('src/shim/containerd-grpc.ts');
-      expect(plain.builtins).toContain('node:http2');
-      expect(plain.modules).not.toContain('src/task/unikernel.ts');
+      const app = registry(pid);
+      for (const m of IMAGE_LOOKUP) expect(app.modules, m).toContain(m);
+      expect(app.builtins).toContain('node:http2');
+      for (const m of NOT_FOR_AN_ORDINARY_CONTAINER) expect(app.modules, m).not.toContain(m);
       // Every chunk of the running build is back, byte for byte.
       for (const [f, content] of before) expect(fs.readFileSync(path.join(chunkDir, f)).equals(content), f).toBe(true);
+
+      // A container from ctr, whose image may describe a unikernel only in its annotations: the same lookup.
+      r = await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, 'plain-1', 'sleep', '300']);
+      expect(r.code, r.stderr).toBe(0);
+      const plain = registry(pid);
+      for (const m of NOT_FOR_AN_ORDINARY_CONTAINER) expect(plain.modules, m).not.toContain(m);
     } finally {
       for (const id of ids) await c.ctr(['task', 'kill', '-s', 'KILL', id]);
       for (const id of ids) {

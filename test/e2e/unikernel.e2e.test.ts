@@ -368,13 +368,14 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     }
   }, 120_000);
 
-  // Ours, beyond urunc (its kill only signals the monitor): a Linux guest under qemu gets an ACPI
-  // power-down through QMP on SIGTERM and shuts down by itself; qemu then exits 0.
-  it('ctr task kill: a Linux guest powers off through ACPI and its shutdown line reaches the log', async () => {
+  // Ours, opt-in (urunc's kill ends the monitor at once; a graceful stop is its open PR #869): with
+  // com.urunc.unikernel.gracefulShutdown a Linux guest under qemu gets an ACPI power-down through QMP
+  // on SIGTERM and shuts down by itself; qemu then exits 0.
+  it('ctr task kill with gracefulShutdown=true: a Linux guest powers off through ACPI and its shutdown line reaches the log', async () => {
     const t = id('acpi');
     const logFile = path.join(cfgDir, 'acpi.log');
     let r = await c.ctr(['run', '-d', '--runtime', RUNTIME, '--runtime-config-path', tcgConfig, '--log-uri', `file://${logFile}`,
-      '--env', 'POWER_BUTTON=1', LINUX, t], { timeoutMs: 30_000 });
+      '--annotation', 'com.urunc.unikernel.gracefulShutdown=true', '--env', 'POWER_BUTTON=1', LINUX, t], { timeoutMs: 30_000 });
     expect(r.code, r.stderr).toBe(0);
     await waitFor('the guest waits for the power button', () => (fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('waiting for the power button') ? true : undefined), 90_000);
     const killedAt = Date.now();
@@ -654,9 +655,9 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(/hypervisor stopped the VM \(status internal-error\)/);
   }, 150_000);
 
-  it('ctr task kill: a Linux guest that ignores the power button is killed after powerdown_timeout_ms (status 137)', async () => {
+  it('ctr task kill with [monitors.qemu] graceful_shutdown: a Linux guest that ignores the power button is killed after graceful_shutdown_timeout_ms (status 137)', async () => {
     const t = id('acpi-ignored');
-    const cfg = writeConfig(cfgDir, 'powerdown.toml', `${QEMU_TCG.replace('[guests.linux]', '[guests.linux]\npowerdown_timeout_ms = 2000')}`);
+    const cfg = writeConfig(cfgDir, 'powerdown.toml', `${QEMU_TCG.replace('[guests.linux]', 'graceful_shutdown = true\ngraceful_shutdown_timeout_ms = 2000\n[guests.linux]')}`);
     const logFile = path.join(cfgDir, 'acpi-ignored.log');
     const r = await c.ctr(['run', '-d', '--runtime', RUNTIME, '--runtime-config-path', cfg, '--log-uri', `file://${logFile}`, '--env', 'SLEEP=120', LINUX, t], { timeoutMs: 30_000 });
     expect(r.code, r.stderr).toBe(0);

@@ -221,7 +221,14 @@ export interface LinuxContainerSecurityContext {
   namespaceOptions: NamespaceOption | undefined;
 }
 
+/** The memory fields of LinuxContainerResources (kubelet sets both from the container's memory limit). */
+export interface LinuxContainerResources {
+  memoryLimitInBytes: bigint;
+  memorySwapLimitInBytes: bigint;
+}
+
 export interface LinuxContainerConfig {
+  resources: LinuxContainerResources | undefined;
   securityContext: LinuxContainerSecurityContext | undefined;
 }
 
@@ -3022,12 +3029,93 @@ export const LinuxContainerSecurityContext: MessageFns<LinuxContainerSecurityCon
   },
 };
 
+function createBaseLinuxContainerResources(): LinuxContainerResources {
+  return { memoryLimitInBytes: 0n, memorySwapLimitInBytes: 0n };
+}
+
+export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
+  encode(message: LinuxContainerResources, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.memoryLimitInBytes !== 0n) {
+      if (BigInt.asIntN(64, message.memoryLimitInBytes) !== message.memoryLimitInBytes) {
+        throw new globalThis.Error("value provided for field message.memoryLimitInBytes of type int64 too large");
+      }
+      writer.uint32(32).int64(message.memoryLimitInBytes);
+    }
+    if (message.memorySwapLimitInBytes !== 0n) {
+      if (BigInt.asIntN(64, message.memorySwapLimitInBytes) !== message.memorySwapLimitInBytes) {
+        throw new globalThis.Error("value provided for field message.memorySwapLimitInBytes of type int64 too large");
+      }
+      writer.uint32(80).int64(message.memorySwapLimitInBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LinuxContainerResources {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLinuxContainerResources();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.memoryLimitInBytes = reader.int64() as bigint;
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.memorySwapLimitInBytes = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LinuxContainerResources>, I>>(base?: I): LinuxContainerResources {
+    return LinuxContainerResources.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LinuxContainerResources>, I>>(object: I): LinuxContainerResources {
+    const message = createBaseLinuxContainerResources();
+    message.memoryLimitInBytes = (object.memoryLimitInBytes !== undefined && object.memoryLimitInBytes !== null)
+      ? BigInt(object.memoryLimitInBytes)
+      : 0n;
+    message.memorySwapLimitInBytes =
+      (object.memorySwapLimitInBytes !== undefined && object.memorySwapLimitInBytes !== null)
+        ? BigInt(object.memorySwapLimitInBytes)
+        : 0n;
+    return message;
+  },
+};
+
 function createBaseLinuxContainerConfig(): LinuxContainerConfig {
-  return { securityContext: undefined };
+  return { resources: undefined, securityContext: undefined };
 }
 
 export const LinuxContainerConfig: MessageFns<LinuxContainerConfig> = {
   encode(message: LinuxContainerConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.resources !== undefined) {
+      LinuxContainerResources.encode(message.resources, writer.uint32(10).fork()).join();
+    }
     if (message.securityContext !== undefined) {
       LinuxContainerSecurityContext.encode(message.securityContext, writer.uint32(18).fork()).join();
     }
@@ -3047,6 +3135,14 @@ export const LinuxContainerConfig: MessageFns<LinuxContainerConfig> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.resources = LinuxContainerResources.decode(reader, reader.uint32());
+            continue;
+          }
           case 2: {
             if (tag !== 18) {
               break;
@@ -3072,6 +3168,9 @@ export const LinuxContainerConfig: MessageFns<LinuxContainerConfig> = {
   },
   fromPartial<I extends Exact<DeepPartial<LinuxContainerConfig>, I>>(object: I): LinuxContainerConfig {
     const message = createBaseLinuxContainerConfig();
+    message.resources = (object.resources !== undefined && object.resources !== null)
+      ? LinuxContainerResources.fromPartial(object.resources)
+      : undefined;
     message.securityContext = (object.securityContext !== undefined && object.securityContext !== null)
       ? LinuxContainerSecurityContext.fromPartial(object.securityContext)
       : undefined;
