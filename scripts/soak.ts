@@ -28,7 +28,7 @@ const VERSIONS = (process.env.SOAK_CONTAINERD ?? '1.6,2.x').split(',').map((v) =
 const HELLO = 'docker.io/library/hello-uk:soak';
 /** The same kernel as Unikraft, which gets its arguments: `wait` halts it until the VM is killed. */
 const HELLO_WAIT = 'docker.io/library/hello-uk:soak-wait';
-const CONFIG = '[monitors.qemu]\naccelerator = "kvm"\nmachine = "microvm"\ncpu = "host,-arch-capabilities"\n';
+const CONFIG = '[monitors.qemu]\naccelerator = "auto"\nmachine = "microvm"\ncpu = "host,-arch-capabilities"\n';
 /** The hello kernel as mewz: status 3 on isa-debug-exit, qemu's (3 << 1) | 1. */
 const HELLO_STATUS = 7;
 

@@ -6,12 +6,20 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { addressFileSocket } from '../../src/shim/address.js';
+import { kvmUsable } from '../../src/sys/libc.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SHIM_BIN = path.join(REPO, 'bin');
 export const RUNTIME = 'io.containerd.urunc.v2';
 
 export type Version = '1.6' | '1.7' | '2.x';
+
+/**
+ * Whether /dev/kvm can create a VM on this machine. Some machines of this kind have it (a nested,
+ * paravirtual KVM), some do not: tests of the multiboot kernel run under qemu's `accelerator =
+ * "auto"` (kvm where it works, else tcg); the few that need KVM's own behaviour are skipped without it.
+ */
+export const KVM = kvmUsable();
 export const ALL_VERSIONS: Version[] = ['1.6', '1.7', '2.x'];
 
 /** Versions to test: E2E_CONTAINERD="1.6,2.x" narrows the list; every one listed must exist. */

@@ -18,7 +18,7 @@ describe.each(versionsUnderTest())('OCI hooks on containerd %s', (version: Versi
   beforeAll(async () => {
     buildGuests();
     const cfg = path.join(GUESTS, '..', 'hooks-kvm.toml');
-    fs.writeFileSync(cfg, '[monitors.qemu]\naccelerator = "kvm"\nmachine = "microvm"\ncpu = "host,-arch-capabilities"\n');
+    fs.writeFileSync(cfg, '[monitors.qemu]\naccelerator = "auto"\nmachine = "microvm"\ncpu = "host,-arch-capabilities"\n');
     c = await Containerd.start(version, { URUNC_CONFIG_PATH: cfg });
     base = JSON.parse((await c.ctr(['oci', 'spec'])).stdout) as Record<string, unknown>;
   }, 60_000);

@@ -26,7 +26,8 @@ const LINUX_VFS_WRITE = 'docker.io/library/linux-uk:virtiofs-write';
 const VIRTIOFSD = path.join(GUESTS, '..', 'virtiofsd', 'virtiofsd');
 const VIEW_ON = ['--annotation', 'com.urunc.unikernel.snapshotView=true'];
 
-const QEMU_KVM = '[monitors.qemu]\naccelerator = "kvm"\nmachine = "microvm"\ncpu = "host,-arch-capabilities"\n';
+// kvm where /dev/kvm works (the hello kernel's quick path), else tcg (see KVM in containerd.ts).
+const QEMU_KVM = '[monitors.qemu]\naccelerator = "auto"\nmachine = "microvm"\ncpu = "host,-arch-capabilities"\n';
 const QEMU_TCG = '[monitors.qemu]\naccelerator = "tcg"\nmachine = "microvm"\n[guests.linux]\nextra_cmdline = "tsc_early_khz=2000000 tsc=reliable quiet"\n';
 
 const REPO_CACHE = path.join(GUESTS, '..', 'images');
