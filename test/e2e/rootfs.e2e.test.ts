@@ -80,7 +80,8 @@ function virtiofsds(): Array<{ pid: number; argv: string[] }> {
 /** The guest's console log (a --log-uri file) once it has printed its root device. */
 const guestReportedRoot = (logFile: string, timeoutMs: number): Promise<string> => waitFor('the guest to report its root', () => {
   const s = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
-  return s.includes('rootdev:') ? s : undefined;
+  // The whole line: the serial console reaches the log a few bytes at a time (slowly under tcg).
+  return /rootdev:[^\n]*\n/.test(s) ? s : undefined;
 }, timeoutMs);
 
 const nsOf = (pid: number, ns: string) => fs.readlinkSync(`/proc/${pid}/ns/${ns}`);

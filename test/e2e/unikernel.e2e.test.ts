@@ -9,6 +9,9 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GUESTS, buildGuests, linuxRootLayer, symlinkEscapeImage, unikernelImage } from '../fixtures/unikernel-images.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage, fillerLayers, writeOciImage } from '../fixtures/oci-image.js';
+import * as pb from '../../src/gen/containerd/task/v2/shim.js';
+import { TtrpcClient } from '../../src/shim/ttrpc/client.js';
+import { NAMESPACE_KEY } from '../../src/shim/ttrpc/server.js';
 import { Containerd, KVM, RUNTIME, sleep, versionsUnderTest, waitFor, qemuPids } from './containerd.js';
 import { checkpointTask, extractedCheckpoints, restoreTask } from './checkpoint.js';
 
@@ -423,6 +426,20 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     for (const n of ['mnt', 'uts', 'ipc', 'pid']) expect(ns(pid, n), n).not.toBe(ns('self', n));
     // The container's cgroup (ctr's default cgroupsPath is /<namespace>/<id>).
     expect(fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8')).toMatch(new RegExp(`:memory:/default/${t}\\n`));
+    // Update (kubelet's in-place resize) of a VM's memory: the guest keeps its 268 MiB, so the
+    // cgroup gets the larger of the new limit and the guest's RAM, plus vmm_overhead_mb.
+    const client = await TtrpcClient.connect(c.shimAddress(t));
+    try {
+      const limitFile = [`/sys/fs/cgroup/memory/default/${t}/memory.limit_in_bytes`, `/sys/fs/cgroup/default/${t}/memory.max`].find((f) => fs.existsSync(f)) as string;
+      for (const [limit, expected] of [[128, 268 + 64], [512, 512 + 64]] as const) {
+        await client.call('containerd.task.v2.Task', 'Update', pb.UpdateTaskRequest.encode({
+          id: t, annotations: {}, resources: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources', value: Buffer.from(JSON.stringify({ memory: { limit: limit * 2 ** 20 } })) },
+        }).finish(), { metadata: { [NAMESPACE_KEY]: 'default' }, timeoutMs: 5000 });
+        expect(Number(fs.readFileSync(limitFile, 'utf8')), `limit ${limit} MiB`).toBe(expected * 2 ** 20);
+      }
+    } finally {
+      client.close();
+    }
     // Only what the launcher put there.
     // No root for the guest (no mountRootfs): nothing of the container's files in the monitor root.
     expect(fs.readdirSync(`/proc/${pid}/root/`).sort()).toEqual(['dev', 'guest', 'lib', 'lib64', 'proc', 'run', 'usr'].sort());
