@@ -308,7 +308,9 @@ describe.each(CASES.map((k) => [`${k.version}, ${k.sandboxer} sandboxer`, k] as 
     await client.stopContainer(plain.containerId, 30);
     const st = (await client.containerStatus(plain.containerId)).status;
     expect(st?.state).toBe(cri.ContainerState.CONTAINER_EXITED);
-    expect(Date.now() - at).toBeLessThan(3_000);
+    const stopMs = Date.now() - at;
+    console.log(`StopContainer of a Linux guest without an ACPI handler: ${stopMs} ms`);
+    expect(stopMs).toBeLessThan(3_000);
     expect(st?.exitCode).toBe(137);
 
     const graceful = await client.createContainer(pod.podSandboxId, {
@@ -343,6 +345,7 @@ describe.each(CASES.map((k) => [`${k.version}, ${k.sandboxer} sandboxer`, k] as 
     const bundle = path.join(c.state, 'io.containerd.runtime.v2.task', 'k8s.io', containerId);
     // The bundle's own files (-x: not the mounted rootfs): config, state files, the monitor's root.
     const bundleKiB = Number((await runCmd('du', ['-skx', bundle])).stdout.split(/\s/)[0]);
+    console.log(`bundle of a 48 MiB initrd-root pod with volumes: ${bundleKiB} KiB`);
     expect(bundleKiB).toBeLessThan(4 * 1024);
     const work = fs.realpathSync(path.join(bundle, 'work'));
     expect(work.startsWith(`${c.root}/`)).toBe(true);

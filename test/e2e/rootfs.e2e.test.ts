@@ -307,8 +307,11 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     expect(r.code, r.stderr).toBe(0);
     const bundle = bundleOf(t);
     const params = paramsOf(t);
-    expect(params).toMatchObject({ type: 'block', blockSource: 'container', mountedPath: '', artifacts: 'copy', artifactRoot: path.join(bundle, 'artifacts') });
-    expect(fs.readdirSync(path.join(bundle, 'artifacts', 'unikernel')).sort()).toEqual(['initramfs.gz', 'vmlinux']);
+    // The copies are on disk in containerd's work dir, never in the bundle (its state dir, RAM on real hosts).
+    const copies = path.join(fs.realpathSync(path.join(bundle, 'work')), 'urunc-artifacts');
+    expect(params).toMatchObject({ type: 'block', blockSource: 'container', mountedPath: '', artifacts: 'copy', artifactRoot: copies });
+    expect(fs.readdirSync(path.join(copies, 'unikernel')).sort()).toEqual(['initramfs.gz', 'vmlinux']);
+    expect(fs.existsSync(path.join(bundle, 'artifacts'))).toBe(false);
     expect(c.mounts()).toEqual([]);
     expect(loopBackingFiles().filter((f) => f.startsWith(c.dir))).toEqual([]);
     expect(await views('blockfile')).toEqual({ snapshots: [], leases: [] });
@@ -316,6 +319,7 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     expect(out).toMatch(/rootdev: \/dev\/vda \/ ext4 rw/);
     await stopAndRemove(t);
     expect(fs.existsSync(bundleOf(t))).toBe(false);
+    expect(fs.existsSync(copies)).toBe(false);
     await expectClean('blockfile');
   }, 120_000);
 

@@ -16,7 +16,7 @@ import { Code } from '../../src/errors.js';
 import { TtrpcClient } from '../../src/shim/ttrpc/client.js';
 import { NAMESPACE_KEY } from '../../src/shim/ttrpc/server.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../fixtures/oci-image.js';
-import { checkpointTask, extractedCheckpoints, restoreTask } from './checkpoint.js';
+import { checkpointTask, criuCannotDump, extractedCheckpoints, restoreTask } from './checkpoint.js';
 
 const MANY_LAYERS = 'docker.io/library/busybox:70-layers';
 import { Containerd, REPO, RUNTIME, pidsMatching, runCmd, sleep, versionsUnderTest, waitFor, type Version } from './containerd.js';
@@ -34,6 +34,10 @@ function taskLine(out: string, id: string): { pid: number; status: string } | un
 // containerd 1.7 can reach the shim over gRPC ([shim] protocol = "grpc"): the whole suite runs on
 // both transports there. 1.6 has no gRPC shims and 2.x drops them (src/shim/grpc-bootstrap.ts).
 const TRANSPORTS = versionsUnderTest().flatMap((v) => (v === '1.7' ? [[v, 'ttrpc'], [v, 'grpc']] : [[v, 'ttrpc']]) as Array<[Version, 'ttrpc' | 'grpc']>);
+
+/** Why criu cannot checkpoint on this machine, or undefined (test/e2e/checkpoint.ts). */
+const CRIU_BROKEN = criuCannotDump();
+if (CRIU_BROKEN) console.log(`shim e2e: the criu checkpoint tests are skipped: ${CRIU_BROKEN}`);
 
 describe.each(TRANSPORTS)('containerd %s, %s', (version, protocol) => {
   let c: Containerd;
@@ -259,7 +263,8 @@ describe.each(TRANSPORTS)('containerd %s, %s', (version, protocol) => {
     }
   });
 
-  it('checkpoint (criu through runc), then restore into a new container: the process goes on from its saved count; the original goes on too, or ends with exit; nothing is left', async () => {
+  // Needs a criu that can dump here (probed once per file); the reason is in the skipped test's name.
+  it.skipIf(CRIU_BROKEN !== undefined)(`checkpoint (criu through runc), then restore into a new container: the process goes on from its saved count; the original goes on too, or ends with exit; nothing is left${CRIU_BROKEN ? ` [skipped: ${CRIU_BROKEN}]` : ''}`, async () => {
     const t = id('cp-ordinary');
     const t2 = id('cp-restored');
     const m = marker();
