@@ -485,16 +485,17 @@ export class TaskService {
   async update(id: string, resources: Uint8Array): Promise<void> {
     const c = this.get(id);
     if (!c.init.alive) throw failedPrecondition(`cannot update ${c.init.label} in ${c.init.status} state`);
+    const json = Buffer.from(resources).toString('utf8');
     let parsed: unknown;
     try {
-      parsed = JSON.parse(Buffer.from(resources).toString('utf8'));
+      parsed = JSON.parse(json);
     } catch {
       throw invalidArgument('update: resources are not valid JSON');
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalidArgument('update: resources must be a JSON object');
-    // A VM's guest keeps the memory it booted with; its cgroup keeps the monitor's share above a new limit.
-    const r = c.unikernel ? withVmmOverhead(parsed as { memory?: MemoryResources }, c.unikernel.plan.memory) : parsed;
-    await c.runc.update(id, c.bundle, JSON.stringify(r));
+    // A VM's guest keeps the memory it booted with; its cgroup keeps the monitor's share above a new
+    // limit. Anything else goes to runc as sent (a re-encoding would round numbers above 2^53).
+    await c.runc.update(id, c.bundle, c.unikernel ? JSON.stringify(withVmmOverhead(parsed as { memory?: MemoryResources }, c.unikernel.plan.memory)) : json);
   }
 
   resizePty(id: string, execId: string, width: number, height: number): void {
