@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../fixtures/oci-image.js';
 import { GUESTS, REPO, buildGuests, linuxRootLayer, paddedInitrd, pauseImage, unikernelImage } from '../fixtures/unikernel-images.js';
-import { Containerd, runCmd, sleep, versionsUnderTest, waitFor, qemuPids, type Version } from './containerd.js';
+import { Containerd, memoryLimitOf, runCmd, sleep, versionsUnderTest, waitFor, qemuPids, type Version } from './containerd.js';
 import { CriClient, cri } from './cri.js';
 import { imageAnnotations, imageChainId, restoreTask } from './checkpoint.js';
 
@@ -120,13 +120,16 @@ describe.each(CASES.map((k) => [`${k.version}, ${k.sandboxer} sandboxer`, k] as 
     return { podSandboxId, sandboxConfig, logDirectory };
   };
 
+  /** A container's status once it has exited. */
+  const waitExited = (containerId: string, what: string, timeoutMs: number) => waitFor(what, async () => {
+    const s = (await client.containerStatus(containerId)).status;
+    return s?.state === cri.ContainerState.CONTAINER_EXITED ? s : undefined;
+  }, timeoutMs);
+
   const runToExit = async (pod: Awaited<ReturnType<typeof newPod>>, name: string, config: object) => {
     const { containerId } = await client.createContainer(pod.podSandboxId, { metadata: { name }, logPath: `${name}.log`, ...config }, pod.sandboxConfig);
     await client.startContainer(containerId);
-    const status = await waitFor(`${name} to exit`, async () => {
-      const s = (await client.containerStatus(containerId)).status;
-      return s?.state === cri.ContainerState.CONTAINER_EXITED ? s : undefined;
-    }, 30_000);
+    const status = await waitExited(containerId, `${name} to exit`, 30_000);
     return { containerId, status, log: fs.readFileSync(path.join(pod.logDirectory, `${name}.log`), 'utf8') };
   };
 
@@ -252,14 +255,6 @@ describe.each(CASES.map((k) => [`${k.version}, ${k.sandboxer} sandboxer`, k] as 
     await removePod(pod.podSandboxId, sb.netns);
   }, 120_000);
 
-  /** The memory cgroup limit of a process (cgroup v1's memory controller, or v2's memory.max). */
-  const memoryLimitOf = (pid: number): number => {
-    const lines = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n');
-    const v1 = lines.find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l));
-    if (v1) return Number(fs.readFileSync(`/sys/fs/cgroup/memory${v1.split(':')[2]}/memory.limit_in_bytes`, 'utf8'));
-    return Number(fs.readFileSync(`/sys/fs/cgroup${(lines.find((l) => l.startsWith('0::')) as string).slice(3)}/memory.max`, 'utf8'));
-  };
-
   // urunc unikontainers.go Exec sizes the guest from the limit (decimal MB: 268 MiB for 256 MiB);
   // here the container's cgroup holds the guest's RAM plus vmm_overhead_mb (64) for the monitor.
   it('a memory limit: a Linux guest writing 70% of its 256 MiB limit into its tmpfs completes with 0; more than it has meets the guest\'s own OOM killer, not the host\'s', async () => {
@@ -280,10 +275,7 @@ describe.each(CASES.map((k) => [`${k.version}, ${k.sandboxer} sandboxer`, k] as 
     });
     expect(fs.readFileSync(`/proc/${qemu}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining(['-m', '268M']));
     expect(memoryLimitOf(qemu as number)).toBe((268 + 64) * MiB);
-    const st = await waitFor('the guest to finish', async () => {
-      const s = (await client.containerStatus(containerId)).status;
-      return s?.state === cri.ContainerState.CONTAINER_EXITED ? s : undefined;
-    }, 120_000);
+    const st = await waitExited(containerId, 'the guest to finish', 120_000);
     const log = logOf(pod, 'filler');
     expect(log).toMatch(/stdout [PF] hog: dd ended with status 137/);
     expect(log).toMatch(/Out of memory: Killed process \d+ \(dd\)/);

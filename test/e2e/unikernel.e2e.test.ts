@@ -12,7 +12,7 @@ import { BUSYBOX_IMAGE, buildBusyboxImage, fillerLayers, writeOciImage } from '.
 import * as pb from '../../src/gen/containerd/task/v2/shim.js';
 import { TtrpcClient } from '../../src/shim/ttrpc/client.js';
 import { NAMESPACE_KEY } from '../../src/shim/ttrpc/server.js';
-import { Containerd, KVM, RUNTIME, sleep, versionsUnderTest, waitFor, qemuPids } from './containerd.js';
+import { Containerd, KVM, RUNTIME, memoryLimitOf, sleep, versionsUnderTest, waitFor, qemuPids } from './containerd.js';
 import { checkpointTask, extractedCheckpoints, restoreTask } from './checkpoint.js';
 
 const HELLO = 'docker.io/library/hello-uk:annotations';
@@ -430,12 +430,11 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     // cgroup gets the larger of the new limit and the guest's RAM, plus vmm_overhead_mb.
     const client = await TtrpcClient.connect(c.shimAddress(t));
     try {
-      const limitFile = [`/sys/fs/cgroup/memory/default/${t}/memory.limit_in_bytes`, `/sys/fs/cgroup/default/${t}/memory.max`].find((f) => fs.existsSync(f)) as string;
       for (const [limit, expected] of [[128, 268 + 64], [512, 512 + 64]] as const) {
         await client.call('containerd.task.v2.Task', 'Update', pb.UpdateTaskRequest.encode({
           id: t, annotations: {}, resources: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources', value: Buffer.from(JSON.stringify({ memory: { limit: limit * 2 ** 20 } })) },
         }).finish(), { metadata: { [NAMESPACE_KEY]: 'default' }, timeoutMs: 5000 });
-        expect(Number(fs.readFileSync(limitFile, 'utf8')), `limit ${limit} MiB`).toBe(expected * 2 ** 20);
+        expect(memoryLimitOf(pid), `limit ${limit} MiB`).toBe(expected * 2 ** 20);
       }
     } finally {
       client.close();
