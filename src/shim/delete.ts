@@ -16,10 +16,22 @@ import { addressFileSocket, canConnect, socketPath } from './address.js';
 import { toTimestamp } from './timestamp.js';
 import { SANDBOX_STATE, killIfSame, readSandboxState } from '../task/sandbox-holder.js';
 
+/** A `delete` slower than this reports where its time went. */
+const SLOW_DELETE_MS = 2000;
+
 export async function runDelete(f: ShimFlags, io: ActionIo): Promise<void> {
   const bundle = f.bundle || io.cwd;
   if (!f.id || !f.namespace) throw new Error('delete: -id and -namespace are required');
   const runc = new Runc(Runc.rootFor(bundle, f.namespace));
+  // containerd gives `delete` 5 s (io.containerd.timeout.shim.cleanup) and kills it after: a slow
+  // step is reported on stderr, which containerd logs as "cleanup warnings".
+  const t0 = Date.now();
+  const steps: string[] = [];
+  const step = (name: string, since: number): number => {
+    const now = Date.now();
+    steps.push(`${name} ${now - since} ms`);
+    return now;
+  };
   let pid = 0;
   try {
     pid = Number.parseInt(fs.readFileSync(path.join(bundle, 'init.pid'), 'utf8'), 10) || 0;
@@ -33,6 +45,7 @@ export async function runDelete(f: ShimFlags, io: ActionIo): Promise<void> {
       if (!/not ?found|does not exist/i.test(msg)) io.stderr(`runc delete: ${msg}\n`);
     });
   }
+  let t = step('runc', t0);
   try {
     removeMonitorBundle(bundle);
   } catch (err: unknown) {
@@ -42,6 +55,7 @@ export async function runDelete(f: ShimFlags, io: ActionIo): Promise<void> {
   // record may be gone); containerd's address is the flag's, else the one recorded at Create.
   await releaseRootfs(bundle, (recorded) => (f.address || recorded ? snapshotApiFor(f.address || recorded) : undefined))
     .catch((err: unknown) => io.stderr(`rootfs cleanup: ${messageOf(err)}\n`));
+  t = step('rootfs', t);
   unmountAll(path.join(bundle, 'rootfs'));
   // A sandbox this shim owned (`sandboxer = "shim"`): its holder, if the daemon died before stopping it.
   const sandbox = readSandboxState(bundle);
@@ -51,6 +65,8 @@ export async function runDelete(f: ShimFlags, io: ActionIo): Promise<void> {
   }
   fs.rmSync(path.join(bundle, SANDBOX_STATE), { force: true });
   await removeDeadSocket(bundle);
+  step('rest', t);
+  if (Date.now() - t0 >= SLOW_DELETE_MS) io.stderr(`delete took ${Date.now() - t0} ms (${steps.join(', ')})\n`);
   const out = DeleteResponse.encode({ pid, exitStatus: 128 + 9, exitedAt: toTimestamp(new Date()) }).finish();
   io.stdout(out);
 }

@@ -250,6 +250,17 @@ export class Containerd {
       .filter((m) => m.startsWith(this.dir));
   }
 
+  /** What containerd logged about dead shims and their `delete` (its stderr, failures): for failure messages. */
+  cleanupLog(): string {
+    const text = fs.existsSync(this.logFile) ? fs.readFileSync(this.logFile, 'utf8') : '';
+    return text.split('\n').filter((l) => /shim disconnected|cleanup warnings|failed to clean up|dead shim|failed to delete/.test(l)).join('\n');
+  }
+
+  /** The shim daemons serving this instance (not a `start` or `delete` passing through). */
+  shimDaemonPids(): number[] {
+    return pidsMatching((argv) => argv.includes(this.address) && argv.includes('serve') && argv.some((a) => a.includes('containerd-shim')));
+  }
+
   /** Processes whose argv mentions this instance (shims, containerd itself excluded). */
   shimPids(): number[] {
     return pidsMatching((argv) => argv.includes(this.address) && argv.some((a) => a.includes('containerd-shim')) );

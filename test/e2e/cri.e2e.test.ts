@@ -521,10 +521,12 @@ describe.each(CASES.map((k) => [`${k.version}, ${k.sandboxer} sandboxer`, k] as 
     const { containerId } = await client.createContainer(pod.podSandboxId, { metadata: { name: 'crash' }, image: { image: HELLO }, args: ['wait'], logPath: 'crash.log' }, pod.sandboxConfig);
     await client.startContainer(containerId);
     expect((await taps()).length).toBe(1);
-    const [shim] = c.shimPids();
-    process.kill(shim as number, 'SIGKILL');
+    const daemons = c.shimDaemonPids();
+    expect(daemons).toHaveLength(1);
+    process.kill(daemons[0] as number, 'SIGKILL');
     const ingress = async () => (await runCmd('nsenter', [`--net=${sb.netns}`, '--', 'tc', 'qdisc', 'show', 'dev', 'eth0'])).stdout.includes('ingress');
-    await waitFor('the tap, its filters and the ingress qdisc released by delete', async () => ((await taps()).length === 0 && !(await ingress()) ? true : undefined), 30_000);
+    await waitFor('the tap, its filters and the ingress qdisc released by delete', async () => ((await taps()).length === 0 && !(await ingress()) ? true : undefined), 30_000)
+      .catch((err: unknown) => { throw new Error(`${String(err)}\ncontainerd's log of the cleanup:\n${c.cleanupLog()}`); });
     await waitFor('no qemu', () => (qemuPids().length === 0 ? true : undefined), 20_000);
     // CRI retries its own clean-up of the dead task, then reports the container exited (as kubelet would see it).
     await waitFor('CRI to see the exit', async () => ((await client.containerStatus(containerId)).status?.state === cri.ContainerState.CONTAINER_EXITED ? true : undefined), 30_000);

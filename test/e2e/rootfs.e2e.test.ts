@@ -353,13 +353,13 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
         grpc.close();
         expect((await c.ctr(['c', 'info', t])).code).not.toBe(0);
       }
-      const shims = c.shimPids();
-      expect(shims.length).toBe(1);
-      process.kill(shims[0] as number, 'SIGKILL');
+      const daemons = c.shimDaemonPids();
+      expect(daemons).toHaveLength(1);
+      process.kill(daemons[0] as number, 'SIGKILL');
       await waitFor('the view and lease released by delete', async () => {
         const v = await views();
         return v.leases.length === 0 && v.snapshots.length === 0 && c.mounts().length === 0 ? true : undefined;
-      }, 30_000);
+      }, 30_000).catch((err: unknown) => { throw new Error(`${String(err)}\ncontainerd's log of the cleanup:\n${c.cleanupLog()}`); });
       await expectClean();
     }, 60_000);
   }
