@@ -6,6 +6,8 @@
 #    .cache/virtiofsd/root, and .cache/virtiofsd/virtiofsd, a copy whose program interpreter and
 #    RPATH name that private loader and library directory (patchelf), so it runs anywhere the
 #    directory is visible, the monitor's root included (the shim binds a helper's loader dirs there).
+#  - Docker as a test client: docker.io + docker-cli from trixie (26.x) and sid (28.x), with their
+#    docker-init and docker-proxy: .cache/docker/<suite>/usr/sbin/dockerd, .../usr/bin/docker
 #  - criu (trixie; bookworm has none), relocated the same way: .cache/criu/bin/criu. containerd 2.x's
 #    CRI refuses CheckpointContainer without a criu binary on its PATH, whatever the runtime.
 # Usage: scripts/fetch-newer.sh
@@ -14,11 +16,12 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=$repo/.cache/containerd
 vcache=$repo/.cache/virtiofsd
 ccache=$repo/.cache/criu
+dcache=$repo/.cache/docker
 mkdir -p "$cache"
 
 need=()
 for suite in trixie sid; do
-  [ -x "$cache/$suite/usr/bin/containerd" ] || need+=("$suite")
+  [ -x "$cache/$suite/usr/bin/containerd" ] && [ -x "$dcache/$suite/usr/sbin/dockerd" ] || need+=("$suite")
 done
 want_vfsd=0
 [ -x "$vcache/virtiofsd" ] && [ -f "$vcache/.done" ] || want_vfsd=1
@@ -71,6 +74,13 @@ for suite in trixie sid; do
   [ -x "$cache/$suite/usr/bin/containerd" ] && continue
   unpack "$suite" "$cache/$suite" containerd
   "$cache/$suite/usr/bin/containerd" --version
+done
+
+for suite in trixie sid; do
+  [ -x "$dcache/$suite/usr/sbin/dockerd" ] && continue
+  mkdir -p "$dcache"
+  unpack "$suite" "$dcache/$suite" docker.io docker-cli
+  "$dcache/$suite/usr/sbin/dockerd" --version
 done
 
 if [ $want_vfsd = 1 ]; then
