@@ -1,5 +1,6 @@
 // Writes OCI image-layout tars without a registry: one gzip layer per directory tree, a config,
-// a manifest, and index.json naming the image (what `ctr images import` takes).
+// a manifest, and index.json naming the image (what `ctr images import` takes), plus the
+// docker-archive manifest.json over the same blobs (what Docker's default image store loads).
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -57,8 +58,11 @@ export function writeOciImage(spec: ImageSpec, outTar: string): void {
         annotations: { 'io.containerd.image.name': spec.name, 'org.opencontainers.image.ref.name': spec.name.split(':').pop() },
       }],
     }));
+    fs.writeFileSync(path.join(work, 'manifest.json'), JSON.stringify([{
+      Config: `blobs/sha256/${config.digest.slice(7)}`, RepoTags: [spec.name], Layers: layers.map((l) => `blobs/sha256/${l.digest.slice(7)}`),
+    }]));
     fs.mkdirSync(path.dirname(outTar), { recursive: true });
-    execFileSync('tar', ['-C', work, '-cf', outTar, 'oci-layout', 'index.json', 'blobs']);
+    execFileSync('tar', ['-C', work, '-cf', outTar, 'oci-layout', 'index.json', 'manifest.json', 'blobs']);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -66,7 +70,8 @@ export function writeOciImage(spec: ImageSpec, outTar: string): void {
 
 export const BUSYBOX_IMAGE = 'docker.io/library/busybox:urunc-test';
 const APPLETS = ['sh', 'echo', 'sleep', 'cat', 'ls', 'ps', 'true', 'false', 'env', 'id', 'hostname', 'tty', 'stty', 'wc', 'head', 'seq', 'yes', 'kill', 'mkdir', 'touch', 'rm', 'tail', 'dd'];
-const LAYOUT_VERSION = 2;
+/** Part of every cached image's name: bumped when the archive's layout changes (3: manifest.json for Docker). */
+export const LAYOUT_VERSION = 3;
 
 /**
  * Directories of one small file each (/layers/L<i>), to stack as extra layers: fresh temporary ones

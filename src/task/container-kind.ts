@@ -94,6 +94,16 @@ export function specRootfs(bundle: string, spec: OciSpec): string {
   return path.resolve(bundle, root);
 }
 
+/**
+ * The image's urunc.json from the root the container runs on: the one this shim mounted, or, when
+ * Create brought no rootfs mounts (Docker mounts the root itself; `ctr run --rootfs`), the spec's
+ * root path as it is (urunc's GetUnikernelConfig reads spec.Root.Path).
+ */
+export async function uruncJsonOf(o: Pick<SetupInput, 'mounts' | 'rootfs'>, mounted: string | undefined): Promise<Record<string, string>> {
+  if (mounted) return blockRootfs(o.mounts) ? {} : readUruncJson(mounted);
+  return o.mounts.length === 0 ? readUruncJson(o.rootfs) : {};
+}
+
 const unikernelModule = lazyOnce(() => import('./unikernel.js'));
 const hasKeys = (m: Record<string, string>): boolean => Object.keys(m).length > 0;
 
@@ -131,7 +141,7 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
     await mountAll(o.mounts, o.rootfs);
     mounted = o.rootfs;
   }
-  const uruncJson = mounted && !blockRootfs(o.mounts) ? await readUruncJson(mounted) : {};
+  const uruncJson = await uruncJsonOf(o, mounted);
   if (hasKeys(uruncJson)) return (await unikernelModule()).setupUnikernel(o, { specKeys, imageKeys, mounted, uruncJson });
   if (isQueueProxy(o.spec)) (await unikernelModule()).rewriteQueueProxy(o.bundle, o.log);
   return { unikernel: undefined, mountedRootfs: mounted };

@@ -30,7 +30,7 @@ import { failpoint } from '../sys/failpoints.js';
 import { MiB } from '../sys/read-capped.js';
 import type { Runc } from './runc.js';
 import { readSpecText } from './spec.js';
-import { isQueueProxy, readOnly, readUruncJson, type SetupInput, type SetupResult, type UnikernelHost } from './container-kind.js';
+import { isQueueProxy, readOnly, readUruncJson, uruncJsonOf, type SetupInput, type SetupResult, type UnikernelHost } from './container-kind.js';
 
 const SNAPSHOT_VIEW_ANNOTATION = 'com.urunc.unikernel.snapshotView';
 
@@ -89,7 +89,7 @@ export async function setupUnikernel(o: SetupInput, pre: { specKeys: Record<stri
   };
   if (!mounted && !keepOffHost && o.mounts.length > 0) await mountRootfs(o.mounts);
 
-  let config = resolveUnikernelConfig({ spec: specKeys, image: imageKeys, uruncJson: pre.uruncJson ?? (mounted ? await readUruncJson(mounted) : {}) });
+  let config = resolveUnikernelConfig({ spec: specKeys, image: imageKeys, uruncJson: pre.uruncJson ?? await uruncJsonOf(o, mounted) });
   if (!config) {
     // knative's queue-proxy runs through runc beside a unikernel user-container: point it at the guest.
     if (isQueueProxy(o.spec)) rewriteQueueProxy(o.bundle, o.log);
