@@ -1,5 +1,6 @@
 // Bundles the shim into dist/ (ESM, code-split per action so `start`/`delete` load little) and
-// compiles the executable bin/containerd-shim-urunc-v2 (the native front, native/front.c).
+// compiles the executable bin/containerd-shim-urunc-v2 (the native front, native/front.c) and
+// bin/urunc-launch (native/launch.c, the first program of a unikernel's monitor container).
 import { build } from 'esbuild';
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -36,3 +37,12 @@ if (r.status !== 0) {
   process.exit(1);
 }
 fs.renameSync(`${bin}.tmp`, bin);
+// Dynamic, as the monitors are (the monitor root binds the host's libraries): a static glibc's start-up
+// also reads /proc/self/exe, which solo5-hvt's seccomp allowlist (urunc's) does not permit.
+const launch = path.join(root, 'bin', 'urunc-launch');
+const l = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', '-o', `${launch}.tmp`, path.join(root, 'native', 'launch.c')], { stdio: 'inherit' });
+if (l.status !== 0) {
+  console.error(`build: ${cc} failed to compile native/launch.c (install gcc)`);
+  process.exit(1);
+}
+fs.renameSync(`${launch}.tmp`, launch);

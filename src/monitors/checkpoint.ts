@@ -67,17 +67,25 @@ export function readManifest(dir: string): CheckpointManifest {
   return m.data;
 }
 
-/** Refuses a restore that the VM about to start cannot take, naming the first difference. */
-export function checkRestorable(m: CheckpointManifest, now: { hypervisor: string; hypervisorVersion: string; argv: readonly string[] }): void {
+/**
+ * Refuses a restore that the VM about to start cannot take, naming the first difference. At Create
+ * (no argv yet: the network is found at Start) the hypervisor and its version; at Start, with the
+ * command line about to run, its shape too.
+ */
+export function checkRestorable(m: CheckpointManifest, now: { hypervisor: string; hypervisorVersion: string; argv?: readonly string[] }): void {
   if (m.hypervisor !== now.hypervisor) throw invalidArgument(`restoring a checkpoint: it holds a ${m.hypervisor} VM, this container runs ${now.hypervisor}`);
   if (m.hypervisorVersion !== now.hypervisorVersion) {
     throw invalidArgument(`restoring a checkpoint: it was saved by ${m.hypervisor} ${m.hypervisorVersion}, this node has ${now.hypervisorVersion}`);
   }
-  const shape = vmShape(now.argv);
-  const n = Math.max(shape.length, m.shape.length);
+  if (now.argv) checkRestoreShape(m.shape, now.argv);
+}
+
+export function checkRestoreShape(saved: readonly string[], argv: readonly string[]): void {
+  const shape = vmShape(argv);
+  const n = Math.max(shape.length, saved.length);
   for (let i = 0; i < n; i++) {
-    if (shape[i] !== m.shape[i]) {
-      throw invalidArgument(`restoring a checkpoint: the VM differs from the saved one at argument ${i}: saved ${JSON.stringify(m.shape[i] ?? null)}, now ${JSON.stringify(shape[i] ?? null)} (same image, config and resources needed)`);
+    if (shape[i] !== saved[i]) {
+      throw invalidArgument(`restoring a checkpoint: the VM differs from the saved one at argument ${i}: saved ${JSON.stringify(saved[i] ?? null)}, now ${JSON.stringify(shape[i] ?? null)} (same image, config and resources needed)`);
     }
   }
 }

@@ -4,12 +4,17 @@
 // the monitor binary, its libraries and data files, /dev with only the nodes it needs, the bound
 // kernel/initrd, and a scratch dir. runc then does the privileged part in one place, as a jailer
 // does: new mount namespace, the spec's other namespaces joined or created, the spec's cgroup,
-// the spec's uid/gid, pivot into the monitor root, and exec of the hypervisor. So the pid runc
-// reports is the hypervisor's for its whole life, nothing runs before Start (runc's exec fifo),
-// and the hypervisor's exit status is the task's.
+// the spec's uid/gid, pivot into the monitor root, and exec of bin/urunc-launch (native/launch.c),
+// held by runc's exec fifo until Start. What depends on the moment of start (the guest's network:
+// Docker moves the container's interface into its namespace after Create) goes into the hypervisor's
+// command line at Start (writeLaunchCommand), as urunc's reexec process builds it; urunc-launch then
+// execs the hypervisor in its own place. So the pid runc reports at Create is a process in the
+// container's namespaces, it is the hypervisor's for its whole life, and the hypervisor's exit
+// status is the task's.
 // Owned by the task: <bundle>/monitor, <bundle>/monroot and <work>/urunc-monitor are removed by removeMonitorBundle.
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { invalidArgument, messageOf } from '../errors.js';
 import { resolveFileInRoot } from '../rootfs/resolve-in-root.js';
 import { buildGuest, type GuestInput, type GuestNet, type GuestRootfs } from './guests/index.js';
@@ -41,6 +46,21 @@ const VIRTIOFS_SOCKET = 'virtiofs.sock';
 const LIBRARY_DIRS = ['/lib', '/lib64', '/usr/lib', '/usr/lib64'];
 /** urunit's config file in the scratch dir, when it is an initrd or a disk of its own. */
 const URUNIT_CONF = 'urunit.conf';
+/** The launch program in the monitor root, and the file in the scratch dir it reads the command line from. */
+const LAUNCH_IN_ROOT = '/urunc-launch';
+const ARGV_FILE = 'argv';
+
+/** bin/urunc-launch of this installation (the bundle runs from dist/ or dist/chunks/, tests from src/monitors/). */
+function launchBinary(): string {
+  for (const rel of ['../bin/urunc-launch', '../../bin/urunc-launch']) {
+    const p = fileURLToPath(new URL(rel, import.meta.url));
+    if (fs.existsSync(p)) return p;
+  }
+  throw new Error('bin/urunc-launch is missing from this installation (npm run build compiles it)');
+}
+
+/** The guest's network as found at Start: a tap in the container's network namespace. */
+export type LaunchNet = { tap: string; mtu: number; guest: GuestNet };
 
 export interface LaunchInput {
   id: string;
@@ -51,8 +71,6 @@ export interface LaunchInput {
   unikernel: UnikernelConfig;
   config: RuntimeConfig;
   kvmUsable: () => boolean;
-  /** The guest's network (a tap in the container's network namespace), when it has one. */
-  net?: { tap: string; mtu: number; guest: GuestNet } | undefined;
   /** Restoring a checkpoint: qemu waits for the saved state on <scratch>/incoming.sock (src/monitors/vm-state.ts). */
   incoming?: boolean;
 }
@@ -60,7 +78,13 @@ export interface LaunchInput {
 export interface LaunchPlan {
   /** The bundle to give runc. */
   runcBundle: string;
+  /** The hypervisor's command line: without a network at Create, as launched once Start wrote it. */
   argv: string[];
+  /** The command line and the hypervisor's config files for a network (or none), built from what Create planned. */
+  command: (net: LaunchNet | undefined) => { argv: string[]; files: Record<string, string> };
+  /** The scratch dir on the host, and the user the hypervisor runs as (who must read what is written there). */
+  scratch: string;
+  user: { uid: number; gid: number };
   /** Host path of the QMP socket's directory, when the monitor has one. */
   qmpInMonitor: string | undefined;
   /** The scratch dir as the monitor sees it (reached from the host as /proc/<pid>/root<dir>). */
@@ -129,7 +153,9 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   // Volumes lent as disks: device nodes in the monitor's /dev (never mounted there).
   const volumeDisks = (params.blockVolumes ?? []).map((v) => ({ ...v, node: `/dev/urunc-${v.id}`, dev: deviceNumbers(v.device) }));
   for (const v of volumeDisks) disks.push({ id: v.id, mountPoint: v.mountPoint });
-  const guest = buildGuest(uk.unikernelType, guestInput(inp, uk, rootfsType, arch, disks));
+  const guestFor = (net: LaunchNet | undefined) => buildGuest(uk.unikernelType, guestInput(inp, uk, rootfsType, arch, disks, net));
+  // Built without a network here, so that whatever can fail fails at Create; built again at Start.
+  const guest = guestFor(undefined);
 
   // urunit reads its config from the start of the only initrd (/sys/firmware/initrd): an image initrd
   // beside another root (rootfsType, ours) leaves no place for it, and a silent drop would run the
@@ -141,11 +167,11 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   const accel = hv.accel(mcfg, inp.kvmUsable());
   const memoryMb = guestMemory(inp.spec.linux?.resources?.memory?.limit, mcfg.default_memory_mb, hv.memoryUnit);
   const memory: VmMemory = { guestBytes: memoryMb * MiB, overheadBytes: mcfg.vmm_overhead_mb * MiB };
-  const vm: VmSpec = {
+  const vmFor = (net: LaunchNet | undefined, g = guestFor(net)): VmSpec => ({
     id: inp.id, arch,
     kernel: `${GUEST_DIR}/kernel`,
     initrd: initrd ? `${GUEST_DIR}/initrd` : undefined,
-    guest, memoryMb, vcpus: mcfg.default_vcpus,
+    guest: g, memoryMb, vcpus: mcfg.default_vcpus,
     blocks: [
       ...(block ? [{ id: 'rootfs', path: block.device ? BLOCK_DEVICE : `${GUEST_DIR}/block` }] : []),
       ...(dataDisk ? [{ id: 'annot_vol', path: `${GUEST_DIR}/annot_vol` }] : []),
@@ -155,17 +181,20 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
     // Read-write as urunc (writes land in the container's snapshot), or read-only by configuration.
     sharedFs: rootfsType === '9pfs' ? { kind: '9p', path: SHARED_ROOT, readonly: inp.config.shared_fs.readonly }
       : rootfsType === 'virtiofs' ? { kind: 'virtiofs', socket: `${SCRATCH}/${VIRTIOFS_SOCKET}` } : undefined,
-    net: inp.net ? { tap: inp.net.tap, mac: inp.net.guest.mac, mtu: inp.net.mtu } : undefined,
-    urunitInitrd: guest.urunit?.placement === 'extra' ? `${SCRATCH}/${URUNIT_CONF}` : undefined,
+    net: net ? { tap: net.tap, mac: net.guest.mac, mtu: net.mtu } : undefined,
+    urunitInitrd: g.urunit?.placement === 'extra' ? `${SCRATCH}/${URUNIT_CONF}` : undefined,
     seccomp: inp.spec.linux?.seccomp !== undefined,
     scratch: SCRATCH,
     accel, config: mcfg,
+  });
+  if (inp.incoming && uk.hypervisor !== 'qemu') throw invalidArgument(`restoring a checkpoint: a ${uk.hypervisor} VM cannot be restored (qemu only)`);
+  const commandFor = (net: LaunchNet | undefined) => {
+    const c = hv.command(binary, vmFor(net));
+    if (inp.incoming) c.argv.push('-incoming', `unix:${SCRATCH}/${INCOMING_SOCKET}`);
+    return c;
   };
-  const cmd = hv.command(binary, vm);
-  if (inp.incoming) {
-    if (uk.hypervisor !== 'qemu') throw invalidArgument(`restoring a checkpoint: a ${uk.hypervisor} VM cannot be restored (qemu only)`);
-    cmd.argv.push('-incoming', `unix:${SCRATCH}/${INCOMING_SOCKET}`);
-  }
+  const vm = vmFor(undefined, guest);
+  const cmd = commandFor(undefined);
 
   const dir = monitorDir(inp.bundle);
   const root = monitorRoot(inp.bundle);
@@ -175,14 +204,10 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   fs.mkdirSync(root, { mode: 0o755 });
   const user = inp.spec.process?.user ?? { uid: 0, gid: 0 };
   fs.chownSync(scratch, user.uid, user.gid);
-  const files: Record<string, string> = { ...cmd.files };
-  if (guest.urunit && guest.urunit.placement !== 'append') files[URUNIT_CONF] = guest.urunit.config;
-  for (const [name, content] of Object.entries(files)) {
-    fs.writeFileSync(path.join(scratch, name), content, { mode: 0o600 });
-    fs.chownSync(path.join(scratch, name), user.uid, user.gid);
-  }
+  // The hypervisor's own config files hold the network: written at Start with the command line.
+  if (guest.urunit && guest.urunit.placement !== 'append') writeScratchFile(scratch, URUNIT_CONF, guest.urunit.config, user);
 
-  const binds: Array<[string, string, boolean]> = [[binary, binary, true]];
+  const binds: Array<[string, string, boolean]> = [[launchBinary(), LAUNCH_IN_ROOT, true], [binary, binary, true]];
   // The monitor's shared libraries: the library directories, as urunc binds them; merged-/usr
   // symlinks (/lib -> usr/lib) are recreated as symlinks in the monitor root.
   for (const d of LIBRARY_DIRS) {
@@ -233,7 +258,8 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
 
   const devices: Array<{ path: string; type: string; major: number; minor: number }> = [];
   if (accel === 'kvm') devices.push({ path: '/dev/kvm', type: 'c', major: 10, minor: 232 });
-  if (vm.net) devices.push({ path: '/dev/net/tun', type: 'c', major: 10, minor: 200 });
+  // Whether the guest gets a network is known at Start: the tap device is there either way.
+  devices.push({ path: '/dev/net/tun', type: 'c', major: 10, minor: 200 });
   if (block?.device) devices.push({ path: BLOCK_DEVICE, type: 'b', ...block.device });
   for (const v of volumeDisks) devices.push({ path: v.node, type: 'b', ...v.dev });
 
@@ -249,7 +275,7 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
     process: {
       terminal: spec.process?.terminal ?? false,
       user: spec.process?.user ?? { uid: 0, gid: 0 },
-      args: cmd.argv,
+      args: [LAUNCH_IN_ROOT, `${SCRATCH}/${ARGV_FILE}`],
       env: ['PATH=/usr/bin:/bin', 'HOME=/'],
       cwd: '/',
       ...pick(spec.process ?? {}, ['capabilities', 'rlimits', 'noNewPrivileges', 'oomScoreAdj', 'apparmorProfile', 'selinuxLabel']),
@@ -278,7 +304,28 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   };
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(derived));
   const powerdownMs = gracefulShutdownMs(spec.annotations, mcfg, guest.acpiPowerdown && cmd.qmp !== undefined);
-  return { runcBundle: dir, argv: cmd.argv, qmpInMonitor: cmd.qmp, scratchInMonitor: SCRATCH, rootfsType, accel, powerdownMs, memory, initrdCopy, virtiofsd };
+  return {
+    runcBundle: dir, argv: cmd.argv, command: commandFor, scratch, user, qmpInMonitor: cmd.qmp, scratchInMonitor: SCRATCH,
+    rootfsType, accel, powerdownMs, memory, initrdCopy, virtiofsd,
+  };
+}
+
+function writeScratchFile(scratch: string, name: string, content: string | Buffer, user: { uid: number; gid: number }): void {
+  const file = path.join(scratch, name);
+  fs.writeFileSync(file, content, { mode: 0o600 });
+  fs.chownSync(file, user.uid, user.gid);
+}
+
+/**
+ * At Start, before runc starts the monitor container: the hypervisor's command line and config
+ * files for the network found then, written where urunc-launch reads them. Returns the argv.
+ */
+export function writeLaunchCommand(plan: LaunchPlan, net: LaunchNet | undefined): string[] {
+  const cmd = plan.command(net);
+  for (const [name, content] of Object.entries(cmd.files)) writeScratchFile(plan.scratch, name, content, plan.user);
+  writeScratchFile(plan.scratch, ARGV_FILE, Buffer.from(cmd.argv.map((a) => `${a}\0`).join('')), plan.user);
+  plan.argv = cmd.argv;
+  return cmd.argv;
 }
 
 /** Writes what the plan could not write synchronously (sizes the image and the volumes control): the initrd copy. */
@@ -361,13 +408,13 @@ function deviceNumbers(node: string): { major: number; minor: number } {
   return { major: Math.floor(rdev / 256) & 0xfff, minor: (rdev & 0xff) | ((Math.floor(rdev / 4096) & 0xfff00)) };
 }
 
-function guestInput(inp: LaunchInput, uk: UnikernelConfig, rootfs: GuestRootfs, arch: VmSpec['arch'], disks: GuestInput['disks']): GuestInput {
+function guestInput(inp: LaunchInput, uk: UnikernelConfig, rootfs: GuestRootfs, arch: VmSpec['arch'], disks: GuestInput['disks'], net: LaunchNet | undefined): GuestInput {
   const proc = inp.spec.process;
   const args = proc?.args?.length ? proc.args : (uk.cmdline ?? '').split(/\s+/).filter(Boolean);
   return {
     monitor: uk.hypervisor, arch, version: uk.unikernelVersion, args, env: proc?.env ?? [],
     user: { uid: proc?.user?.uid ?? 0, gid: proc?.user?.gid ?? 0 }, cwd: typeof proc?.cwd === 'string' ? proc.cwd : '/',
-    net: inp.net?.guest, nic: inp.net && { tap: inp.net.tap, mtu: inp.net.mtu }, rootfs, disks,
+    net: net?.guest, nic: net && { tap: net.tap, mtu: net.mtu }, rootfs, disks,
     solo5NetDev: uk.solo5NetDev, solo5BlkDev: uk.solo5BlkDev, extraKernelArgs: inp.config.guests.linux.extra_cmdline,
   };
 }

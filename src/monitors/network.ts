@@ -210,6 +210,16 @@ export function findNetns(r: Pick<NetRecord, 'netns' | 'netnsIno'>): string | un
       // none pinned here
     }
   }
+  // Namespaces pinned anywhere else (Docker's <exec-root>/netns/<id>): nsfs mounts in our mount table.
+  try {
+    for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const f = line.split(' ');
+      const sep = f.indexOf('-');
+      if (sep > 0 && f[sep + 1] === 'nsfs' && f[4]) candidates.push(f[4].replace(/\\040/g, ' '));
+    }
+  } catch {
+    // no mount table: the other candidates only
+  }
   candidates.push(...fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map((d) => `/proc/${d}/ns/net`));
   return candidates.find((p) => inoOf(p) === r.netnsIno);
 }

@@ -1,13 +1,14 @@
 // OCI hooks of unikernel containers, run by the shim as runc runs them for ordinary containers:
 // each hook's path with its args (args[0] is argv[0]) and env, the OCI state JSON on stdin, its
-// timeout in seconds. runc cannot run them for a unikernel: its bundle is the derived monitor
+// timeout in seconds (prestart, deprecated in OCI but Docker 26's network hook, runs with createRuntime,
+// as runc runs it). runc cannot run them for a unikernel: its bundle is the derived monitor
 // bundle, and createContainer/startContainer would be looked up inside the monitor root. Here every
 // hook runs in the runtime's namespaces with the container's own bundle in the state (VM runtimes
-// such as kata do the same for the hooks they run on the host). A failing createRuntime,
+// such as kata do the same for the hooks they run on the host). A failing prestart, createRuntime,
 // createContainer or startContainer hook fails the operation; poststart and poststop only warn.
 import { run } from '../sys/spawn.js';
 
-export type HookKind = 'createRuntime' | 'createContainer' | 'startContainer' | 'poststart' | 'poststop';
+export type HookKind = 'prestart' | 'createRuntime' | 'createContainer' | 'startContainer' | 'poststart' | 'poststop';
 
 export interface OciHook {
   path: string;

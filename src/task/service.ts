@@ -169,6 +169,8 @@ export class TaskService {
       if (unikernel) {
         await (vm as VmModule).startVirtiofsd(req.id, unikernel, runc);
         const st = ociState(req.id, req.bundle, spec as OciSpec, init.pid, 'creating');
+        // prestart (deprecated, still Docker 26's network hook) runs where runc runs it: with createRuntime.
+        await runHooks(hooksOf(spec, 'prestart'), 'prestart', st);
         await runHooks(hooksOf(spec, 'createRuntime'), 'createRuntime', st);
         await runHooks(hooksOf(spec, 'createContainer'), 'createContainer', st);
       }
@@ -208,6 +210,9 @@ export class TaskService {
     p.starting = true;
     try {
       if (p.isInit) {
+        if (c.unikernel && c.hooks) {
+          await (await this.vmModule()).launchAtStart(c.unikernel, { namespace: c.namespace, id, spec: c.hooks.spec, pid: p.pid, log: c.tlog.log });
+        }
         if (c.hooks) await runHooks(hooksOf(c.hooks.spec, 'startContainer'), 'startContainer', ociState(id, c.bundle, c.hooks.spec, p.pid, 'created'));
         if (c.criuImages) await this.restoreContainer(c);
         else await c.runc.start(id, c.bundle);

@@ -16,7 +16,7 @@ import { blockFsOf, sharedFsOf } from '../monitors/guests/index.js';
 import { configPathFor, loadRuntimeConfig, type RuntimeConfig } from '../monitors/runtime-config.js';
 import { resolveUnikernelConfig, type UnikernelConfig } from '../monitors/unikernel-config.js';
 import { virtiofsdAvailable, waitForVirtiofsd } from '../monitors/virtiofsd.js';
-import { queueProxyEnv, setupNetwork } from '../monitors/network.js';
+import { queueProxyEnv } from '../monitors/network.js';
 import { blockRootfs, mountAll, parseMountInfo, unmountAll, type BlockSource, type Mount } from '../rootfs/mounts.js';
 import { chooseRootfs, needsHostRootfs, type Choice, type RootfsParams } from '../rootfs/planner.js';
 import { processStartTime, releaseRootfs } from '../rootfs/release.js';
@@ -39,8 +39,10 @@ export interface UnikernelTask {
   runtime: RuntimeConfig;
   plan: LaunchPlan;
   params: RootfsParams;
-  /** The container's state file, for what is started after Create's set-up (virtiofsd). */
+  /** The container's state file, for what is started after Create's set-up (virtiofsd, the network at Start). */
   state: StateFile;
+  /** Restoring a checkpoint: the saved VM's command-line shape, which the one launched at Start must match. */
+  restoreShape?: string[];
 }
 
 /** How releaseRootfs reaches containerd at a recorded address: through the host's API, when it has one. */
@@ -172,17 +174,8 @@ export async function setupUnikernel(o: SetupInput, pre: { specKeys: Record<stri
   state.update((s) => (s.params = params));
   persistParams(o.bundle, params);
 
-  // The guest's network in the container's (pod's) network namespace, when CNI gave it one.
-  const netns = o.spec.linux?.namespaces?.find((n) => n.type === 'network')?.path;
-  const net = netns ? await setupNetwork({
-    netns, namespace: o.namespace, id: o.id, user: o.spec.process?.user ?? { uid: 0, gid: 0 },
-    staticMode: o.spec.annotations?.['io.kubernetes.cri.container-name'] === 'user-container',
-    record: (r) => state.update((s) => (s.net = r)),
-  }) : undefined;
-  if (net) o.log.info({ tap: net.record.tap, mode: net.record.mode, ip: net.guest.ip }, 'guest network');
-
-  const plan = prepareLaunch({ id: o.id, bundle: o.bundle, spec: o.spec, unikernel: config, config: runtime, kvmUsable: o.host.kvmUsable, incoming: o.restore,
-    net: net && { tap: net.record.tap, mtu: net.mtu, guest: net.guest } });
+  // The guest's network is read at Start, from the namespace as it is then (src/task/launch.ts).
+  const plan = prepareLaunch({ id: o.id, bundle: o.bundle, spec: o.spec, unikernel: config, config: runtime, kvmUsable: o.host.kvmUsable, incoming: o.restore });
   await writeLaunchFiles(plan);
   o.log.info({ hypervisor: config.hypervisor, type: config.unikernelType, rootfs: choice.type, artifacts, accel: plan.accel }, 'unikernel container');
   return { unikernel: { config, runtime, plan, params, state }, mountedRootfs: mounted };

@@ -16,6 +16,7 @@ export { removeMonitorBundle } from '../monitors/launcher.js';
 export { releaseRootfs } from '../rootfs/release.js';
 export { readManifest } from '../monitors/checkpoint.js';
 export { snapshotsFor, startVirtiofsd } from './unikernel.js';
+export { launchAtStart } from './launch.js';
 
 /**
  * Saves a qemu VM's state through QMP into `target`, with urunc-checkpoint.json (what a restore
@@ -53,7 +54,9 @@ export async function loadVm(wd: Watchdog | undefined, pid: number, uk: Unikerne
  * event loop; the checkpoint directory is containerd's and may go), bounded by the guest's memory.
  */
 export async function stageRestore(dir: string, m: CheckpointManifest, uk: UnikernelTask, bundle: string): Promise<string> {
-  checkRestorable(m, { hypervisor: uk.config.hypervisor, hypervisorVersion: uk.config.hypervisor === 'qemu' ? await qemuVersion(uk.plan.argv[0] as string) : '', argv: uk.plan.argv });
+  // The command line's shape is checked at Start, once the network is known (src/task/launch.ts).
+  checkRestorable(m, { hypervisor: uk.config.hypervisor, hypervisorVersion: uk.config.hypervisor === 'qemu' ? await qemuVersion(uk.plan.argv[0] as string) : '' });
+  uk.restoreShape = m.shape;
   const from = path.join(dir, STATE_FILE);
   const st = await fs.promises.stat(from).catch(() => undefined);
   if (!st?.isFile()) throw invalidArgument(`restoring a checkpoint: ${from} is missing`);
