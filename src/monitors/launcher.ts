@@ -258,8 +258,9 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
 
   const devices: Array<{ path: string; type: string; major: number; minor: number }> = [];
   if (accel === 'kvm') devices.push({ path: '/dev/kvm', type: 'c', major: 10, minor: 232 });
-  // Whether the guest gets a network is known at Start: the tap device is there either way.
-  devices.push({ path: '/dev/net/tun', type: 'c', major: 10, minor: 200 });
+  // Whether the guest gets a network is known at Start: the tap device is there for any container
+  // with a network namespace of its own (none on the host's network).
+  if (linuxNamespaces(inp.spec).some((n) => n.type === 'network')) devices.push({ path: '/dev/net/tun', type: 'c', major: 10, minor: 200 });
   if (block?.device) devices.push({ path: BLOCK_DEVICE, type: 'b', ...block.device });
   for (const v of volumeDisks) devices.push({ path: v.node, type: 'b', ...v.dev });
 
@@ -320,6 +321,8 @@ function writeScratchFile(scratch: string, name: string, content: string | Buffe
  * At Start, before runc starts the monitor container: the hypervisor's command line and config
  * files for the network found then, written where urunc-launch reads them. Returns the argv.
  */
+const linuxNamespaces = (spec: OciSpec) => spec.linux?.namespaces ?? [];
+
 export function writeLaunchCommand(plan: LaunchPlan, net: LaunchNet | undefined): string[] {
   const cmd = plan.command(net);
   for (const [name, content] of Object.entries(cmd.files)) writeScratchFile(plan.scratch, name, content, plan.user);

@@ -1,12 +1,15 @@
 // The image side of a container's unikernel config, read through containerd because ctr and
 // nerdctl do not copy image annotations into the spec: the container's labels, then the image
-// manifest's annotations (the manifest wins, as in urunc). Only com.urunc.unikernel.* is kept.
+// manifest's annotations (the manifest wins, as in urunc). Only com.urunc.unikernel.* is kept. A
+// container Docker made without a containerd image (its default store) gets its image's labels
+// from Docker's API instead (src/shim/docker-labels.ts).
 import { GetContainerRequest, GetContainerResponse } from '../gen/containerd/services/containers/containers.js';
 import { ReadContentRequest, ReadContentResponse } from '../gen/containerd/services/content/content.js';
 import { GetImageRequest, GetImageResponse } from '../gen/containerd/services/images/images.js';
 import { Code, ShimError } from '../errors.js';
 import { PREFIX } from '../monitors/unikernel-keys.js';
 import { ContainerdGrpc } from './containerd-grpc.js';
+import { DOCKER_BUNDLE_LABEL, dockerImageLabels } from './docker-labels.js';
 
 const INDEX_TYPES = ['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json'];
 
@@ -28,7 +31,7 @@ export function imageAnnotationReader(grpc: ContainerdGrpc): (namespace: string,
     const container = cr?.container;
     if (!container) throw new ShimError(Code.NotFound, `container ${id}`);
     const out = filter(container.labels);
-    if (!container.image) return out;
+    if (!container.image) return container.labels[DOCKER_BUNDLE_LABEL] !== undefined ? { ...out, ...(await dockerImageLabels(id)) } : out;
     const [ir] = await grpc.call(ns, '/containerd.services.images.v1.Images/Get', { name: container.image }, GetImageRequest, GetImageResponse);
     const target = ir?.image?.target;
     if (!target) return out;

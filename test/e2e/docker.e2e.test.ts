@@ -1,0 +1,142 @@
+// Docker as a client (Debian's dockerd 28 from sid and 26 from trixie) on a private containerd 1.7
+// and 2.x, with `docker run --runtime io.containerd.urunc.v2`, as urunc's documentation starts its
+// users. What the shim sees from Docker differs from ctr and the CRI: the root is mounted by Docker
+// (no rootfs mounts at Create), the network namespace has no path and gets its interface after
+// Create (28) or from Docker's prestart hook (26), and with Docker's default image store containerd
+// has no image for the container.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Containerd, RUNTIME, qemuPids, runCmd, versionsUnderTest, waitFor } from './containerd.js';
+import { DOCKER_MTU, Dockerd, type DockerVersion } from './docker.js';
+import { buildBusyboxImage } from '../../scripts/lib/oci-image.js';
+import { GUESTS, REPO, buildGuests, unikernelImage } from '../fixtures/unikernel-images.js';
+
+const CONFIG = '[monitors.qemu]\naccelerator = "tcg"\nmachine = "microvm"\n[guests.linux]\nextra_cmdline = "tsc_early_khz=2000000 tsc=reliable quiet"\n';
+const BUSYBOX = 'docker.io/library/busybox:urunc-test';
+const HELLO_JSON = 'localhost/hello-uk:docker-json';
+const HELLO_PLAIN = 'localhost/hello-uk:docker-annotations';
+const HELLO_LABELS = 'localhost/hello-uk:docker-labels';
+const LINUX = 'localhost/linux-uk:docker';
+const UK_KEYS = { 'com.urunc.unikernel.unikernelType': 'mewz', 'com.urunc.unikernel.hypervisor': 'qemu', 'com.urunc.unikernel.binary': '/unikernel/kernel' };
+
+function images(): string[] {
+  buildGuests();
+  const kernel = path.join(GUESTS, 'hello.elf');
+  return [
+    buildBusyboxImage(path.join(REPO, '.cache', 'images')),
+    // Described only by /urunc.json in its files (urunc's GetUnikernelConfig reads it from spec.Root.Path).
+    unikernelImage({ name: HELLO_JSON, type: 'unikraft', hypervisor: 'qemu', kernel, describe: 'urunc.json', cmd: ['hello'] }),
+    // Described only by manifest annotations, which Docker's default store never sees: runs with --annotation.
+    unikernelImage({ name: HELLO_PLAIN, type: 'mewz', hypervisor: 'qemu', kernel, describe: 'annotations', cmd: ['ignored'] }),
+    // Described only by its config's labels (bunny's LABEL lines).
+    unikernelImage({ name: HELLO_LABELS, type: 'mewz', hypervisor: 'qemu', kernel, describe: 'labels', cmd: ['ignored'] }),
+    unikernelImage({
+      name: LINUX, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
+      describe: 'both', cmd: ['/bin/app', 'in-docker'], env: ['PATH=/bin', 'GREETING=docker', 'SLEEP=300'],
+    }),
+  ];
+}
+
+const combos = versionsUnderTest().filter((v) => v !== '1.6').flatMap((v) => (['28', '26'] as DockerVersion[]).map((d) => ({ version: v, docker: d })));
+
+describe.each(combos.map((c, i) => ({ ...c, subnet: `172.30.${40 + i}`, containerdStore: false })).concat(
+  // Docker's containerd image store: 28 names the image in the container record, 26 does not (labels then come from Docker's API).
+  combos.filter((c) => c.version === '2.x').map((c, i) => ({ ...c, subnet: `172.30.${50 + i}`, containerdStore: true })),
+))('Docker $docker on containerd $version (containerd image store: $containerdStore)', ({ version, docker, subnet, containerdStore }) => {
+  let c: Containerd;
+  let d: Dockerd;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = Dockerd.makeDir();
+    const cfg = path.join(dir, 'urunc.toml');
+    fs.writeFileSync(cfg, CONFIG);
+    // Docker passes no runtime options: the config comes from containerd's environment; Docker's API from DOCKER_HOST.
+    c = await Containerd.start(version, { URUNC_CONFIG_PATH: cfg, DOCKER_HOST: `unix://${path.join(dir, 'd.sock')}` }, { privateShim: true });
+    d = await Dockerd.start(docker, c, { dir, subnet, containerdStore });
+    for (const tar of images()) {
+      const r = await d.docker(['load', '-i', tar]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+  }, 180_000);
+
+  afterAll(async () => {
+    await d?.stop();
+    await c?.destroy();
+  });
+
+  const run = (args: string[], timeoutMs = 90_000) => d.docker(['run', '--runtime', RUNTIME, ...args], { timeoutMs });
+
+  /** Nothing of the containers is left: no VM, no mount under containerd's or Docker's dirs, no tap on the host. */
+  const expectClean = async () => {
+    await waitFor('no qemu', () => (qemuPids().length === 0 ? true : undefined), 20_000);
+    expect(c.mounts()).toEqual([]);
+    expect(fs.readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.includes(path.join(dir, 'exec')) || (l.includes(path.join(dir, 'data')) && !l.includes('/data/overlay2 ')))).toEqual([]);
+    expect((await d.docker(['ps', '-aq'])).stdout.trim()).toBe('');
+  };
+
+  it('busybox on the bridge network: run --rm, -d, exec, logs, stop, kill, rm', async () => {
+    const once = await run(['--rm', BUSYBOX, 'sh', '-c', 'echo hello-$((6*7)); cat /proc/net/dev']);
+    expect(once.code, once.stderr).toBe(0);
+    expect(once.stdout).toContain('hello-42');
+    expect(once.stdout).toContain('eth0');
+    const det = await run(['-d', '--name', 'bb', BUSYBOX, 'sh', '-c', 'echo started; exec sleep 300']);
+    expect(det.code, det.stderr).toBe(0);
+    const ex = await d.docker(['exec', 'bb', 'sh', '-c', 'echo in-exec; id -u']);
+    expect(ex.code, ex.stderr).toBe(0);
+    expect(ex.stdout).toBe('in-exec\n0\n');
+    await waitFor('the log', async () => ((await d.docker(['logs', 'bb'])).stdout.includes('started') ? true : undefined));
+    const stop = await d.docker(['stop', '-t', '1', 'bb']);
+    expect(stop.code, stop.stderr).toBe(0);
+    expect((await d.docker(['inspect', '-f', '{{.State.Status}}', 'bb'])).stdout.trim()).toBe('exited');
+    expect((await d.docker(['start', 'bb'])).code).toBe(0);
+    const kill = await d.docker(['kill', 'bb']);
+    expect(kill.code, kill.stderr).toBe(0);
+    expect((await d.docker(['wait', 'bb'])).stdout.trim()).toBe('137');
+    expect((await d.docker(['rm', 'bb'])).code).toBe(0);
+    await expectClean();
+  }, 120_000);
+
+  it('a unikernel described by /urunc.json in its files (read from spec.root.path, which Docker mounted) boots', async () => {
+    const r = await run(['--rm', HELLO_JSON]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('Hello from a urunc-ts unikernel!');
+    await expectClean();
+  }, 120_000);
+
+  it('a unikernel described by --annotation boots; mewz\'s exit device gives the status', async () => {
+    const ann = Object.entries(UK_KEYS).flatMap(([k, v]) => ['--annotation', `${k}=${v}`]);
+    const r = await run(['--rm', ...ann, HELLO_PLAIN, 'exit=3']);
+    expect(r.stdout).toContain('Hello from a urunc-ts unikernel!');
+    expect(r.code).toBe(7);
+    await expectClean();
+  }, 120_000);
+
+  it(`a unikernel described by its image's config labels boots (${containerdStore ? 'containerd image store' : 'default store: labels through the Docker Engine API'})`, async () => {
+    const r = await run(['--rm', HELLO_LABELS, 'exit=3']);
+    expect(r.stdout).toContain('Hello from a urunc-ts unikernel!');
+    expect(r.code).toBe(7);
+    await expectClean();
+  }, 120_000);
+
+  it('a networked Linux guest gets its NIC, Docker\'s address, gateway and MTU, and answers ping at its Docker IP; stop and kill end it', async () => {
+    const r = await run(['-d', '--name', 'web', LINUX]);
+    expect(r.code, r.stderr).toBe(0);
+    const ip = (await d.docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'web'])).stdout.trim();
+    expect(ip).toMatch(new RegExp(`^${subnet.replace(/\./g, '\\.')}\\.\\d+$`));
+    const logs = async () => { const l = await d.docker(['logs', 'web']); return l.stdout + l.stderr; };
+    await waitFor('the guest to configure its Docker address', async () => ((await logs()).includes(`net: ${ip}/24 via ${subnet}.1`) ? true : undefined), 90_000)
+      .catch(async (err: unknown) => { throw new Error(`${String(err)}; guest log:\n${await logs()}`); });
+    expect(await logs()).toContain(`mtu: ${DOCKER_MTU}`);
+    const ping = await runCmd('busybox', ['ping', '-c', '2', '-W', '3', ip]);
+    expect(ping.code, ping.stdout + ping.stderr).toBe(0);
+    const t0 = Date.now();
+    const stop = await d.docker(['stop', '-t', '2', 'web']);
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect((await d.docker(['inspect', '-f', '{{.State.Status}}', 'web'])).stdout.trim()).toBe('exited');
+    expect((await d.docker(['rm', 'web'])).code).toBe(0);
+    await expectClean();
+  }, 180_000);
+});
