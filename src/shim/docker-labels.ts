@@ -1,7 +1,8 @@
 // Image labels through the Docker Engine API, for containers Docker runs on its default image store
 // (overlay2): containerd then has no image for the container, so neither its labels nor a manifest
 // can say "unikernel" (urunc reads them through Docker's API the same way). Read only, two GETs
-// (the container, then its image), each answer capped in size, the whole lookup bounded in time.
+// (the container's entry in Docker's container list, then its image), each answer capped in size,
+// the whole lookup bounded in time.
 // Docker's socket is DOCKER_HOST (unix:// only) or /var/run/docker.sock; no socket means no labels.
 import http from 'node:http';
 import { PREFIX } from '../monitors/unikernel-keys.js';
@@ -49,9 +50,13 @@ function get(socketPath: string, p: string, signal: AbortSignal): Promise<unknow
 /** com.urunc.unikernel.* from the config labels of the image of Docker's container `id`. */
 export async function dockerImageLabels(id: string, socketPath = dockerSocket()): Promise<Record<string, string>> {
   const signal = AbortSignal.timeout(TIMEOUT_MS);
-  const container = await get(socketPath, `/containers/${encodeURIComponent(id)}/json`, signal) as { Image?: unknown } | undefined;
-  if (typeof container?.Image !== 'string' || container.Image === '') return {};
-  const image = await get(socketPath, `/images/${encodeURIComponent(container.Image)}/json`, signal) as { Config?: { Labels?: unknown } } | undefined;
+  // The container list, not /containers/{id}/json: Docker holds the container's lock while it starts
+  // it (and so while this Create runs), and inspect would wait for that lock until the timeout.
+  const filters = encodeURIComponent(JSON.stringify({ id: [id] }));
+  const list = await get(socketPath, `/containers/json?all=1&filters=${filters}`, signal);
+  const entry = Array.isArray(list) ? (list as Array<{ Id?: unknown; ImageID?: unknown }>).find((c) => c.Id === id) : undefined;
+  if (typeof entry?.ImageID !== 'string' || entry.ImageID === '') return {};
+  const image = await get(socketPath, `/images/${encodeURIComponent(entry.ImageID)}/json`, signal) as { Config?: { Labels?: unknown } } | undefined;
   const labels = image?.Config?.Labels;
   if (!labels || typeof labels !== 'object') return {};
   return Object.fromEntries(Object.entries(labels).filter((e): e is [string, string] => e[0].startsWith(PREFIX) && typeof e[1] === 'string'));

@@ -18,7 +18,7 @@ const HELLO_JSON = 'localhost/hello-uk:docker-json';
 const HELLO_PLAIN = 'localhost/hello-uk:docker-annotations';
 const HELLO_LABELS = 'localhost/hello-uk:docker-labels';
 const LINUX = 'localhost/linux-uk:docker';
-const UK_KEYS = { 'com.urunc.unikernel.unikernelType': 'mewz', 'com.urunc.unikernel.hypervisor': 'qemu', 'com.urunc.unikernel.binary': '/unikernel/kernel' };
+const UK_KEYS = { 'com.urunc.unikernel.unikernelType': 'mewz', 'com.urunc.unikernel.hypervisor': 'qemu', 'com.urunc.unikernel.binary': '/unikernel/hello.elf' };
 
 function images(): string[] {
   buildGuests();
@@ -27,8 +27,8 @@ function images(): string[] {
     buildBusyboxImage(path.join(REPO, '.cache', 'images')),
     // Described only by /urunc.json in its files (urunc's GetUnikernelConfig reads it from spec.Root.Path).
     unikernelImage({ name: HELLO_JSON, type: 'unikraft', hypervisor: 'qemu', kernel, describe: 'urunc.json', cmd: ['hello'] }),
-    // Described only by manifest annotations, which Docker's default store never sees: runs with --annotation.
-    unikernelImage({ name: HELLO_PLAIN, type: 'mewz', hypervisor: 'qemu', kernel, describe: 'annotations', cmd: ['ignored'] }),
+    // Not described at all (an empty urunc.json): runs as a unikernel only with --annotation.
+    unikernelImage({ name: HELLO_PLAIN, type: 'mewz', hypervisor: 'qemu', kernel, describe: 'urunc.json', uruncJsonOverride: '{}', cmd: ['ignored'] }),
     // Described only by its config's labels (bunny's LABEL lines).
     unikernelImage({ name: HELLO_LABELS, type: 'mewz', hypervisor: 'qemu', kernel, describe: 'labels', cmd: ['ignored'] }),
     unikernelImage({
@@ -40,10 +40,12 @@ function images(): string[] {
 
 const combos = versionsUnderTest().filter((v) => v !== '1.6').flatMap((v) => (['28', '26'] as DockerVersion[]).map((d) => ({ version: v, docker: d })));
 
-describe.each(combos.map((c, i) => ({ ...c, subnet: `172.30.${40 + i}`, containerdStore: false })).concat(
+const suites = combos.map((c, i) => ({ ...c, subnet: `172.30.${40 + i}`, containerdStore: false })).concat(
   // Docker's containerd image store: 28 names the image in the container record, 26 does not (labels then come from Docker's API).
   combos.filter((c) => c.version === '2.x').map((c, i) => ({ ...c, subnet: `172.30.${50 + i}`, containerdStore: true })),
-))('Docker $docker on containerd $version (containerd image store: $containerdStore)', ({ version, docker, subnet, containerdStore }) => {
+);
+
+for (const { version, docker, subnet, containerdStore } of suites) describe(`Docker ${docker} on containerd ${version}${containerdStore ? ', containerd image store' : ''}`, () => {
   let c: Containerd;
   let d: Dockerd;
   let dir: string;
@@ -62,6 +64,7 @@ describe.each(combos.map((c, i) => ({ ...c, subnet: `172.30.${40 + i}`, containe
   }, 180_000);
 
   afterAll(async () => {
+    if (process.env.KEEP_LOG) fs.copyFileSync(c.logFile, process.env.KEEP_LOG);
     await d?.stop();
     await c?.destroy();
   });
@@ -72,7 +75,11 @@ describe.each(combos.map((c, i) => ({ ...c, subnet: `172.30.${40 + i}`, containe
   const expectClean = async () => {
     await waitFor('no qemu', () => (qemuPids().length === 0 ? true : undefined), 20_000);
     expect(c.mounts()).toEqual([]);
-    expect(fs.readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.includes(path.join(dir, 'exec')) || (l.includes(path.join(dir, 'data')) && !l.includes('/data/overlay2 ')))).toEqual([]);
+    // (Docker keeps its data root and overlay2 dir bind-mounted on themselves: those are its own.)
+    const ours = [path.join(dir, 'data'), path.join(dir, 'data', 'overlay2')];
+    const below = fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '')
+      .filter((m) => m.startsWith(`${dir}/`) && !ours.includes(m));
+    expect(below).toEqual([]);
     expect((await d.docker(['ps', '-aq'])).stdout.trim()).toBe('');
   };
 
@@ -101,21 +108,21 @@ describe.each(combos.map((c, i) => ({ ...c, subnet: `172.30.${40 + i}`, containe
   it('a unikernel described by /urunc.json in its files (read from spec.root.path, which Docker mounted) boots', async () => {
     const r = await run(['--rm', HELLO_JSON]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('Hello from a urunc-ts unikernel!');
+    expect(r.stdout, r.stderr).toContain('Hello from a urunc-ts unikernel!');
     await expectClean();
   }, 120_000);
 
   it('a unikernel described by --annotation boots; mewz\'s exit device gives the status', async () => {
     const ann = Object.entries(UK_KEYS).flatMap(([k, v]) => ['--annotation', `${k}=${v}`]);
     const r = await run(['--rm', ...ann, HELLO_PLAIN, 'exit=3']);
-    expect(r.stdout).toContain('Hello from a urunc-ts unikernel!');
+    expect(r.stdout, r.stderr).toContain('Hello from a urunc-ts unikernel!');
     expect(r.code).toBe(7);
     await expectClean();
   }, 120_000);
 
   it(`a unikernel described by its image's config labels boots (${containerdStore ? 'containerd image store' : 'default store: labels through the Docker Engine API'})`, async () => {
     const r = await run(['--rm', HELLO_LABELS, 'exit=3']);
-    expect(r.stdout).toContain('Hello from a urunc-ts unikernel!');
+    expect(r.stdout, r.stderr).toContain('Hello from a urunc-ts unikernel!');
     expect(r.code).toBe(7);
     await expectClean();
   }, 120_000);
@@ -131,11 +138,17 @@ describe.each(combos.map((c, i) => ({ ...c, subnet: `172.30.${40 + i}`, containe
     expect(await logs()).toContain(`mtu: ${DOCKER_MTU}`);
     const ping = await runCmd('busybox', ['ping', '-c', '2', '-W', '3', ip]);
     expect(ping.code, ping.stdout + ping.stderr).toBe(0);
-    const t0 = Date.now();
     const stop = await d.docker(['stop', '-t', '2', 'web']);
     expect(stop.code, stop.stderr).toBe(0);
-    expect(Date.now() - t0).toBeLessThan(15_000);
     expect((await d.docker(['inspect', '-f', '{{.State.Status}}', 'web'])).stdout.trim()).toBe('exited');
+    // Started again: a new Create and Start, a new namespace from Docker, the network found again at Start.
+    const lines = (await logs()).split('\n').filter((l) => l.startsWith('net: ')).length;
+    expect((await d.docker(['start', 'web'])).code).toBe(0);
+    const ip2 = (await d.docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'web'])).stdout.trim();
+    await waitFor('the restarted guest to configure its address', async () => ((await logs()).split('\n').filter((l) => l === `net: ${ip2}/24 via ${subnet}.1`).length + (ip2 === ip ? 0 : 1) > lines ? true : undefined), 90_000);
+    expect((await runCmd('busybox', ['ping', '-c', '1', '-W', '3', ip2])).code).toBe(0);
+    expect((await d.docker(['kill', 'web'])).code).toBe(0);
+    expect((await d.docker(['wait', 'web'])).stdout.trim()).toBe('137');
     expect((await d.docker(['rm', 'web'])).code).toBe(0);
     await expectClean();
   }, 180_000);

@@ -1,5 +1,5 @@
 // OCI hooks (what nerdctl's networking relies on) through this shim: for a unikernel the shim runs
-// createRuntime, createContainer, startContainer, poststart and poststop itself, in order, with the
+// prestart (deprecated, but Docker 26 attaches its network with it), createRuntime, createContainer, startContainer, poststart and poststop itself, in order, with the
 // OCI state JSON (the container's own bundle, the hypervisor's pid) on stdin; a failing
 // createRuntime hook fails Create and leaves nothing. An ordinary container's hooks run through
 // runc as before. The spec comes from `ctr oci spec` with `ctr run --config`.
@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GUESTS, buildGuests, linuxRootLayer } from '../fixtures/unikernel-images.js';
 import { Containerd, RUNTIME, versionsUnderTest, waitFor, qemuPids, type Version } from './containerd.js';
 
-const KINDS = ['createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'] as const;
+const KINDS = ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'] as const;
 
 describe.each(versionsUnderTest())('OCI hooks on containerd %s', (version: Version) => {
   let c: Containerd;
@@ -55,7 +55,7 @@ describe.each(versionsUnderTest())('OCI hooks on containerd %s', (version: Versi
     'com.urunc.unikernel.unikernelType': 'mewz', 'com.urunc.unikernel.hypervisor': 'qemu', 'com.urunc.unikernel.binary': '/unikernel/hello.elf', 'test.marker': 'hooks',
   };
 
-  it('a unikernel: the shim runs all five hooks in order, with the container bundle and the hypervisor pid', async () => {
+  it('a unikernel: the shim runs all six hooks in order, prestart first as runc (its libcontainer runs prestart, then createRuntime), with the container bundle and the hypervisor pid', async () => {
     const id = 'hooks-uk';
     const h = specWithHooks(id, unikernelRoot(), { annotations: ukAnnotations, process: { ...(base.process as object), args: ['exit=3'], terminal: false } });
     const r = await c.ctr(['run', '--rm', '--config', h.file, '--runtime', RUNTIME, id]);
@@ -63,7 +63,7 @@ describe.each(versionsUnderTest())('OCI hooks on containerd %s', (version: Versi
     expect(r.code).toBe(7);
     expect(fs.readFileSync(path.join(h.out, 'order'), 'utf8').trim().split('\n')).toEqual([...KINDS]);
     const bundle = path.join(c.state, 'io.containerd.runtime.v2.task', 'default', id);
-    const status = { createRuntime: 'creating', createContainer: 'creating', startContainer: 'created', poststart: 'running', poststop: 'stopped' };
+    const status = { prestart: 'creating', createRuntime: 'creating', createContainer: 'creating', startContainer: 'created', poststart: 'running', poststop: 'stopped' };
     const pid = h.state('createRuntime').pid as number;
     expect(pid).toBeGreaterThan(0);
     for (const k of KINDS) {
@@ -77,7 +77,7 @@ describe.each(versionsUnderTest())('OCI hooks on containerd %s', (version: Versi
     const r = await c.ctr(['run', '--rm', '--config', h.file, '--runtime', RUNTIME, id]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('createRuntime hook /bin/sh failed with status 3: no network for you');
-    expect(fs.readFileSync(path.join(h.out, 'order'), 'utf8').trim()).toBe('createRuntime');
+    expect(fs.readFileSync(path.join(h.out, 'order'), 'utf8').trim()).toBe('prestart\ncreateRuntime');
     await c.ctr(['c', 'rm', id]);
     await waitFor('no shim', () => (c.shimPids().length === 0 ? true : undefined), 15_000);
     expect(qemuPids()).toEqual([]);
@@ -88,7 +88,7 @@ describe.each(versionsUnderTest())('OCI hooks on containerd %s', (version: Versi
   it('an ordinary container: runc runs the hooks as before', async () => {
     const id = 'hooks-runc';
     // runc runs createContainer and startContainer inside the container, where the host paths are not: only the host-side kinds here.
-    const host = ['createRuntime', 'poststart', 'poststop'];
+    const host = ['prestart', 'createRuntime', 'poststart', 'poststop'];
     const h = specWithHooks(id, linuxRootLayer(), { process: { ...(base.process as object), args: ['/bin/echo', 'plain'], terminal: false } }, undefined, host);
     const r = await c.ctr(['run', '--rm', '--config', h.file, '--runtime', RUNTIME, id]);
     expect(r.code, r.stderr).toBe(0);
