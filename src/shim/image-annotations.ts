@@ -1,8 +1,8 @@
 // The image side of a container's unikernel config, read through containerd because ctr and
 // nerdctl do not copy image annotations into the spec: the container's labels, then the image
 // manifest's annotations (the manifest wins, as in urunc). Only com.urunc.unikernel.* is kept. A
-// container Docker made without a containerd image (its default store) gets its image's labels
-// from Docker's API instead (src/shim/docker-labels.ts).
+// container Docker made gets its image's config labels from Docker's API (src/shim/docker-labels.ts)
+// between the two: Docker copies them into neither the record nor, with its default store, any image.
 import { GetContainerRequest, GetContainerResponse } from '../gen/containerd/services/containers/containers.js';
 import { ReadContentRequest, ReadContentResponse } from '../gen/containerd/services/content/content.js';
 import { GetImageRequest, GetImageResponse } from '../gen/containerd/services/images/images.js';
@@ -30,8 +30,10 @@ export function imageAnnotationReader(grpc: ContainerdGrpc): (namespace: string,
     const [cr] = await grpc.call(ns, '/containerd.services.containers.v1.Containers/Get', { id }, GetContainerRequest, GetContainerResponse);
     const container = cr?.container;
     if (!container) throw new ShimError(Code.NotFound, `container ${id}`);
-    const out = filter(container.labels);
-    if (!container.image) return container.labels[DOCKER_BUNDLE_LABEL] !== undefined ? { ...out, ...(await dockerImageLabels(id)) } : out;
+    // A container Docker made: its image's config labels are not in the record (nor, with Docker's
+    // default store, any image): Docker's API has them.
+    const out = container.labels[DOCKER_BUNDLE_LABEL] !== undefined ? { ...filter(container.labels), ...(await dockerImageLabels(id)) } : filter(container.labels);
+    if (!container.image) return out;
     const [ir] = await grpc.call(ns, '/containerd.services.images.v1.Images/Get', { name: container.image }, GetImageRequest, GetImageResponse);
     const target = ir?.image?.target;
     if (!target) return out;

@@ -142,10 +142,13 @@ for (const { version, docker, subnet, containerdStore } of suites) describe(`Doc
     expect(stop.code, stop.stderr).toBe(0);
     expect((await d.docker(['inspect', '-f', '{{.State.Status}}', 'web'])).stdout.trim()).toBe('exited');
     // Started again: a new Create and Start, a new namespace from Docker, the network found again at Start.
-    const lines = (await logs()).split('\n').filter((l) => l.startsWith('net: ')).length;
+    const configured = async (addr: string) => (await logs()).split('\n').filter((l) => l.trim() === `net: ${addr}/24 via ${subnet}.1`).length;
+    const before = await configured(ip);
+    expect(before).toBe(1);
     expect((await d.docker(['start', 'web'])).code).toBe(0);
     const ip2 = (await d.docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'web'])).stdout.trim();
-    await waitFor('the restarted guest to configure its address', async () => ((await logs()).split('\n').filter((l) => l === `net: ${ip2}/24 via ${subnet}.1`).length + (ip2 === ip ? 0 : 1) > lines ? true : undefined), 90_000);
+    await waitFor('the restarted guest to configure its address', async () => ((await configured(ip2)) > (ip2 === ip ? before : 0) ? true : undefined), 90_000)
+      .catch(async (err: unknown) => { throw new Error(`${String(err)} (${ip2}); guest log:\n${await logs()}`); });
     expect((await runCmd('busybox', ['ping', '-c', '1', '-W', '3', ip2])).code).toBe(0);
     expect((await d.docker(['kill', 'web'])).code).toBe(0);
     expect((await d.docker(['wait', 'web'])).stdout.trim()).toBe('137');

@@ -284,6 +284,20 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     expect(r.code, r.stderr).toBe(0);
   });
 
+  // urunc's GetUnikernelConfig reads urunc.json from spec.Root.Path: `ctr run --rootfs` (as Docker)
+  // brings no rootfs mounts, the directory is the root as it is.
+  it('ctr run --rootfs of a directory holding urunc.json boots the unikernel (no rootfs mounts at Create)', async () => {
+    const root = fs.mkdtempSync(path.join(c.dir, 'rootfs-dir-'));
+    fs.mkdirSync(path.join(root, 'unikernel'));
+    fs.copyFileSync(path.join(GUESTS, 'hello.elf'), path.join(root, 'unikernel', 'hello.elf'));
+    const keys = { 'com.urunc.unikernel.unikernelType': 'mewz', 'com.urunc.unikernel.hypervisor': 'qemu', 'com.urunc.unikernel.binary': '/unikernel/hello.elf' };
+    fs.writeFileSync(path.join(root, 'urunc.json'), JSON.stringify(Object.fromEntries(Object.entries(keys).map(([k, v]) => [k, Buffer.from(v).toString('base64')]))));
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--rootfs', root, id('rootfs-dir'), 'exit=3']);
+    expect(r.stdout, r.stderr).toContain('Hello from a urunc-ts unikernel!');
+    expect(r.code, r.stderr).toBe(7);
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
   // urunc mewz.go CommandString and MonitorCli: no arguments reach mewz; its isa-debug-exit device at
   // 0x501 carries the guest's status (the hello kernel's default 3): qemu reports (3 << 1) | 1.
   it('mewz: ip/gateway only on its command line, its exit device gives the task status', async () => {
