@@ -17,8 +17,10 @@
 // `nsenter --net=<path> -- ip|tc|iptables ...`, with argument arrays.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { messageOf } from '../errors.js';
 import { runChecked } from '../sys/spawn.js';
+import { STATE_FILE, writeAtomic } from '../rootfs/state.js';
 import type { GuestNet } from './guests/index.js';
 
 export const NAT_PORTS = { from: 61440, to: 65535 };
@@ -222,6 +224,45 @@ export function findNetns(r: Pick<NetRecord, 'netns' | 'netnsIno'>): string | un
   }
   candidates.push(...fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map((d) => `/proc/${d}/ns/net`));
   return candidates.find((p) => inoOf(p) === r.netnsIno);
+}
+
+/** The guest network's record in the bundle, written before anything is made and removed once all is released. */
+export const NET_STATE_FILE = 'urunc-net.json';
+
+export function recordNetwork(bundle: string, rec: NetRecord): void {
+  writeAtomic(path.join(bundle, NET_STATE_FILE), JSON.stringify(rec));
+}
+
+/** The record's fields, or undefined for a file that is not one (never trusted blindly: it drives commands). */
+function asNetRecord(v: unknown): NetRecord | undefined {
+  const r = v as Partial<NetRecord> | undefined;
+  const ok = r && typeof r.netns === 'string' && typeof r.tap === 'string' && /^ukt[0-9a-f]{10}$/.test(r.tap)
+    && (r.mode === 'dynamic' || r.mode === 'static') && typeof r.podIf === 'string' && Array.isArray(r.nat);
+  return ok ? (r as NetRecord) : undefined;
+}
+
+/**
+ * Releases the guest network a bundle records (its own file, or the `net` field of the rootfs state
+ * file that bundles made before the network moved to Start still carry). Idempotent; the record
+ * stays when a step fails, for the next caller.
+ */
+export async function releaseNetworkOf(bundle: string): Promise<void> {
+  const file = path.join(bundle, NET_STATE_FILE);
+  let rec: NetRecord | undefined;
+  try {
+    rec = asNetRecord(JSON.parse(fs.readFileSync(file, 'utf8')));
+  } catch (err: unknown) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${file}: ${messageOf(err)}`);
+  }
+  if (!rec) {
+    try {
+      rec = asNetRecord((JSON.parse(fs.readFileSync(path.join(bundle, STATE_FILE), 'utf8')) as { net?: unknown }).net);
+    } catch {
+      // no rootfs state file, or not one of ours: no legacy record
+    }
+  }
+  if (rec) await releaseNetwork(rec);
+  fs.rmSync(file, { force: true });
 }
 
 /** Removes what setupNetwork recorded; idempotent, and a gone namespace means nothing is left. */

@@ -1,6 +1,6 @@
-// Undoes everything a unikernel container's set-up recorded in its state file: virtiofsd, the
-// guest's network (tap, filters, NAT rules), the snapshot view and its lease, host mounts, owned
-// directories. Works from the bundle alone (the
+// Undoes everything a unikernel container's rootfs set-up recorded in its state file: virtiofsd, the
+// snapshot view and its lease, lent volumes, host mounts, owned directories (the guest's network has
+// its own record and release: src/monitors/network.ts; src/monitors/release.ts runs both). Works from the bundle alone (the
 // daemon at Delete, Shutdown and rollback; `delete` after a crash, even when containerd's container
 // record is gone). Idempotent: the state file is removed only once every step succeeded, so a failed
 // step is retried by the next caller.
@@ -10,7 +10,6 @@ import { hasMountsUnder, parseMountInfo, parseMountOptions, unmountAll } from '.
 import { mount } from '../sys/libc.js';
 import { readState, statePath, writeAtomic } from './state.js';
 import { releaseView, type SnapshotApi } from './view.js';
-import { releaseNetwork } from '../monitors/network.js';
 
 /** The start time (field 22 of /proc/PID/stat) that identifies one process across pid reuse. */
 export function processStartTime(pid: number): string | undefined {
@@ -40,14 +39,6 @@ export async function releaseRootfs(bundle: string, apiFor: (address: string) =>
       process.kill(vf.pid, 'SIGKILL');
     } catch {
       // gone already
-    }
-  }
-  if (st.net) {
-    try {
-      await releaseNetwork(st.net);
-      delete st.net;
-    } catch (err: unknown) {
-      errors.push(messageOf(err));
     }
   }
   if (st.view) {

@@ -9,8 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { invalidArgument, messageOf } from '../errors.js';
 import type { RootfsParams } from './planner.js';
-import type { NetRecord } from '../monitors/network.js';
-import { readSpecText } from '../task/spec.js';
+import { readSpecText } from '../sys/spec-file.js';
 
 export const PARAMS_ANNOTATION = 'com.urunc.internal.rootfs.params';
 const INTERNAL_PREFIX = 'com.urunc.internal.';
@@ -39,8 +38,6 @@ export interface RootfsState {
   dirs: string[];
   /** Host mounts of volumes taken away for the VM (device, path, options): mounted back at release. */
   lentVolumes?: Array<{ device: string; fstype: string; hostPath: string; hostOptions: string }>;
-  /** The guest's tap, tc filters and NAT rules in the pod's network namespace. */
-  net?: NetRecord;
   /** A virtiofsd this container started: killed only if the pid still has the recorded start time. */
   virtiofsd?: { pid: number; startTime: string };
 }

@@ -7,7 +7,7 @@ import { DeleteResponse } from '../gen/containerd/task/v2/shim.js';
 import { Runc } from '../task/runc.js';
 import { unmountAll } from '../rootfs/mounts.js';
 import { removeMonitorBundle } from '../monitors/launcher.js';
-import { releaseRootfs } from '../rootfs/release.js';
+import { releaseUnikernel } from '../monitors/release.js';
 import { snapshotApiFor } from './containerd-snapshots.js';
 import { messageOf } from '../errors.js';
 import type { ShimFlags } from './flags.js';
@@ -51,9 +51,9 @@ export async function runDelete(f: ShimFlags, io: ActionIo): Promise<void> {
   } catch (err: unknown) {
     io.stderr(`remove monitor bundle: ${messageOf(err)}\n`);
   }
-  // The view, its lease and the task's mounts, from the bundle's state file alone (the container
-  // record may be gone); containerd's address is the flag's, else the one recorded at Create.
-  await releaseRootfs(bundle, (recorded) => (f.address || recorded ? snapshotApiFor(f.address || recorded) : undefined))
+  // The guest's network, the view, its lease and the task's mounts, from the bundle's state files
+  // alone (the container record may be gone); containerd's address is the flag's, else the one recorded at Create.
+  await releaseUnikernel(bundle, (recorded) => (f.address || recorded ? snapshotApiFor(f.address || recorded) : undefined))
     .catch((err: unknown) => io.stderr(`rootfs cleanup: ${messageOf(err)}\n`));
   t = step('rootfs', t);
   unmountAll(path.join(bundle, 'rootfs'));

@@ -6,13 +6,14 @@
 // written for bin/urunc-launch, which execs it when runc starts the container.
 import type { Logger } from 'pino';
 import { writeLaunchCommand, type OciSpec } from '../monitors/launcher.js';
-import { setupNetwork } from '../monitors/network.js';
+import { recordNetwork, setupNetwork } from '../monitors/network.js';
 import { checkRestoreShape } from '../monitors/checkpoint.js';
-import type { UnikernelTask } from './unikernel.js';
+import type { UnikernelTask } from './setup-types.js';
 
 export interface LaunchInput {
   namespace: string;
   id: string;
+  bundle: string;
   spec: OciSpec;
   /** The process Create returned: in the container's namespaces, held before exec. */
   pid: number;
@@ -31,7 +32,7 @@ export async function launchAtStart(u: UnikernelTask, o: LaunchInput): Promise<s
   const net = netns ? await setupNetwork({
     netns, namespace: o.namespace, id: o.id, user: o.spec.process?.user ?? { uid: 0, gid: 0 },
     staticMode: o.spec.annotations?.['io.kubernetes.cri.container-name'] === 'user-container',
-    record: (r) => u.state.update((s) => (s.net = r)),
+    record: (r) => recordNetwork(o.bundle, r),
   }) : undefined;
   if (net) o.log.info({ tap: net.record.tap, mode: net.record.mode, ip: net.guest.ip }, 'guest network');
   const found = net && { tap: net.record.tap, mtu: net.mtu, guest: net.guest };

@@ -16,8 +16,9 @@ import type { CheckpointOpts, CreateRequest, EventSink, ExecRequest, ExitInfo, P
 import { readSpec } from './spec.js';
 import { oomKills } from './oom.js';
 import { validateId } from './identifiers.js';
-import { setupContainer, specRootfs, type UnikernelHost } from './container-kind.js';
-import type { UnikernelTask } from './unikernel.js';
+import { setupContainer } from './container-kind.js';
+import { specRootfs } from './image-files.js';
+import type { UnikernelHost, UnikernelTask } from './setup-types.js';
 import type { OciSpec } from '../monitors/launcher.js';
 import type { Watchdog } from '../monitors/watchdog.js';
 import { withVmmOverhead, type MemoryResources } from '../monitors/vmm-overhead.js';
@@ -211,7 +212,7 @@ export class TaskService {
     try {
       if (p.isInit) {
         if (c.unikernel && c.hooks) {
-          await (await this.vmModule()).launchAtStart(c.unikernel, { namespace: c.namespace, id, spec: c.hooks.spec, pid: p.pid, log: c.tlog.log });
+          await (await this.vmModule()).launchAtStart(c.unikernel, { namespace: c.namespace, id, bundle: c.bundle, spec: c.hooks.spec, pid: p.pid, log: c.tlog.log });
         }
         if (c.hooks) await runHooks(hooksOf(c.hooks.spec, 'startContainer'), 'startContainer', ociState(id, c.bundle, c.hooks.spec, p.pid, 'created'));
         if (c.criuImages) await this.restoreContainer(c);
@@ -532,7 +533,7 @@ export class TaskService {
       // Every step is idempotent, so a transient failure (containerd busy, a mount still busy) is retried.
       for (let attempt = 1; ; attempt++) {
         try {
-          await vm.releaseRootfs(c.bundle, vm.snapshotsFor(this.unikernels));
+          await vm.releaseUnikernel(c.bundle, vm.snapshotsFor(this.unikernels));
           break;
         } catch (err: unknown) {
           if (attempt === RELEASE_ATTEMPTS) {

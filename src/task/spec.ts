@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as z from 'zod/mini';
 import { invalidArgument, messageOf } from '../errors.js';
-import { MiB, readCappedSync } from '../sys/read-capped.js';
+import { readSpecText } from '../sys/spec-file.js';
 
 // zod/mini: the same validation as zod at a sixth of the bundle, on the daemon's start-up path.
 const SpecSchema = z.looseObject({
@@ -21,13 +21,7 @@ const SpecSchema = z.looseObject({
 
 export type Spec = z.infer<typeof SpecSchema>;
 
-/** containerd's default gRPC message limit, which bounds any spec it writes. */
-const SPEC_MAX = 16 * MiB;
-
-/** A bundle's config.json as text: a regular file of at most 16 MiB. */
-export function readSpecText(bundle: string): string {
-  return readCappedSync(path.join(bundle, 'config.json'), SPEC_MAX, `${path.join(bundle, 'config.json')}`);
-}
+export { readSpecText };
 
 export function readSpec(bundle: string): Spec {
   const file = path.join(bundle, 'config.json');

@@ -9,13 +9,13 @@ import { checkRestorable, qemuVersion, vmShape, writeManifest, type CheckpointMa
 import { STATE_FILE, loadVmState, saveVmState } from '../monitors/vm-state.js';
 import type { Watchdog } from '../monitors/watchdog.js';
 import { monitorFilesDir } from '../monitors/launcher.js';
-import type { UnikernelTask } from './unikernel.js';
+import type { UnikernelTask } from './setup-types.js';
 
 export { Watchdog } from '../monitors/watchdog.js';
 export { removeMonitorBundle } from '../monitors/launcher.js';
-export { releaseRootfs } from '../rootfs/release.js';
+export { releaseUnikernel } from '../monitors/release.js';
 export { readManifest } from '../monitors/checkpoint.js';
-export { snapshotsFor, startVirtiofsd } from './unikernel.js';
+export { snapshotsFor, startVirtiofsd } from './prepare.js';
 export { launchAtStart } from './launch.js';
 
 /**

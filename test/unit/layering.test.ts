@@ -1,6 +1,7 @@
 // The dependency rules of shared/style.md, checked on the source: rootfs/ and monitors/ never
-// import shim/; task/ (the domain) never imports shim/ or generated protobuf code; child processes
-// are only spawned through src/sys/spawn.ts.
+// import shim/; task/ (the domain) never imports shim/ or generated protobuf code; a Create flows one
+// way, task, then monitors, then rootfs (rootfs imports neither, monitors never imports task), with
+// no import cycle among their files; child processes are only spawned through src/sys/spawn.ts.
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -22,8 +23,8 @@ function importsOf(file: string): string[] {
 
 const RULES: Array<[layer: string, forbidden: string[]]> = [
   ['task', ['shim/', 'gen/']],
-  ['rootfs', ['shim/', 'gen/']],
-  ['monitors', ['shim/', 'gen/']],
+  ['rootfs', ['shim/', 'gen/', 'task/', 'monitors/']],
+  ['monitors', ['shim/', 'gen/', 'task/']],
   ['sys', ['shim/', 'task/', 'gen/']],
 ];
 
@@ -36,6 +37,27 @@ describe('layering', () => {
       }
     }
     expect(bad).toEqual([]);
+  });
+
+  it('no import cycle among the files of src/task, src/monitors and src/rootfs (type imports included)', () => {
+    const files = ['task', 'monitors', 'rootfs'].flatMap((l) => filesUnder(path.join(SRC, l))).map((f) => path.relative(SRC, f));
+    const edges = new Map(files.map((f) => [f, importsOf(path.join(SRC, f)).map((i) => i.replace(/\.js$/, '.ts')).filter((i) => files.includes(i))]));
+    const cycles: string[] = [];
+    const state = new Map<string, 'open' | 'done'>();
+    const visit = (f: string, stack: string[]): void => {
+      if (state.get(f) === 'done') return;
+      if (state.get(f) === 'open') {
+        cycles.push([...stack.slice(stack.indexOf(f)), f].join(' -> '));
+        return;
+      }
+      state.set(f, 'open');
+      for (const g of edges.get(f) ?? []) visit(g, [...stack, f]);
+      state.set(f, 'done');
+    };
+    for (const f of files) visit(f, []);
+    expect(cycles).toEqual([]);
+    // (The checker sees edges: prepare imports the image-file helpers.)
+    expect(edges.get('task/prepare.ts')).toContain('task/image-files.ts');
   });
 
   // Regression (CRI pods hung in Delete): the daemon's reaper sweeps zombies it does not own, so a

@@ -1,11 +1,12 @@
-// The unikernel branch of Create, loaded with the first unikernel container (src/task/container-kind.ts
-// decides, src/sys/lazy.ts loads): given the container's unikernel keys, plans how the guest gets
-// its files, sets up the resources the plan needs (the rootfs mount, a snapshot view of the image,
-// copies of the boot artifacts, virtiofsd), persists plan and resources in the bundle, and has the
-// launcher write the monitor bundle runc runs instead of the container's own.
+// Prepare, the second of a unikernel's three steps (decide: src/task/container-kind.ts; launch at
+// Start: src/task/launch.ts), loaded with the first unikernel container (src/sys/lazy.ts): given the
+// container's unikernel keys, plans how the guest gets its files, sets up the resources the plan
+// needs (the rootfs mount, a snapshot view of the image, copies of the boot artifacts, virtiofsd),
+// persists plan and resources in the bundle, and has the launcher write the monitor bundle runc runs
+// instead of the container's own. Nothing here depends on the moment of start.
 //
 // Resources are registered with the caller's undo list as soon as they exist, so a failure at any
-// later step of Create rolls everything back; after Create, releaseRootfs (Delete, Shutdown, the
+// later step of Create rolls everything back; after Create, releaseUnikernel (Delete, Shutdown, the
 // `delete` command) undoes them from the state file alone.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,7 +20,8 @@ import { virtiofsdAvailable, waitForVirtiofsd } from '../monitors/virtiofsd.js';
 import { queueProxyEnv } from '../monitors/network.js';
 import { blockRootfs, mountAll, parseMountInfo, unmountAll, type BlockSource, type Mount } from '../rootfs/mounts.js';
 import { chooseRootfs, needsHostRootfs, type Choice, type RootfsParams } from '../rootfs/planner.js';
-import { processStartTime, releaseRootfs } from '../rootfs/release.js';
+import { processStartTime } from '../rootfs/release.js';
+import { releaseUnikernel } from '../monitors/release.js';
 import { resolveFileInRoot } from '../rootfs/resolve-in-root.js';
 import { workDir } from '../rootfs/work-dir.js';
 import { assertNoInternalAnnotations, persistParams, StateFile, writeAtomic } from '../rootfs/state.js';
@@ -30,22 +32,12 @@ import { failpoint } from '../sys/failpoints.js';
 import { MiB } from '../sys/read-capped.js';
 import type { Runc } from './runc.js';
 import { readSpecText } from './spec.js';
-import { isQueueProxy, readOnly, readUruncJson, uruncJsonOf, type SetupInput, type SetupResult, type UnikernelHost } from './container-kind.js';
+import { isQueueProxy, readOnly, readUruncJson, uruncJsonOf } from './image-files.js';
+import type { SetupInput, SetupResult, UnikernelHost, UnikernelTask } from './setup-types.js';
 
 const SNAPSHOT_VIEW_ANNOTATION = 'com.urunc.unikernel.snapshotView';
 
-export interface UnikernelTask {
-  config: UnikernelConfig;
-  runtime: RuntimeConfig;
-  plan: LaunchPlan;
-  params: RootfsParams;
-  /** The container's state file, for what is started after Create's set-up (virtiofsd, the network at Start). */
-  state: StateFile;
-  /** Restoring a checkpoint: the saved VM's command-line shape, which the one launched at Start must match. */
-  restoreShape?: string[];
-}
-
-/** How releaseRootfs reaches containerd at a recorded address: through the host's API, when it has one. */
+/** How the release reaches containerd at a recorded address: through the host's API, when it has one. */
 export function snapshotsFor(host: UnikernelHost): (address: string) => SnapshotApi | undefined {
   return (address) => (address && host.containerd ? host.containerd.snapshots(address) : undefined);
 }
@@ -101,7 +93,7 @@ export async function setupUnikernel(o: SetupInput, pre: { specKeys: Record<stri
   const runtime = loadRuntimeConfig(configPathFor(o.configPath), (msg) => o.log.warn(msg));
 
   const state = new StateFile(o.bundle, { namespace: o.namespace, id: o.id, address: o.host.containerd?.address ?? '' });
-  o.undo(() => releaseRootfs(o.bundle, snapshotsFor(o.host)));
+  o.undo(() => releaseUnikernel(o.bundle, snapshotsFor(o.host)));
   // The rootfs path is recorded whether or not it is mounted now (a transient mount may come); unmounting is idempotent.
   state.update((s) => (o.mounts.length > 0 ? s.mounts.push(o.rootfs) : undefined));
 
