@@ -132,15 +132,31 @@ export const monitorFilesDir = (bundle: string) => path.join(workDir(bundle), 'u
 export const monitorRoot = (bundle: string) => path.join(bundle, 'monroot');
 
 export function prepareLaunch(inp: LaunchInput): LaunchPlan {
-  const uk = inp.unikernel;
-  const hv = HYPERVISOR_PLUGINS[uk.hypervisor];
-  const mcfg = inp.config.monitor(uk.hypervisor);
-  const arch = process.arch === 'arm64' ? 'aarch64' : 'x86_64';
-
   // The plan Create persisted, read back from disk (never from a copy held in memory).
   const params = readParams(inp.bundle);
+  const a = resolveArtifacts(inp, params);
+  const v = planVm(inp, params, a);
+  const { dir, root, scratch, user } = makeMonitorBundleDirs(inp);
+  // The hypervisor's own config files hold the network: written at Start with the command line.
+  if (v.guest.urunit && v.guest.urunit.placement !== 'append') writeScratchFile(scratch, URUNIT_CONF, v.guest.urunit.config, user);
+  const m = monitorMounts(inp, params, a, v, { dir, root, scratch, user });
+  const derived = derivedSpec(inp, v, m.binds, monitorDevices(inp, a, v.accel), root);
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(derived));
+  const powerdownMs = gracefulShutdownMs(inp.spec.annotations, v.mcfg, v.guest.acpiPowerdown && v.cmd.qmp !== undefined);
+  return {
+    runcBundle: dir, argv: v.cmd.argv, command: v.commandFor, scratch, user, qmpInMonitor: v.cmd.qmp, scratchInMonitor: SCRATCH,
+    rootfsType: params.type, accel: v.accel, powerdownMs, memory: v.memory, initrdCopy: m.initrdCopy, virtiofsd: m.virtiofsd,
+  };
+}
+
+type Artifacts = ReturnType<typeof resolveArtifacts>;
+type VmPlan = ReturnType<typeof planVm>;
+type MonitorDirs = { dir: string; root: string; scratch: string; user: { uid: number; gid: number } };
+
+/** The boot artifacts and disks, resolved inside their root (a view, the rootfs, or copies): a hostile path is an error, never followed out. */
+function resolveArtifacts(inp: LaunchInput, params: RootfsParams) {
+  const uk = inp.unikernel;
   const rootfsType = params.type;
-  // Boot artifacts, resolved inside their root (a view, the rootfs, or copies): a hostile path is an error, never followed out.
   const kernel = resolveFileInRoot(params.artifactRoot, uk.binary, 'com.urunc.unikernel.binary');
   const initrd = uk.initrd ? resolveFileInRoot(params.artifactRoot, uk.initrd, 'com.urunc.unikernel.initrd') : undefined;
   const block = rootfsType === 'block' ? blockDisk(params, uk) : undefined;
@@ -153,8 +169,22 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   // Volumes lent as disks: device nodes in the monitor's /dev (never mounted there).
   const volumeDisks = (params.blockVolumes ?? []).map((v) => ({ ...v, node: `/dev/urunc-${v.id}`, dev: deviceNumbers(v.device) }));
   for (const v of volumeDisks) disks.push({ id: v.id, mountPoint: v.mountPoint });
+  return { kernel, initrd, block, dataDisk, volumeDisks, disks };
+}
+
+/**
+ * The guest's command line, the VM and the monitor's command for a network or none: built here
+ * without one, so that whatever the image or the config gets wrong fails at Create, and again at
+ * Start (writeLaunchCommand) with the network found then.
+ */
+function planVm(inp: LaunchInput, params: RootfsParams, a: Artifacts) {
+  const uk = inp.unikernel;
+  const hv = HYPERVISOR_PLUGINS[uk.hypervisor];
+  const mcfg = inp.config.monitor(uk.hypervisor);
+  const arch = process.arch === 'arm64' ? 'aarch64' : 'x86_64';
+  const rootfsType = params.type;
+  const { initrd, block, dataDisk, volumeDisks, disks } = a;
   const guestFor = (net: LaunchNet | undefined) => buildGuest(uk.unikernelType, guestInput(inp, uk, rootfsType, arch, disks, net));
-  // Built without a network here, so that whatever can fail fails at Create; built again at Start.
   const guest = guestFor(undefined);
 
   // urunit reads its config from the start of the only initrd (/sys/firmware/initrd): an image initrd
@@ -196,6 +226,11 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   const vm = vmFor(undefined, guest);
   const cmd = commandFor(undefined);
 
+  return { hv, mcfg, guest, vm, cmd, commandFor, binary, accel, memory };
+}
+
+/** <bundle>/monitor (the derived bundle and its scratch dir, owned by the container's user) and the empty monitor root. */
+function makeMonitorBundleDirs(inp: LaunchInput): MonitorDirs {
   const dir = monitorDir(inp.bundle);
   const root = monitorRoot(inp.bundle);
   const scratch = path.join(dir, 'scratch');
@@ -204,9 +239,16 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   fs.mkdirSync(root, { mode: 0o755 });
   const user = inp.spec.process?.user ?? { uid: 0, gid: 0 };
   fs.chownSync(scratch, user.uid, user.gid);
-  // The hypervisor's own config files hold the network: written at Start with the command line.
-  if (guest.urunit && guest.urunit.placement !== 'append') writeScratchFile(scratch, URUNIT_CONF, guest.urunit.config, user);
 
+  return { dir, root, scratch, user };
+}
+
+/** What the monitor root holds, as bind mounts: urunc-launch, the monitor and its libraries and data, the guest's files, the scratch dir. */
+function monitorMounts(inp: LaunchInput, params: RootfsParams, a: Artifacts, v: VmPlan, d: MonitorDirs) {
+  const { kernel, initrd, block, dataDisk } = a;
+  const { hv, mcfg, guest, vm, binary } = v;
+  const { dir, root, scratch, user } = d;
+  const rootfsType = params.type;
   const binds: Array<[string, string, boolean]> = [[launchBinary(), LAUNCH_IN_ROOT, true], [binary, binary, true]];
   // The monitor's shared libraries: the library directories, as urunc binds them; merged-/usr
   // symlinks (/lib -> usr/lib) are recreated as symlinks in the monitor root.
@@ -223,7 +265,7 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   for (const d of dataDirsWithLinks(hv.dataDirs(mcfg))) binds.push([d.host, d.at, true]);
   binds.push([kernel, vm.kernel, true]);
   // The container's volumes: live in a 9p or virtio-fs root (as urunc binds them under /cntrRootfs), their files
-  // copied into an initrd root (here) or a block root (at Create, task/unikernel.ts, which also lends
+  // copied into an initrd root (here) or a block root (at Create, task/prepare.ts, which also lends
   // block-device volumes as disks).
   const volumes = guestVolumes(inp.spec.mounts);
   const urunitConfig = guest.urunit?.placement === 'append' ? guest.urunit.config : undefined;
@@ -256,6 +298,12 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   }
   binds.push([scratch, SCRATCH, false]);
 
+  return { binds, initrdCopy, virtiofsd };
+}
+
+/** The device nodes of the monitor's /dev (and the cgroup rules that allow them). */
+function monitorDevices(inp: LaunchInput, a: Artifacts, accel: VmSpec['accel']) {
+  const { block, volumeDisks } = a;
   const devices: Array<{ path: string; type: string; major: number; minor: number }> = [];
   if (accel === 'kvm') devices.push({ path: '/dev/kvm', type: 'c', major: 10, minor: 232 });
   // Whether the guest gets a network is known at Start: the tap device is there for any container
@@ -264,6 +312,12 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   if (block?.device) devices.push({ path: BLOCK_DEVICE, type: 'b', ...block.device });
   for (const v of volumeDisks) devices.push({ path: v.node, type: 'b', ...v.dev });
 
+  return devices;
+}
+
+/** The monitor container's OCI spec: the container's namespaces, cgroup, user and limits around the monitor root. */
+function derivedSpec(inp: LaunchInput, v: VmPlan, binds: Array<[string, string, boolean]>, devices: ReturnType<typeof monitorDevices>, root: string) {
+  const { memory, cmd } = v;
   const spec = inp.spec;
   const linux = spec.linux ?? {};
   const namespaces = [...(linux.namespaces ?? [])];
@@ -303,12 +357,7 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
       readonlyPaths: ['/proc/sys', '/proc/sysrq-trigger', '/proc/irq', '/proc/bus'],
     },
   };
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(derived));
-  const powerdownMs = gracefulShutdownMs(spec.annotations, mcfg, guest.acpiPowerdown && cmd.qmp !== undefined);
-  return {
-    runcBundle: dir, argv: cmd.argv, command: commandFor, scratch, user, qmpInMonitor: cmd.qmp, scratchInMonitor: SCRATCH,
-    rootfsType, accel, powerdownMs, memory, initrdCopy, virtiofsd,
-  };
+  return derived;
 }
 
 function writeScratchFile(scratch: string, name: string, content: string | Buffer, user: { uid: number; gid: number }): void {

@@ -8,8 +8,6 @@ import http from 'node:http';
 import { PREFIX } from '../monitors/unikernel-keys.js';
 
 export const DOCKER_SOCKET = '/var/run/docker.sock';
-/** The label Docker puts on every containerd container record it makes. */
-export const DOCKER_BUNDLE_LABEL = 'com.docker/engine.bundle.path';
 const MAX_BYTES = 1 << 20;
 const TIMEOUT_MS = 2_000;
 

@@ -9,7 +9,12 @@ import { GetImageRequest, GetImageResponse } from '../gen/containerd/services/im
 import { Code, ShimError } from '../errors.js';
 import { PREFIX } from '../monitors/unikernel-keys.js';
 import { ContainerdGrpc } from './containerd-grpc.js';
-import { DOCKER_BUNDLE_LABEL, dockerImageLabels } from './docker-labels.js';
+import { lazyOnce } from '../sys/lazy.js';
+
+/** The label Docker puts on every containerd container record it makes. */
+const DOCKER_BUNDLE_LABEL = 'com.docker/engine.bundle.path';
+/** Docker's API client (node:http), loaded only for containers Docker made. */
+const dockerLabels = lazyOnce(() => import('./docker-labels.js'));
 
 const INDEX_TYPES = ['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json'];
 
@@ -32,7 +37,7 @@ export function imageAnnotationReader(grpc: ContainerdGrpc): (namespace: string,
     if (!container) throw new ShimError(Code.NotFound, `container ${id}`);
     // A container Docker made: its image's config labels are not in the record (nor, with Docker's
     // default store, any image): Docker's API has them.
-    const out = container.labels[DOCKER_BUNDLE_LABEL] !== undefined ? { ...filter(container.labels), ...(await dockerImageLabels(id)) } : filter(container.labels);
+    const out = container.labels[DOCKER_BUNDLE_LABEL] !== undefined ? { ...filter(container.labels), ...(await (await dockerLabels()).dockerImageLabels(id)) } : filter(container.labels);
     if (!container.image) return out;
     const [ir] = await grpc.call(ns, '/containerd.services.images.v1.Images/Get', { name: container.image }, GetImageRequest, GetImageResponse);
     const target = ir?.image?.target;

@@ -17,7 +17,7 @@ const HOOK = path.join(REPO, 'test', 'fixtures', 'module-trace.mjs');
 const IMAGE_LOOKUP = ['src/shim/containerd-grpc.ts', 'src/shim/image-annotations.ts', 'src/shim/containerd-snapshots.ts'];
 /** Loaded only for unikernels, checkpoints, or pod sandboxes owned by the shim. */
 const NOT_FOR_AN_ORDINARY_CONTAINER = [
-  'src/task/unikernel.ts', 'src/task/vm.ts', 'src/monitors/launcher.ts', 'src/monitors/network.ts', 'src/monitors/virtiofsd.ts',
+  'src/task/prepare.ts', 'src/task/launch.ts', 'src/task/vm.ts', 'src/shim/docker-labels.ts', 'src/monitors/launcher.ts', 'src/monitors/network.ts', 'src/monitors/virtiofsd.ts',
   'src/monitors/watchdog.ts', 'src/monitors/runtime-config.ts', 'src/monitors/unikernel-config.ts', 'src/rootfs/planner.ts', 'src/rootfs/view.ts',
   'src/task/sandbox.ts', 'src/shim/sandbox-rpc.ts', 'src/task/criu.ts', 'src/monitors/checkpoint.ts', 'src/shim/grpc/server.ts',
 ];
