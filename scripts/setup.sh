@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything this project needs on a fresh Debian 12 machine, as root, idempotently:
 # Debian packages (containerd, runc, qemu, gcc for the test guests, patchelf), npm packages (from
-# package-lock.json), containerd 1.7 and 2.x, trixie's virtiofsd and criu and the guest kernel unpacked into .cache/ (never
+# package-lock.json), containerd 1.7 and 2.x, Docker 28 (sid) and 26 (trixie) as a test client, trixie's virtiofsd and criu and the guest kernel unpacked into .cache/ (never
 # installed system-wide), the test guests in .cache/guests, and the built shim in bin/.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,4 +33,4 @@ fi
 bash scripts/fetch-newer.sh
 bash scripts/build-guests.sh
 npm run --silent build
-echo "setup: ready ($(containerd --version | awk '{print $3}'), $("$repo/.cache/containerd/trixie/usr/bin/containerd" --version | awk '{print $3}'), $("$repo/.cache/containerd/sid/usr/bin/containerd" --version | awk '{print $3}'), virtiofsd $("$repo/.cache/virtiofsd/virtiofsd" --version | awk "{print \$2}"), criu $("$repo/.cache/criu/bin/criu" --version | awk "/Version/ {print \$2}"))"
+echo "setup: ready ($(containerd --version | awk '{print $3}'), $("$repo/.cache/containerd/trixie/usr/bin/containerd" --version | awk '{print $3}'), $("$repo/.cache/containerd/sid/usr/bin/containerd" --version | awk '{print $3}'), virtiofsd $("$repo/.cache/virtiofsd/virtiofsd" --version | awk "{print \$2}"), criu $("$repo/.cache/criu/bin/criu" --version | awk "/Version/ {print \$2}"), docker $("$repo/.cache/docker/sid/usr/sbin/dockerd" --version | awk "{print \$3}" | tr -d ,) and $("$repo/.cache/docker/trixie/usr/sbin/dockerd" --version | awk "{print \$3}" | tr -d ,))"
