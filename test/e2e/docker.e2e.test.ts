@@ -71,9 +71,13 @@ for (const { version, docker, subnet, containerdStore } of suites) describe(`Doc
 
   const run = (args: string[], timeoutMs = 90_000) => d.docker(['run', '--runtime', RUNTIME, ...args], { timeoutMs });
 
-  /** Nothing of the containers is left: no VM, no mount under containerd's or Docker's dirs, no tap on the host. */
+  /** Nothing of the containers is left: no VM, no shim, no tap, no mount under containerd's or Docker's dirs, no bundle. */
   const expectClean = async () => {
     await waitFor('no qemu', () => (qemuPids().length === 0 ? true : undefined), 20_000);
+    // The shim daemon leaves after its last task (it lingers 0.5 s in these tests).
+    await waitFor('no shim', () => (c.shimPids().length === 0 ? true : undefined), 20_000);
+    // No tap anywhere on the host (the guests' taps lived in the containers' namespaces, gone with them).
+    expect((await runCmd('ip', ['-o', 'link', 'show'])).stdout).not.toMatch(/ukt[0-9a-f]{10}/);
     expect(c.mounts()).toEqual([]);
     // (Docker keeps its data root and overlay2 dir bind-mounted on themselves: those are its own.)
     const ours = [path.join(dir, 'data'), path.join(dir, 'data', 'overlay2')];
@@ -81,6 +85,15 @@ for (const { version, docker, subnet, containerdStore } of suites) describe(`Doc
       .filter((m) => m.startsWith(`${dir}/`) && !ours.includes(m));
     expect(below).toEqual([]);
     expect((await d.docker(['ps', '-aq'])).stdout.trim()).toBe('');
+    // No bundle left in containerd's state for Docker's namespace.
+    const bundles = path.join(c.state, 'io.containerd.runtime.v2.task', 'moby');
+    expect(fs.existsSync(bundles) ? fs.readdirSync(bundles) : []).toEqual([]);
+  };
+
+  /** The memory cgroup directory a process is in (these hosts run cgroup v1). */
+  const memoryCgroup = (pid: number): string => {
+    const line = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => /^\d+:memory:/.test(l)) ?? '';
+    return path.join('/sys/fs/cgroup/memory', line.slice(line.indexOf(':memory:') + ':memory:'.length));
   };
 
   it('busybox on the bridge network: run --rm, -d, exec, logs, stop, kill, rm', async () => {
@@ -90,6 +103,8 @@ for (const { version, docker, subnet, containerdStore } of suites) describe(`Doc
     expect(once.stdout).toContain('eth0');
     const det = await run(['-d', '--name', 'bb', BUSYBOX, 'sh', '-c', 'echo started; exec sleep 300']);
     expect(det.code, det.stderr).toBe(0);
+    const cgroup = memoryCgroup(Number((await d.docker(['inspect', '-f', '{{.State.Pid}}', 'bb'])).stdout.trim()));
+    expect(fs.existsSync(cgroup) && cgroup !== '/sys/fs/cgroup/memory/').toBe(true);
     const ex = await d.docker(['exec', 'bb', 'sh', '-c', 'echo in-exec; id -u']);
     expect(ex.code, ex.stderr).toBe(0);
     expect(ex.stdout).toBe('in-exec\n0\n');
@@ -103,6 +118,7 @@ for (const { version, docker, subnet, containerdStore } of suites) describe(`Doc
     expect((await d.docker(['wait', 'bb'])).stdout.trim()).toBe('137');
     expect((await d.docker(['rm', 'bb'])).code).toBe(0);
     await expectClean();
+    expect(fs.existsSync(cgroup)).toBe(false);
   }, 120_000);
 
   it('a unikernel described by /urunc.json in its files (read from spec.root.path, which Docker mounted) boots', async () => {
@@ -138,6 +154,11 @@ for (const { version, docker, subnet, containerdStore } of suites) describe(`Doc
     expect(await logs()).toContain(`mtu: ${DOCKER_MTU}`);
     const ping = await runCmd('busybox', ['ping', '-c', '2', '-W', '3', ip]);
     expect(ping.code, ping.stdout + ping.stderr).toBe(0);
+    // The task's pid is the hypervisor (urunc-launch exec'd it at Start), in the container's cgroup.
+    const pid = Number((await d.docker(['inspect', '-f', '{{.State.Pid}}', 'web'])).stdout.trim());
+    expect(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]).toMatch(/qemu-system/);
+    const cgroup = memoryCgroup(pid);
+    expect(cgroup).toContain(path.basename((await d.docker(['inspect', '-f', '{{.Id}}', 'web'])).stdout.trim()));
     const stop = await d.docker(['stop', '-t', '2', 'web']);
     expect(stop.code, stop.stderr).toBe(0);
     expect((await d.docker(['inspect', '-f', '{{.State.Status}}', 'web'])).stdout.trim()).toBe('exited');
@@ -154,5 +175,6 @@ for (const { version, docker, subnet, containerdStore } of suites) describe(`Doc
     expect((await d.docker(['wait', 'web'])).stdout.trim()).toBe('137');
     expect((await d.docker(['rm', 'web'])).code).toBe(0);
     await expectClean();
+    expect(fs.existsSync(cgroup)).toBe(false);
   }, 180_000);
 });
