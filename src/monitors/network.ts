@@ -267,12 +267,43 @@ export async function releaseNetworkOf(bundle: string): Promise<void> {
 
 /** Removes what setupNetwork recorded; idempotent, and a gone namespace means nothing is left. */
 export async function releaseNetwork(rec: NetRecord): Promise<void> {
-  const netns = findNetns(rec);
-  if (!netns) return;
-  const r = { ...rec, netns };
+  const held = holdNetns(rec);
+  if (!held) return;
+  try {
+    await releaseIn({ ...rec, netns: held.path });
+  } finally {
+    fs.closeSync(held.fd);
+  }
+}
+
+/**
+ * The recorded namespace, held open for the release: its path may be /proc/<pid>/ns/net of a
+ * process that dies meanwhile (CRI's pause, killed by its own `delete` at the same moment after a
+ * shim crash), and then every command would miss it. Held by an fd of ours, it is reached as
+ * /proc/<our pid>/fd/<fd> until the release is done. Undefined once the namespace is gone.
+ */
+function holdNetns(r: Pick<NetRecord, 'netns' | 'netnsIno'>): { fd: number; path: string } | undefined {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const p = findNetns(r);
+    if (!p) return undefined;
+    let fd: number;
+    try {
+      fd = fs.openSync(p, 'r');
+    } catch {
+      continue; // gone between the look and the open: look again (a pinned path may still hold it)
+    }
+    if (r.netnsIno === undefined || fs.fstatSync(fd).ino === r.netnsIno) return { fd, path: `/proc/${process.pid}/fd/${fd}` };
+    fs.closeSync(fd);
+  }
+  return undefined;
+}
+
+async function releaseIn(r: NetRecord): Promise<void> {
   const errors: string[] = [];
+  // "Already gone" is benign for the device, filter or rule, never for the namespace itself (nsenter's own error).
   const quiet = (p: Promise<unknown>, what: string, benign: RegExp) => p.catch((err: unknown) => {
-    if (!benign.test(messageOf(err))) errors.push(`${what}: ${messageOf(err)}`);
+    const msg = messageOf(err);
+    if (/nsenter:/.test(msg) || !benign.test(msg)) errors.push(`${what}: ${msg}`);
   });
   const gone = /Cannot find device|No such file or directory|does not exist|not find|not found|Bad rule|No chain\/target\/match|Cannot find specified qdisc|Invalid handle/i;
   if (r.mode === 'dynamic') {

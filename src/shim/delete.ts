@@ -8,6 +8,7 @@ import { Runc } from '../task/runc.js';
 import { unmountAll } from '../rootfs/mounts.js';
 import { removeMonitorBundle } from '../monitors/launcher.js';
 import { releaseUnikernel } from '../monitors/release.js';
+import { releaseNetworkOf } from '../monitors/network.js';
 import { snapshotApiFor } from './containerd-snapshots.js';
 import { messageOf } from '../errors.js';
 import type { ShimFlags } from './flags.js';
@@ -33,6 +34,10 @@ export async function runDelete(f: ShimFlags, io: ActionIo): Promise<void> {
     return now;
   };
   let pid = 0;
+  // The guest's network first: it needs nothing else gone (a tap outlives its qemu's fd), and so it is
+  // released even if a slow step below uses up containerd's budget.
+  await releaseNetworkOf(bundle).catch((err: unknown) => io.stderr(`network cleanup: ${messageOf(err)}\n`));
+  let t = step('network', t0);
   try {
     pid = Number.parseInt(fs.readFileSync(path.join(bundle, 'init.pid'), 'utf8'), 10) || 0;
   } catch {
@@ -45,7 +50,7 @@ export async function runDelete(f: ShimFlags, io: ActionIo): Promise<void> {
       if (!/not ?found|does not exist/i.test(msg)) io.stderr(`runc delete: ${msg}\n`);
     });
   }
-  let t = step('runc', t0);
+  t = step('runc', t);
   try {
     removeMonitorBundle(bundle);
   } catch (err: unknown) {
