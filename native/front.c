@@ -40,8 +40,14 @@
 #define NODE_GROUP "urunc-node"
 #define SOCKET_DIR "/run/containerd/s"
 /* A daemon that does not answer in time is treated as absent. containerd gives `delete` 5 s in all,
- * so a hung daemon must leave the cold `delete` time to kill the task from the bundle. */
-#define START_TIMEOUT_MS 60000
+ * so a hung daemon must leave the cold `delete` time to kill the task from the bundle. A forwarded
+ * `start` is answered in about a millisecond: a daemon that has not answered one in START_TIMEOUT_MS
+ * is stuck (stopped, or blocked in a kernel call), and the new container goes to a daemon of its own
+ * group (its pod's, or its own: `grouping = "pod"`), so one hung daemon never stops a node. The
+ * request carries its deadline (URUNC_FRONT_DEADLINE_MS, wall clock): a daemon that reaches it
+ * later declines it without doing anything, and START_GRACE_MS lies between the two. */
+#define START_TIMEOUT_MS 2000
+#define START_GRACE_MS 500
 #define DELETE_TIMEOUT_MS 3500
 
 extern char **environ;
@@ -106,6 +112,17 @@ static void trace(const char *how, const char *action) {
 }
 
 static const char *traced_action;
+
+/* A line in containerd's log: the bundle's `log` fifo (cwd), which containerd reads from before
+ * `start`; never stdout or stderr, which containerd takes as the address. Non-blocking, best effort. */
+static void containerd_log(const char *msg) {
+  int fd = open("log", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return;
+  char line[512];
+  int n = snprintf(line, sizeof line, "containerd-shim-urunc-v2: %s\n", msg);
+  if (n > 0 && write(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) < 0) { /* dropped */ }
+  close(fd);
+}
 
 /* ---- cold path ---- */
 static void cold(int argc, char **argv) {
@@ -239,7 +256,7 @@ static int write_all(int fd, const char *p, size_t n) {
 
 static uint32_t get_u32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 
-/* Reads fd to EOF into b; with timeout_ms >= 0, within that time. -1 on error or timeout. */
+/* Reads fd to EOF into b; with timeout_ms >= 0, within that time. -1 on error, -2 on timeout. */
 static int read_all(int fd, struct buf *b, long timeout_ms) {
   struct timespec start, now;
   clock_gettime(CLOCK_MONOTONIC, &start);
@@ -248,11 +265,12 @@ static int read_all(int fd, struct buf *b, long timeout_ms) {
     if (timeout_ms >= 0) {
       clock_gettime(CLOCK_MONOTONIC, &now);
       long left = timeout_ms - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
-      if (left <= 0) return -1;
+      if (left <= 0) return -2;
       struct pollfd pfd = {.fd = fd, .events = POLLIN};
       int r = poll(&pfd, 1, (int)left);
       if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) return -1;
+      if (r == 0) return -2;
+      if (r < 0) return -1;
     }
     ssize_t n = read(fd, tmp, sizeof tmp);
     if (n == 0) return 0;
@@ -296,6 +314,14 @@ int main(int argc, char **argv) {
   char cwd[PATH_MAX];
   if (!getcwd(cwd, sizeof cwd)) cold(argc, argv);
 
+  int is_start = strcmp(action, "start") == 0;
+  if (is_start) {
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    char deadline[64];
+    snprintf(deadline, sizeof deadline, "%lld", (long long)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 + START_TIMEOUT_MS);
+    setenv("URUNC_FRONT_DEADLINE_MS", deadline, 1);
+  }
   uint32_t nfields = 2 + (uint32_t)(argc - 1);
   for (char **e = environ; *e; e++) nfields++;
   struct buf req = {0};
@@ -306,7 +332,16 @@ int main(int argc, char **argv) {
   shutdown(fd, SHUT_WR);
 
   struct buf rep = {0};
-  if (read_all(fd, &rep, strcmp(action, "start") == 0 ? START_TIMEOUT_MS : DELETE_TIMEOUT_MS) < 0 || rep.len < 16 || memcmp(rep.p, "URR1", 4) != 0) cold(argc, argv);
+  int got = read_all(fd, &rep, is_start ? START_TIMEOUT_MS + START_GRACE_MS : DELETE_TIMEOUT_MS);
+  unsetenv("URUNC_FRONT_DEADLINE_MS");
+  if (got == -2 && is_start) {
+    /* The node daemon is stuck: route around it, as `grouping = "pod"` would place this container. */
+    containerd_log("the namespace's shim daemon did not answer a start in 2.5 s (stopped or blocked): this container gets a daemon of its own group");
+    trace("routed", action);
+    setenv("URUNC_SHIM_GROUPING", "pod", 1);
+    cold(argc, argv);
+  }
+  if (got < 0 || rep.len < 16 || memcmp(rep.p, "URR1", 4) != 0) cold(argc, argv);
   const unsigned char *p = (const unsigned char *)rep.p;
   int32_t code = (int32_t)get_u32(p + 4);
   uint32_t olen = get_u32(p + 8);

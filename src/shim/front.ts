@@ -61,6 +61,12 @@ export function encodeFrontReply(code: number, stdout: Buffer, stderr: Buffer): 
   return Buffer.concat([head, stdout, mid, stderr]);
 }
 
+/** Whether a forwarded start's deadline (set by native/front.c, wall-clock ms) has passed. */
+export function startExpired(env: NodeJS.ProcessEnv, now = Date.now()): boolean {
+  const deadline = Number(env.URUNC_FRONT_DEADLINE_MS);
+  return env.URUNC_FRONT_DEADLINE_MS !== undefined && Number.isFinite(deadline) && now > deadline;
+}
+
 /** The reply that sends the front down the cold path; only given before anything changed. */
 export function declineReply(): Buffer {
   return encodeFrontReply(-1, Buffer.alloc(0), Buffer.alloc(0));
@@ -80,6 +86,9 @@ export async function runForwarded(req: FrontRequest, actions: Record<'start' | 
   }
   const action = f.action === 'start' || f.action === 'delete' ? actions[f.action] : undefined;
   if (!action || f.version || f.info) return declineReply();
+  // A start the front stopped waiting for (this daemon was stopped or blocked past the deadline):
+  // the front has routed the container to another daemon, so this one must change nothing.
+  if (startExpired(req.env)) return declineReply();
   const io: ActionIo = {
     forwarded: true,
     cwd: req.cwd,

@@ -250,6 +250,12 @@ export class Containerd {
       .filter((m) => m.startsWith(this.dir));
   }
 
+  /** The end of containerd's log (the shim's lines are in it): printed when a test fails, for the next reader. */
+  logTail(lines = 80): string {
+    const text = fs.existsSync(this.logFile) ? fs.readFileSync(this.logFile, 'utf8') : '';
+    return text.split('\n').filter((l) => !/level=(debug|info) msg="(loading plugin|skip loading|Received containerd event|event published)/.test(l)).slice(-lines).join('\n');
+  }
+
   /** What containerd logged about dead shims and their `delete` (its stderr, failures): for failure messages. */
   cleanupLog(): string {
     const text = fs.existsSync(this.logFile) ? fs.readFileSync(this.logFile, 'utf8') : '';

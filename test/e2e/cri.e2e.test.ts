@@ -538,4 +538,39 @@ describe.each(CASES.map((k) => [`${k.version}, ${k.sandboxer} sandboxer`, k] as 
     await client.removeContainer(containerId);
     await removePod(pod.podSandboxId, sb.netns, sb.pid);
   }, 120_000);
+
+  it('the node daemon stopped (SIGSTOP, as a kernel call that never returns would stop it): a new pod and its container run through a daemon of their own within 15 s; after SIGCONT the first pod is still controllable', async () => {
+    const first = await newPod();
+    const sb1 = await sandboxInfo(first.podSandboxId);
+    const sleeper = await client.createContainer(first.podSandboxId, { metadata: { name: 'sleeper' }, image: { image: BUSYBOX_IMAGE }, command: ['sleep', '300'], logPath: 'sleeper.log' }, first.sandboxConfig);
+    await client.startContainer(sleeper.containerId);
+    const daemons = c.shimDaemonPids();
+    expect(daemons).toHaveLength(1);
+    const daemon = daemons[0] as number;
+    process.kill(daemon, 'SIGSTOP');
+    let second: Awaited<ReturnType<typeof newPod>> | undefined;
+    let sb2: Awaited<ReturnType<typeof sandboxInfo>> | undefined;
+    try {
+      const t0 = Date.now();
+      second = await newPod();
+      sb2 = await sandboxInfo(second.podSandboxId);
+      const r = await runToExit(second, 'routed', { image: { image: BUSYBOX_IMAGE }, command: ['echo', 'routed-around'] });
+      // The acceptance's bound (a pod that waits on a stuck daemon waits for containerd's own deadlines instead).
+      expect(Date.now() - t0).toBeLessThan(15_000);
+      expect(r.status.exitCode).toBe(0);
+      expect(r.log).toContain('routed-around');
+      expect(c.shimDaemonPids().length).toBe(2);
+    } finally {
+      process.kill(daemon, 'SIGCONT');
+    }
+    // The first pod, held by the daemon that was stopped, answers again.
+    expect((await client.containerStatus(sleeper.containerId)).status?.state).toBe(cri.ContainerState.CONTAINER_RUNNING);
+    await client.stopContainer(sleeper.containerId, 0);
+    await client.removeContainer(sleeper.containerId);
+    await client.stopPodSandbox(second.podSandboxId);
+    await client.removePodSandbox(second.podSandboxId);
+    livePods.splice(livePods.indexOf(second.podSandboxId), 1);
+    expect(fs.existsSync(sb2?.netns as string)).toBe(false);
+    await removePod(first.podSandboxId, sb1.netns, sb1.pid);
+  }, 120_000);
 });

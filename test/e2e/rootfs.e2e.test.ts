@@ -184,7 +184,11 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     }
   }, 180_000);
 
-  afterEach(async () => {
+  afterEach(async (ctx) => {
+    // A failure (a timeout included) leaves what containerd and the shim said, for the next reader.
+    if (ctx.task.result?.state === 'fail') {
+      console.log(`containerd log at the failure of "${ctx.task.name}":\n${c.logTail()}\ntasks:\n${(await c.ctr(['task', 'ls'])).stdout}`);
+    }
     fs.writeFileSync(failFile, '');
     for (const t of used.splice(0)) {
       await c.ctr(['task', 'kill', '-s', 'KILL', t]);

@@ -618,6 +618,35 @@ describe.each(TRANSPORTS)('containerd %s, %s', (version, protocol) => {
       fs.rmSync(bundle, { recursive: true, force: true });
     }
   });
+
+  // A shared daemon stopped (SIGSTOP stands for a kernel call that never returns, a stuck umount, a
+  // runaway loop): containerd 1.6-2.x still run new containers of the namespace, because the front
+  // gives a forwarded start 2.5 s and then routes the container to a daemon of its own group.
+  it('the node daemon stopped: a new container of the namespace runs to completion through a daemon of its own; after SIGCONT the first is still controllable', async () => {
+    const first = id('stuck-first');
+    const m = marker();
+    const r1 = await c.ctr(['run', '-d', '--runtime', RUNTIME, BUSYBOX_IMAGE, first, 'sleep', m]);
+    expect(r1.code, r1.stderr).toBe(0);
+    const daemons = c.shimDaemonPids();
+    expect(daemons).toHaveLength(1);
+    const daemon = daemons[0] as number;
+    fs.writeFileSync(traceFile, '');
+    process.kill(daemon, 'SIGSTOP');
+    try {
+      const second = id('stuck-second');
+      // Within 15 s, or ctr is killed and the test fails (without routing it waits for its 30 s+ deadline).
+      const r2 = await c.ctr(['run', '--rm', '--runtime', RUNTIME, BUSYBOX_IMAGE, second, 'echo', 'routed-around'], { timeoutMs: 15_000 });
+      expect(r2.code, r2.stderr).toBe(0);
+      expect(r2.stdout).toBe('routed-around\n');
+      expect(fs.readFileSync(traceFile, 'utf8')).toContain('routed start\ncold start\n');
+      expect(fs.readFileSync(c.logFile, 'utf8')).toMatch(/did not answer a start in 2\.5 s/);
+    } finally {
+      process.kill(daemon, 'SIGCONT');
+    }
+    // The daemon that was stopped still holds the first container, and it answers again.
+    expect(taskLine((await c.ctr(['task', 'ls'])).stdout, first)?.status).toBe('RUNNING');
+    await killAndRemove(first);
+  }, 90_000);
 });
 
 function isZombie(pid: number): boolean {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { NODE_GROUP, socketAddress, socketPath } from '../../src/shim/address.js';
-import { FRONT_MAGIC, decodeFrontRequest, encodeFrontReply, serveFront, type FrontRequest } from '../../src/shim/front.js';
+import { FRONT_MAGIC, decodeFrontRequest, encodeFrontReply, serveFront, startExpired, type FrontRequest } from '../../src/shim/front.js';
 import { TtrpcServer } from '../../src/shim/ttrpc/server.js';
 import { REPO, runCmd } from '../e2e/containerd.js';
 
@@ -93,6 +93,38 @@ it('a daemon that does not answer a delete in 3.5 s counts as absent: the cold d
   expect(seen).toHaveLength(1);
   expect(fs.readFileSync(trace, 'utf8')).toBe('cold delete\n');
 });
+
+it('a daemon that does not answer a start in 2.5 s is routed around: the container gets a daemon of its own group, and containerd\'s log says why', async () => {
+  const trace = path.join(dir, 'trace');
+  reply = undefined;
+  // containerd's shim log: a fifo it reads from; a regular file stands in for it here.
+  fs.writeFileSync(path.join(dir, 'log'), '');
+  const t0 = Date.now();
+  const r = await runCmd(BIN, args('start'), { cwd: dir, env: { ...process.env, URUNC_FRONT_TRACE: trace, URUNC_SHIM_LINGER_MS: '0' } });
+  const daemon = Number(fs.readFileSync(path.join(dir, 'shim.pid'), 'utf8'));
+  try {
+    expect(r.code, r.stderr).toBe(0);
+    // The pod grouping's socket for a lone container: its own id.
+    expect(r.stdout).toBe(socketAddress(address, 'front-ns', 'c1'));
+    expect(r.stderr).toBe('');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(2500);
+    expect(fs.readFileSync(trace, 'utf8')).toBe('routed start\ncold start\n');
+    expect(fs.readFileSync(path.join(dir, 'log'), 'utf8')).toMatch(/did not answer a start in 2\.5 s .*a daemon of its own group/);
+    // The stuck daemon got the request with its deadline, and declines it when it reaches it late.
+    const req = seen[0] as FrontRequest;
+    expect(Number(req.env.URUNC_FRONT_DEADLINE_MS)).toBeGreaterThan(t0);
+    expect(startExpired(req.env)).toBe(true);
+    expect(startExpired(req.env, Number(req.env.URUNC_FRONT_DEADLINE_MS) - 1)).toBe(false);
+    expect(startExpired({})).toBe(false);
+  } finally {
+    try {
+      process.kill(daemon, 'SIGKILL');
+    } catch {
+      // gone
+    }
+    fs.rmSync(socketPath(socketAddress(address, 'front-ns', 'c1')), { force: true });
+  }
+}, 20_000);
 
 it('the codec refuses a bad magic, truncated fields and trailing bytes', () => {
   const field = (b: Buffer) => Buffer.concat([u32(b.length), b]);
