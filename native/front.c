@@ -12,7 +12,8 @@
  * Wire format (integers are u32 little-endian):
  *   request: "URF1" | u32 n | n x (u32 len | bytes)   fields: cwd, stdin, then "A<arg>"... "E<k=v>"...
  *   reply:   "URR1" | i32 code | u32 len | stdout | u32 len | stderr
- *   code -1 means "run the cold path" (nothing was done).
+ *   code -1 means "run the cold path" (nothing was done); -2 (to a start): "go to a daemon of the
+ *   container's own group" (this one is recovering from a blocked event loop; nothing was done).
  *
  * The daemon's socket is the one `start` derives for the node group: /run/containerd/s/
  * sha256(join(address, namespace, NODE_GROUP)), exactly as src/shim/address.ts computes it.
@@ -125,6 +126,15 @@ static void containerd_log(const char *msg) {
 }
 
 /* ---- cold path ---- */
+static void cold(int argc, char **argv);
+
+/* A start for a daemon of the container's own group, as `grouping = "pod"` would place it. */
+static void route_around(int argc, char **argv) {
+  trace("routed", traced_action);
+  setenv("URUNC_SHIM_GROUPING", "pod", 1);
+  cold(argc, argv);
+}
+
 static void cold(int argc, char **argv) {
   trace("cold", traced_action);
   char self[PATH_MAX], script[PATH_MAX + 64];
@@ -337,9 +347,7 @@ int main(int argc, char **argv) {
   if (got == -2 && is_start) {
     /* The node daemon is stuck: route around it, as `grouping = "pod"` would place this container. */
     containerd_log("the namespace's shim daemon did not answer a start in 2.5 s (stopped or blocked): this container gets a daemon of its own group");
-    trace("routed", action);
-    setenv("URUNC_SHIM_GROUPING", "pod", 1);
-    cold(argc, argv);
+    route_around(argc, argv);
   }
   if (got < 0 || rep.len < 16 || memcmp(rep.p, "URR1", 4) != 0) cold(argc, argv);
   const unsigned char *p = (const unsigned char *)rep.p;
@@ -349,6 +357,10 @@ int main(int argc, char **argv) {
   uint32_t elen = get_u32(p + 12 + olen);
   if ((size_t)olen + elen + 16 != rep.len) cold(argc, argv);
   if (code == -1) cold(argc, argv); /* the daemon declined: nothing was done */
+  if (code == -2 && is_start) { /* the daemon's event loop was blocked lately: it sends new containers elsewhere */
+    containerd_log("the namespace's shim daemon is recovering from a blocked event loop: this container gets a daemon of its own group");
+    route_around(argc, argv);
+  }
   trace("forwarded", action);
   if (write_all(1, rep.p + 12, olen) < 0 || write_all(2, rep.p + 16 + olen, elen) < 0) return 1;
   return code;

@@ -1,6 +1,7 @@
 // Bundles the shim into dist/ (ESM, code-split per action so `start`/`delete` load little) and
-// compiles the executable bin/containerd-shim-urunc-v2 (the native front, native/front.c) and
-// bin/urunc-launch (native/launch.c, the first program of a unikernel's monitor container).
+// compiles the executable bin/containerd-shim-urunc-v2 (the native front, native/front.c),
+// bin/urunc-launch (native/launch.c, the first program of a unikernel's monitor container) and
+// bin/urunc-loopwatch (native/loopwatch.c, the daemon's event-loop watchdog).
 import { build } from 'esbuild';
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -46,3 +47,11 @@ if (l.status !== 0) {
   process.exit(1);
 }
 fs.renameSync(`${launch}.tmp`, launch);
+// The daemon's event-loop watchdog (native/loopwatch.c), a process of its own (src/shim/loop-watchdog.ts).
+const watch = path.join(root, 'bin', 'urunc-loopwatch');
+const w = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', '-o', `${watch}.tmp`, path.join(root, 'native', 'loopwatch.c')], { stdio: 'inherit' });
+if (w.status !== 0) {
+  console.error(`build: ${cc} failed to compile native/loopwatch.c (install gcc)`);
+  process.exit(1);
+}
+fs.renameSync(`${watch}.tmp`, watch);

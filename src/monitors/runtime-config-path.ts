@@ -9,4 +9,4 @@ export function configPathFor(optionPath: string | undefined, env: NodeJS.Proces
 }
 
 /** [shim] without a config file. */
-export const SHIM_DEFAULTS = { grouping: 'node', linger_ms: 600_000, protocol: 'ttrpc' } as const;
+export const SHIM_DEFAULTS = { grouping: 'node', linger_ms: 600_000, protocol: 'ttrpc', loop_block_ms: 2_000 } as const;

@@ -72,12 +72,15 @@ const ConfigSchema = z.object({
   shared_fs: z._default(z.object({ readonly: z._default(z.boolean(), false) }), { readonly: false }),
   /**
    * Ours: how containers share shim daemons (src/shim/start.ts), how long an idle daemon stays warm,
-   * and which protocol containerd is told to speak to it (grpc: containerd 1.7 and later).
+   * which protocol containerd is told to speak to it (grpc: containerd 1.7 and later), and the
+   * event-loop watchdog's setting (src/shim/loop-watchdog.ts).
    */
   shim: z._default(z.object({
     grouping: z._default(z.enum(['node', 'pod']), SHIM_DEFAULTS.grouping),
     linger_ms: z._default(z.int().check(z.gte(0)), SHIM_DEFAULTS.linger_ms),
     protocol: z._default(z.enum(['ttrpc', 'grpc']), SHIM_DEFAULTS.protocol),
+    /** A daemon whose event loop is blocked this long is reported, and turns new containers away for a while (0: no watchdog). */
+    loop_block_ms: z._default(z.int().check(z.gte(0)), SHIM_DEFAULTS.loop_block_ms),
   }), { ...SHIM_DEFAULTS }),
   /** Ours: a guest that shows no console output within boot_timeout_ms is killed (0: no limit). */
   watchdog: z._default(z.object({ boot_timeout_ms: z._default(z.int().check(z.gte(0)), 60_000) }), { boot_timeout_ms: 60_000 }),

@@ -67,6 +67,11 @@ export function startExpired(env: NodeJS.ProcessEnv, now = Date.now()): boolean 
   return env.URUNC_FRONT_DEADLINE_MS !== undefined && Number.isFinite(deadline) && now > deadline;
 }
 
+/** The reply that sends a start to a daemon of the container's own group (native/front.c): this daemon is not on its feet. */
+export function routeAroundReply(): Buffer {
+  return encodeFrontReply(-2, Buffer.alloc(0), Buffer.alloc(0));
+}
+
 /** The reply that sends the front down the cold path; only given before anything changed. */
 export function declineReply(): Buffer {
   return encodeFrontReply(-1, Buffer.alloc(0), Buffer.alloc(0));

@@ -14,7 +14,8 @@ import { TtrpcServer, lazyHandlers } from './ttrpc/server.js';
 import { kvmUsable } from '../sys/libc.js';
 import { lazy, lazyOnce, pinChunks } from '../sys/lazy.js';
 import { lazyImageAnnotations, lazySnapshotApi } from './containerd-lazy.js';
-import { declineReply, runForwarded, serveFront } from './front.js';
+import { declineReply, routeAroundReply, runForwarded, serveFront } from './front.js';
+import { DEFAULT_LOOP_BLOCK_MS, logFifoOf, startLoopWatchdog } from './loop-watchdog.js';
 import { runStart, type StartModules } from './start.js';
 import { trimWhenSettled } from './trim.js';
 import type { GrpcServer } from './grpc/server.js';
@@ -47,10 +48,11 @@ export async function runServe(f: ShimFlags): Promise<void> {
   // lines go to its bundle's fifo, which containerd reads for that task (pods share a daemon).
   // The shared daemon outlives the bundle it started in: its own lines then go to a live task's log.
   let liveBundles: () => string[] = () => [];
-  const { log } = createBundleLogger(() => {
+  const logBundle = (): string | undefined => {
     const live = liveBundles();
     return (live.length === 0 ? fs.existsSync(bundle) : live.includes(bundle)) ? bundle : live[0];
-  }, { namespace: f.namespace, id: f.id }, f.debug);
+  };
+  const { log } = createBundleLogger(logBundle, { namespace: f.namespace, id: f.id }, f.debug);
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'));
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   process.on('SIGPIPE', () => undefined);
@@ -89,6 +91,12 @@ export async function runServe(f: ShimFlags): Promise<void> {
   });
   liveBundles = () => service.bundles();
   const server = new TtrpcServer(log);
+  // The event-loop watchdog (src/shim/loop-watchdog.ts): told what each call starts; after a block,
+  // new containers are turned away (the front gives them a daemon of their own) until it has recovered.
+  const loopBlockMs = Number(process.env.URUNC_SHIM_LOOP_BLOCK_MS ?? DEFAULT_LOOP_BLOCK_MS);
+  const watchdog = startLoopWatchdog(Number.isInteger(loopBlockMs) && loopBlockMs >= 0 ? loopBlockMs : DEFAULT_LOOP_BLOCK_MS, () => logFifoOf(logBundle()),
+    (ms) => log.warn({ blockedMs: ms }, 'the event loop was blocked: new containers go to daemons of their own for a while'));
+  server.onCall = (ctx) => watchdog.doing(`${ctx.service}/${ctx.method} (namespace ${ctx.namespace ?? '-'})`);
   const address = process.env.URUNC_SHIM_ADDRESS ?? '';
   const sockPath = address ? socketPath(address) : '';
   const sockIno = sockPath ? inodeOf(sockPath) : undefined;
@@ -141,6 +149,7 @@ export async function runServe(f: ShimFlags): Promise<void> {
   const grpcCalls = (): number => grpcLoaded?.activeCalls ?? 0;
   const loadGrpc = (): Promise<GrpcServer> => (grpcServer ??= import('./grpc/server.js').then((m) => {
     const g = new m.GrpcServer(log);
+    g.onCall = server.onCall;
     g.register('containerd.task.v3.Task', handlers);
     grpcLoaded = g;
     return g;
@@ -156,6 +165,9 @@ export async function runServe(f: ShimFlags): Promise<void> {
   server.onForeign((sock, first) => serveFront(sock, first, async (req) => {
     lastFront = Date.now();
     if (exiting) return declineReply();
+    watchdog.doing(`forwarded ${req.args.filter((a) => !a.startsWith('/')).join(' ')}`);
+    // Not on its feet after a block: a new container goes to a daemon of its own (native/front.c).
+    if (watchdog.unhealthy() && req.args.at(-1) === 'start') return routeAroundReply();
     const reply = await runForwarded(req, {
       start: (sf, io) => runStart(sf, io, startModules),
       delete: async (df, io) => {

@@ -28,6 +28,8 @@ export interface ShimSettings {
   lingerMs: number;
   /** What containerd is told to speak to the daemon (which serves both). */
   protocol: 'ttrpc' | 'grpc';
+  /** The event-loop watchdog's setting (ms; 0: none). */
+  loopBlockMs: number;
 }
 
 /**
@@ -86,13 +88,15 @@ export const lazyStartModules: StartModules = {
 export async function shimSettings(env: NodeJS.ProcessEnv, configPath: string | undefined, modules: StartModules = lazyStartModules): Promise<ShimSettings> {
   // No file, the defaults: the TOML parser and schema load only for a file that is there.
   const file = configPathFor(configPath, env);
-  const cfg: { grouping: 'node' | 'pod'; linger_ms: number; protocol: 'ttrpc' | 'grpc' } = fs.existsSync(file) ? (await modules.runtimeConfig()).loadRuntimeConfig(file).shim : SHIM_DEFAULTS;
+  const cfg: { grouping: 'node' | 'pod'; linger_ms: number; protocol: 'ttrpc' | 'grpc'; loop_block_ms: number } = fs.existsSync(file) ? (await modules.runtimeConfig()).loadRuntimeConfig(file).shim : SHIM_DEFAULTS;
   const grouping = env.URUNC_SHIM_GROUPING === 'pod' || env.URUNC_SHIM_GROUPING === 'node' ? env.URUNC_SHIM_GROUPING : cfg.grouping;
   const fromEnv = Number(env.URUNC_SHIM_LINGER_MS);
   const lingerMs = env.URUNC_SHIM_LINGER_MS !== undefined && Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv
     : grouping === 'node' ? cfg.linger_ms : 0;
   const protocol = env.URUNC_SHIM_PROTOCOL === 'grpc' || env.URUNC_SHIM_PROTOCOL === 'ttrpc' ? env.URUNC_SHIM_PROTOCOL : cfg.protocol;
-  return { grouping, lingerMs, protocol };
+  const blockFromEnv = Number(env.URUNC_SHIM_LOOP_BLOCK_MS);
+  const loopBlockMs = env.URUNC_SHIM_LOOP_BLOCK_MS !== undefined && Number.isInteger(blockFromEnv) && blockFromEnv >= 0 ? blockFromEnv : cfg.loop_block_ms;
+  return { grouping, lingerMs, protocol, loopBlockMs };
 }
 
 export async function runStart(f: ShimFlags, io: ActionIo, modules: StartModules = lazyStartModules): Promise<void> {
@@ -157,6 +161,7 @@ async function spawnDaemon(
   const handle = (server as unknown as { _handle: { fd: number } })._handle;
   const env: NodeJS.ProcessEnv = {
     ...io.env, URUNC_SHIM_ADDRESS: `unix://${sockPath}`, URUNC_SHIM_GROUP: group, URUNC_SHIM_LINGER_MS: String(settings.lingerMs),
+    URUNC_SHIM_LOOP_BLOCK_MS: String(settings.loopBlockMs),
   };
   // A daemon started to answer gRPC loads its gRPC server at once (src/shim/serve.ts).
   if (settings.protocol === 'grpc') env.URUNC_SHIM_PROTOCOL = 'grpc';

@@ -4,7 +4,7 @@
 // failpoint is a no-op costing one env lookup.
 import fs from 'node:fs';
 
-export const FAILPOINTS = ['rootfs.lease', 'rootfs.view', 'rootfs.mount', 'rootfs.persist', 'task.runc-create', 'task.uncaught', 'io.slow-output'] as const;
+export const FAILPOINTS = ['rootfs.lease', 'rootfs.view', 'rootfs.mount', 'rootfs.persist', 'task.runc-create', 'task.uncaught', 'io.slow-output', 'task.block-loop'] as const;
 export type Failpoint = (typeof FAILPOINTS)[number];
 
 export function failpoint(name: Failpoint): void {
@@ -19,4 +19,9 @@ export function armed(name: Failpoint): boolean {
   } catch {
     return false;
   }
+}
+
+/** task.block-loop: blocks the event loop for `ms` in one call (the tests of the event-loop watchdog and of containment). */
+export function blockLoopIfArmed(ms: number): void {
+  if (armed('task.block-loop')) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { alreadyExists, failedPrecondition, invalidArgument, messageOf, notFound, unimplemented } from '../errors.js';
 import { unmountAll } from '../rootfs/mounts.js';
-import { armed, failpoint } from '../sys/failpoints.js';
+import { armed, blockLoopIfArmed, failpoint } from '../sys/failpoints.js';
 import { Proc } from './process.js';
 import type { Reaper } from './reaper.js';
 import { Runc } from './runc.js';
@@ -121,6 +121,7 @@ export class TaskService {
   }
 
   private async createTask(namespace: string, req: CreateRequest): Promise<number> {
+    blockLoopIfArmed(6_000);
     if (req.checkpoint && !path.isAbsolute(req.checkpoint)) throw invalidArgument(`checkpoint ${req.checkpoint} is not absolute`);
     // A VM's checkpoint (urunc-checkpoint.json) or an ordinary container's (criu images).
     const criu = req.checkpoint ? await criuModule() : undefined;

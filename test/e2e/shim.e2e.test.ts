@@ -647,6 +647,36 @@ describe.each(TRANSPORTS)('containerd %s, %s', (version, protocol) => {
     expect(taskLine((await c.ctr(['task', 'ls'])).stdout, first)?.status).toBe('RUNNING');
     await killAndRemove(first);
   }, 90_000);
+
+  // The event-loop watchdog (src/shim/loop-watchdog.ts): one container's Create blocks the daemon's
+  // loop (failpoint task.block-loop, 6 s, as a synchronous kernel call that hangs would); only that
+  // container waits: one created meanwhile runs through a daemon of its own, and the block is
+  // reported from outside the loop with what the loop was doing.
+  it('a Create that blocks the event loop stalls only its own container; one created meanwhile runs; the watchdog reports the block and what the loop was doing', async () => {
+    const blocker = id('loop-blocker');
+    const bystander = id('loop-bystander');
+    fs.writeFileSync(traceFile, '');
+    // Only what containerd logs from now on (an earlier test's stopped daemon was reported too).
+    const from = fs.statSync(c.logFile).size;
+    const logSince = () => fs.readFileSync(c.logFile).subarray(from).toString('utf8');
+    fs.writeFileSync(failFile, 'task.block-loop');
+    const first = c.ctr(['run', '--rm', '--runtime', RUNTIME, BUSYBOX_IMAGE, blocker, 'echo', 'after-the-block'], { timeoutMs: 60_000 });
+    try {
+      await waitFor('the watchdog to report the blocked loop', () => (/event loop blocked/.test(logSince()) ? true : undefined), 20_000);
+    } finally {
+      fs.writeFileSync(failFile, '');
+    }
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, BUSYBOX_IMAGE, bystander, 'echo', 'meanwhile'], { timeoutMs: 15_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('meanwhile\n');
+    expect(fs.readFileSync(traceFile, 'utf8')).toContain('routed start\n');
+    const blocked = await first;
+    expect(blocked.code, blocked.stderr).toBe(0);
+    expect(blocked.stdout).toBe('after-the-block\n');
+    const log = logSince();
+    expect(log).toMatch(/"msg":"event loop blocked[^"]*","blockedMs":\d+,"doing":"containerd\.task\.v[23]\.Task\/Create/);
+    expect(log).toMatch(/"msg":"event loop running again","blockedMs":\d+/);
+  }, 90_000);
 });
 
 function isZombie(pid: number): boolean {

@@ -19,6 +19,9 @@ export class GrpcServer {
 
   constructor(private readonly log: Logger) {}
 
+  /** Told of every call as it starts (the event-loop watchdog's "what was the loop doing"). */
+  onCall: ((ctx: CallContext) => void) | undefined;
+
   get activeCalls(): number {
     return this.inflight;
   }
@@ -71,6 +74,7 @@ export class GrpcServer {
       deadline: Number.isFinite(ms) ? ms : undefined,
     };
     this.inflight++;
+    this.onCall?.(ctx);
     handler(ctx, call.request).then(
       (out) => callback(null, Buffer.from(out.buffer, out.byteOffset, out.byteLength)),
       (err: unknown) => callback({ code: logCallError(this.log, 'grpc', err, service, method) as number as grpc.status, details: messageOf(err) }),

@@ -90,6 +90,9 @@ export class TtrpcServer {
    * Hands connections that begin with 'U' to another protocol on the same socket (the native
    * front's requests): a ttrpc frame begins with its length, below 4 MiB, so with a 0 byte.
    */
+  /** Told of every call as it starts (the event-loop watchdog's "what was the loop doing"). */
+  onCall: ((ctx: CallContext) => void) | undefined;
+
   onForeign(handler: (sock: net.Socket, first: Buffer) => void): void {
     this.foreign = handler;
   }
@@ -235,6 +238,7 @@ export class TtrpcServer {
       deadline: timeout !== undefined ? Date.now() + timeout : undefined,
     };
     this.inflight++;
+    this.onCall?.(ctx);
     handler(ctx, req.payload).then(
       (out) => send(streamId, { status: undefined, payload: out }),
       (err: unknown) => fail(streamId, logCallError(this.log, 'ttrpc', err, req.service, req.method), messageOf(err)),
