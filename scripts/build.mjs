@@ -27,31 +27,23 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
 });
+const cc = process.env.CC || 'cc';
+/** Compiles native/<name>.c into bin/<out> (atomically), or exits with why. */
+function compile(source, out, flags = []) {
+  const target = path.join(root, 'bin', out);
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  const r = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', ...flags, '-o', `${target}.tmp`, path.join(root, 'native', source)], { stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error(`build: ${cc} failed to compile native/${source} (install gcc)`);
+    process.exit(1);
+  }
+  fs.renameSync(`${target}.tmp`, target);
+}
 // The executable containerd runs is the native front (native/front.c): it forwards `start` and
 // `delete` to the warm daemon and execs node on dist/containerd-shim-urunc-v2.mjs for everything else.
-const bin = path.join(root, 'bin', 'containerd-shim-urunc-v2');
-fs.mkdirSync(path.dirname(bin), { recursive: true });
-const cc = process.env.CC || 'cc';
-const r = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', `-DNODE_BIN=${JSON.stringify(process.execPath)}`, '-o', `${bin}.tmp`, path.join(root, 'native', 'front.c')], { stdio: 'inherit' });
-if (r.status !== 0) {
-  console.error(`build: ${cc} failed to compile native/front.c (install gcc)`);
-  process.exit(1);
-}
-fs.renameSync(`${bin}.tmp`, bin);
+compile('front.c', 'containerd-shim-urunc-v2', [`-DNODE_BIN=${JSON.stringify(process.execPath)}`]);
 // Dynamic, as the monitors are (the monitor root binds the host's libraries): a static glibc's start-up
 // also reads /proc/self/exe, which solo5-hvt's seccomp allowlist (urunc's) does not permit.
-const launch = path.join(root, 'bin', 'urunc-launch');
-const l = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', '-o', `${launch}.tmp`, path.join(root, 'native', 'launch.c')], { stdio: 'inherit' });
-if (l.status !== 0) {
-  console.error(`build: ${cc} failed to compile native/launch.c (install gcc)`);
-  process.exit(1);
-}
-fs.renameSync(`${launch}.tmp`, launch);
-// The daemon's event-loop watchdog (native/loopwatch.c), a process of its own (src/shim/loop-watchdog.ts).
-const watch = path.join(root, 'bin', 'urunc-loopwatch');
-const w = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', '-o', `${watch}.tmp`, path.join(root, 'native', 'loopwatch.c')], { stdio: 'inherit' });
-if (w.status !== 0) {
-  console.error(`build: ${cc} failed to compile native/loopwatch.c (install gcc)`);
-  process.exit(1);
-}
-fs.renameSync(`${watch}.tmp`, watch);
+compile('launch.c', 'urunc-launch');
+// The daemon's event-loop watchdog, a process of its own (src/shim/loop-watchdog.ts).
+compile('loopwatch.c', 'urunc-loopwatch');
