@@ -14,7 +14,7 @@
 // Owned by the task: <bundle>/monitor, <bundle>/monroot and <work>/urunc-monitor are removed by removeMonitorBundle.
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { installedBinary } from '../sys/bin-path.js';
 import { invalidArgument, messageOf } from '../errors.js';
 import { resolveFileInRoot } from '../rootfs/resolve-in-root.js';
 import { buildGuest, type GuestInput, type GuestNet, type GuestRootfs } from './guests/index.js';
@@ -50,13 +50,11 @@ const URUNIT_CONF = 'urunit.conf';
 const LAUNCH_IN_ROOT = '/urunc-launch';
 const ARGV_FILE = 'argv';
 
-/** bin/urunc-launch of this installation (the bundle runs from dist/ or dist/chunks/, tests from src/monitors/). */
+/** bin/urunc-launch of this installation. */
 function launchBinary(): string {
-  for (const rel of ['../bin/urunc-launch', '../../bin/urunc-launch']) {
-    const p = fileURLToPath(new URL(rel, import.meta.url));
-    if (fs.existsSync(p)) return p;
-  }
-  throw new Error('bin/urunc-launch is missing from this installation (npm run build compiles it)');
+  const p = installedBinary('urunc-launch');
+  if (!p) throw new Error('bin/urunc-launch is missing from this installation (npm run build compiles it)');
+  return p;
 }
 
 /** The guest's network as found at Start: a tap in the container's network namespace. */
@@ -218,14 +216,14 @@ function planVm(inp: LaunchInput, params: RootfsParams, a: Artifacts) {
     accel, config: mcfg,
   });
   if (inp.incoming && uk.hypervisor !== 'qemu') throw invalidArgument(`restoring a checkpoint: a ${uk.hypervisor} VM cannot be restored (qemu only)`);
-  const commandFor = (net: LaunchNet | undefined) => {
-    const c = hv.command(binary, vmFor(net));
+  const commandOf = (vm: VmSpec) => {
+    const c = hv.command(binary, vm);
     if (inp.incoming) c.argv.push('-incoming', `unix:${SCRATCH}/${INCOMING_SOCKET}`);
     return c;
   };
+  const commandFor = (net: LaunchNet | undefined) => commandOf(vmFor(net));
   const vm = vmFor(undefined, guest);
-  const cmd = commandFor(undefined);
-
+  const cmd = commandOf(vm);
   return { hv, mcfg, guest, vm, cmd, commandFor, binary, accel, memory };
 }
 
@@ -239,7 +237,6 @@ function makeMonitorBundleDirs(inp: LaunchInput): MonitorDirs {
   fs.mkdirSync(root, { mode: 0o755 });
   const user = inp.spec.process?.user ?? { uid: 0, gid: 0 };
   fs.chownSync(scratch, user.uid, user.gid);
-
   return { dir, root, scratch, user };
 }
 
@@ -308,7 +305,7 @@ function monitorDevices(inp: LaunchInput, a: Artifacts, accel: VmSpec['accel']) 
   if (accel === 'kvm') devices.push({ path: '/dev/kvm', type: 'c', major: 10, minor: 232 });
   // Whether the guest gets a network is known at Start: the tap device is there for any container
   // with a network namespace of its own (none on the host's network).
-  if (linuxNamespaces(inp.spec).some((n) => n.type === 'network')) devices.push({ path: '/dev/net/tun', type: 'c', major: 10, minor: 200 });
+  if ((inp.spec.linux?.namespaces ?? []).some((n) => n.type === 'network')) devices.push({ path: '/dev/net/tun', type: 'c', major: 10, minor: 200 });
   if (block?.device) devices.push({ path: BLOCK_DEVICE, type: 'b', ...block.device });
   for (const v of volumeDisks) devices.push({ path: v.node, type: 'b', ...v.dev });
 
@@ -368,12 +365,12 @@ function writeScratchFile(scratch: string, name: string, content: string | Buffe
 
 /**
  * At Start, before runc starts the monitor container: the hypervisor's command line and config
- * files for the network found then, written where urunc-launch reads them. Returns the argv.
+ * files for the network found then, written where urunc-launch reads them. `check` may refuse the
+ * command line first (a restore whose VM shape differs). Returns the argv.
  */
-const linuxNamespaces = (spec: OciSpec) => spec.linux?.namespaces ?? [];
-
-export function writeLaunchCommand(plan: LaunchPlan, net: LaunchNet | undefined): string[] {
+export function writeLaunchCommand(plan: LaunchPlan, net: LaunchNet | undefined, check?: (argv: readonly string[]) => void): string[] {
   const cmd = plan.command(net);
+  check?.(cmd.argv);
   for (const [name, content] of Object.entries(cmd.files)) writeScratchFile(plan.scratch, name, content, plan.user);
   writeScratchFile(plan.scratch, ARGV_FILE, Buffer.from(cmd.argv.map((a) => `${a}\0`).join('')), plan.user);
   plan.argv = cmd.argv;

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { messageOf } from '../errors.js';
 import { runChecked } from '../sys/spawn.js';
 import { STATE_FILE, writeAtomic } from '../rootfs/state.js';
+import { parseMountInfo } from '../rootfs/mounts.js';
 import type { GuestNet } from './guests/index.js';
 
 export const NAT_PORTS = { from: 61440, to: 65535 };
@@ -214,11 +215,7 @@ export function findNetns(r: Pick<NetRecord, 'netns' | 'netnsIno'>): string | un
   }
   // Namespaces pinned anywhere else (Docker's <exec-root>/netns/<id>): nsfs mounts in our mount table.
   try {
-    for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-      const f = line.split(' ');
-      const sep = f.indexOf('-');
-      if (sep > 0 && f[sep + 1] === 'nsfs' && f[4]) candidates.push(f[4].replace(/\\040/g, ' '));
-    }
+    candidates.push(...parseMountInfo().filter((m) => m.fstype === 'nsfs').map((m) => m.mountPoint));
   } catch {
     // no mount table: the other candidates only
   }

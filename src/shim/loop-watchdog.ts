@@ -7,9 +7,8 @@
 // same for about 7.5 MiB of the daemon's memory; the process costs a fraction of one.
 // Back on its feet, the loop sees the gap itself and turns new containers away for RECOVERY_MS (the
 // front gives them a daemon of their own group). Running guests are never touched.
-import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { installedBinary } from '../sys/bin-path.js';
 import { spawnOwned } from '../sys/spawn.js';
 
 const BEAT_MS = 100;
@@ -28,18 +27,9 @@ export interface LoopWatchdog {
 
 const NONE: LoopWatchdog = { doing: () => undefined, unhealthy: () => false, stop: () => undefined };
 
-/** bin/urunc-loopwatch of this installation (the bundle runs from dist/ or dist/chunks/, tests from src/shim/). */
-function watchBinary(): string | undefined {
-  for (const rel of ['../bin/urunc-loopwatch', '../../bin/urunc-loopwatch']) {
-    const p = fileURLToPath(new URL(rel, import.meta.url));
-    if (fs.existsSync(p)) return p;
-  }
-  return undefined;
-}
-
 /** `blockedMs` 0 (or no binary) is no watchdog. `logFile` names where its report goes now (a live task's log fifo). */
 export function startLoopWatchdog(blockedMs: number, logFile: () => string | undefined, onBlocked: (ms: number) => void): LoopWatchdog {
-  const binary = blockedMs > 0 ? watchBinary() : undefined;
+  const binary = blockedMs > 0 ? installedBinary('urunc-loopwatch') : undefined;
   if (!binary) return NONE;
   const child = spawnOwned(binary, [String(blockedMs)], { stdio: ['pipe', 'ignore', 'ignore'] });
   const pipe = child.stdin;

@@ -36,6 +36,6 @@ export async function launchAtStart(u: UnikernelTask, o: LaunchInput): Promise<s
   }) : undefined;
   if (net) o.log.info({ tap: net.record.tap, mode: net.record.mode, ip: net.guest.ip }, 'guest network');
   const found = net && { tap: net.record.tap, mtu: net.mtu, guest: net.guest };
-  if (u.restoreShape) checkRestoreShape(u.restoreShape, u.plan.command(found).argv);
-  return writeLaunchCommand(u.plan, found);
+  const shape = u.restoreShape;
+  return writeLaunchCommand(u.plan, found, shape && ((argv) => checkRestoreShape(shape, argv)));
 }

@@ -292,11 +292,17 @@ export interface CriOptions {
 
 /** This runtime's qemu processes (named urunc-<id>), on the whole machine. */
 /** The memory cgroup limit of a process, in bytes (cgroup v1's memory controller, or v2's memory.max). */
-export function memoryLimitOf(pid: number): number {
+/** The directory of a process's memory cgroup (cgroup v1's memory controller, else the v2 unified one). */
+export function memoryCgroupOf(pid: number): { dir: string; v1: boolean } {
   const lines = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n');
   const v1 = lines.find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l));
-  if (v1) return Number(fs.readFileSync(`/sys/fs/cgroup/memory${v1.split(':')[2]}/memory.limit_in_bytes`, 'utf8'));
-  return Number(fs.readFileSync(`/sys/fs/cgroup${(lines.find((l) => l.startsWith('0::')) as string).slice(3)}/memory.max`, 'utf8'));
+  if (v1) return { dir: `/sys/fs/cgroup/memory${v1.split(':')[2]}`, v1: true };
+  return { dir: `/sys/fs/cgroup${(lines.find((l) => l.startsWith('0::')) as string).slice(3)}`, v1: false };
+}
+
+export function memoryLimitOf(pid: number): number {
+  const { dir, v1 } = memoryCgroupOf(pid);
+  return Number(fs.readFileSync(path.join(dir, v1 ? 'memory.limit_in_bytes' : 'memory.max'), 'utf8'));
 }
 
 export const qemuPids = (): number[] => pidsMatching((argv) => (argv[0] ?? '').includes('qemu-system') && argv.some((a) => a.startsWith('urunc-')));
