@@ -13,25 +13,27 @@ import { containerNetns } from '../../src/task/launch.js';
 const ID = 'c0ffee'.repeat(10) + 'abcd';
 const IMAGE = `sha256:${'ab'.repeat(32)}`;
 
-let server: http.Server | undefined;
-let dir: string | undefined;
+// Every stand-in a test made (a test may make two), closed and removed after it.
+const made: Array<{ server: http.Server; dir: string }> = [];
 afterEach(async () => {
-  await new Promise((r) => (server ? server.close(r) : r(undefined)));
-  server?.closeAllConnections();
-  server = undefined;
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  for (const { server, dir } of made.splice(0)) {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 /** A Docker API stand-in; `seen` records every path asked. */
 async function fakeDocker(handle: (url: URL, res: http.ServerResponse) => void): Promise<{ socket: string; seen: string[] }> {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fake-docker-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fake-docker-'));
   const socket = path.join(dir, 'docker.sock');
   const seen: string[] = [];
-  server = http.createServer((req, res) => {
+  const server = http.createServer((req, res) => {
     seen.push(req.url ?? '');
     handle(new URL(req.url ?? '/', 'http://docker'), res);
   });
-  await new Promise<void>((r) => server?.listen(socket, r));
+  made.push({ server, dir });
+  await new Promise<void>((r) => server.listen(socket, r));
   return { socket, seen };
 }
 
