@@ -115,6 +115,7 @@ for (const { version, docker, subnet, containerdStore } of suites) describe(`Doc
     expect(fs.existsSync(cgroup)).toBe(false);
   }, 120_000);
 
+  // urunc's GetUnikernelConfig (pkg/unikontainers) reads urunc.json from spec.Root.Path.
   it('a unikernel described by /urunc.json in its files (read from spec.root.path, which Docker mounted) boots', async () => {
     const r = await run(['--rm', HELLO_JSON]);
     expect(r.code, r.stderr).toBe(0);
@@ -130,6 +131,7 @@ for (const { version, docker, subnet, containerdStore } of suites) describe(`Doc
     await expectClean();
   }, 120_000);
 
+  // The Docker fallback of urunc's shim (fetchDockerImageLabels, docker_fallback.go; a fork's open change): Config.Labels through Docker's API.
   it(`a unikernel described by its image's config labels boots (${containerdStore ? 'containerd image store' : 'default store: labels through the Docker Engine API'})`, async () => {
     const r = await run(['--rm', HELLO_LABELS, 'exit=3']);
     expect(r.stdout, r.stderr).toContain('Hello from a urunc-ts unikernel!');
@@ -137,6 +139,8 @@ for (const { version, docker, subnet, containerdStore } of suites) describe(`Doc
     await expectClean();
   }, 120_000);
 
+  // urunc's reexec process (unikontainers.Exec) builds the monitor's command line at start, from the
+  // interface it finds then: Docker 28 moves it in after Create, Docker 26 from its prestart hook.
   it('a networked Linux guest gets its NIC, Docker\'s address, gateway and MTU, and answers ping at its Docker IP; stop and kill end it', async () => {
     const r = await run(['-d', '--name', 'web', LINUX]);
     expect(r.code, r.stderr).toBe(0);
