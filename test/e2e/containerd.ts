@@ -259,7 +259,7 @@ export class Containerd {
   /** What containerd logged about dead shims and their `delete` (its stderr, failures): for failure messages. */
   cleanupLog(): string {
     const text = fs.existsSync(this.logFile) ? fs.readFileSync(this.logFile, 'utf8') : '';
-    return text.split('\n').filter((l) => /shim disconnected|cleanup warnings|failed to clean up|dead shim|failed to delete/.test(l)).join('\n');
+    return text.split('\n').filter((l) => /shim disconnected|cleanup warnings|failed to clean up|dead shim|failed to delete|shim grpc connection unexpected state/.test(l)).join('\n');
   }
 
   /** The shim daemons serving this instance (not a `start` or `delete` passing through). */

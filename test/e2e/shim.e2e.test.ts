@@ -345,7 +345,8 @@ describe.each(TRANSPORTS)('containerd %s, %s', (version, protocol) => {
     process.kill(shims[0] as number, 'SIGKILL');
     for (const [i, t] of names.entries()) {
       const pid = pids[i] as number;
-      await waitFor(`${t}: container process gone`, () => (fs.existsSync(`/proc/${pid}`) && !isZombie(pid) ? undefined : true));
+      await waitFor(`${t}: container process gone`, () => (fs.existsSync(`/proc/${pid}`) && !isZombie(pid) ? undefined : true))
+        .catch((err: unknown) => { throw new Error(`${String(err)}\ncontainerd's log of the cleanup:\n${c.cleanupLog()}`); });
       await waitFor(`${t}: task gone or stopped`, async () => {
         const l = taskLine((await c.ctr(['task', 'ls'])).stdout, t);
         return !l || l.status === 'STOPPED' || l.status === 'UNKNOWN' ? true : undefined;
