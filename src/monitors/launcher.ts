@@ -30,6 +30,7 @@ import { cpioArchive, parentDirs, type CpioEntry } from '../rootfs/cpio.js';
 import { guestVolumes, initrdVolumeFiles, type GuestVolume, type SpecMount } from '../rootfs/volumes.js';
 import { loaderDirs } from './elf.js';
 import { MiB } from '../sys/read-capped.js';
+import { bounded } from '../sys/off-loop.js';
 import { virtiofsdArgv, virtiofsdSandbox, type Capabilities } from './virtiofsd.js';
 import { INCOMING_SOCKET } from './vm-state.js';
 import { gracefulShutdownMs } from './graceful-shutdown.js';
@@ -129,15 +130,15 @@ export const monitorDir = (bundle: string) => path.join(bundle, 'monitor');
 export const monitorFilesDir = (bundle: string) => path.join(workDir(bundle), 'urunc-monitor');
 export const monitorRoot = (bundle: string) => path.join(bundle, 'monroot');
 
-export function prepareLaunch(inp: LaunchInput): LaunchPlan {
+export async function prepareLaunch(inp: LaunchInput): Promise<LaunchPlan> {
   // The plan Create persisted, read back from disk (never from a copy held in memory).
   const params = readParams(inp.bundle);
-  const a = resolveArtifacts(inp, params);
+  const a = await resolveArtifacts(inp, params);
   const v = planVm(inp, params, a);
-  const { dir, root, scratch, user } = makeMonitorBundleDirs(inp);
+  const { dir, root, scratch, user } = await makeMonitorBundleDirs(inp);
   // The hypervisor's own config files hold the network: written at Start with the command line.
   if (v.guest.urunit && v.guest.urunit.placement !== 'append') writeScratchFile(scratch, URUNIT_CONF, v.guest.urunit.config, user);
-  const m = monitorMounts(inp, params, a, v, { dir, root, scratch, user });
+  const m = await monitorMounts(inp, params, a, v, { dir, root, scratch, user });
   const derived = derivedSpec(inp, v, m.binds, monitorDevices(inp, a, v.accel), root);
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(derived));
   const powerdownMs = gracefulShutdownMs(inp.spec.annotations, v.mcfg, v.guest.acpiPowerdown && v.cmd.qmp !== undefined);
@@ -147,20 +148,20 @@ export function prepareLaunch(inp: LaunchInput): LaunchPlan {
   };
 }
 
-type Artifacts = ReturnType<typeof resolveArtifacts>;
+type Artifacts = Awaited<ReturnType<typeof resolveArtifacts>>;
 type VmPlan = ReturnType<typeof planVm>;
 type MonitorDirs = { dir: string; root: string; scratch: string; user: { uid: number; gid: number } };
 
 /** The boot artifacts and disks, resolved inside their root (a view, the rootfs, or copies): a hostile path is an error, never followed out. */
-function resolveArtifacts(inp: LaunchInput, params: RootfsParams) {
+async function resolveArtifacts(inp: LaunchInput, params: RootfsParams) {
   const uk = inp.unikernel;
   const rootfsType = params.type;
-  const kernel = resolveFileInRoot(params.artifactRoot, uk.binary, 'com.urunc.unikernel.binary');
-  const initrd = uk.initrd ? resolveFileInRoot(params.artifactRoot, uk.initrd, 'com.urunc.unikernel.initrd') : undefined;
-  const block = rootfsType === 'block' ? blockDisk(params, uk) : undefined;
+  const kernel = await resolveFileInRoot(params.artifactRoot, uk.binary, 'com.urunc.unikernel.binary');
+  const initrd = uk.initrd ? await resolveFileInRoot(params.artifactRoot, uk.initrd, 'com.urunc.unikernel.initrd') : undefined;
+  const block = rootfsType === 'block' ? await blockDisk(params, uk) : undefined;
   // The image's data disk (block with a blkMntPoint other than /), attached as urunc's annot_vol.
   const dataDisk = uk.block && (uk.blkMntPoint ?? '/') !== '/' && !(block && params.blockSource === 'image')
-    ? dataDiskPath(params, uk.block) : undefined;
+    ? await dataDiskPath(params, uk.block) : undefined;
   const disks: GuestInput['disks'] = [];
   if (block) disks.push({ id: 'rootfs', mountPoint: params.blockSource === 'image' ? '/' : '/data' });
   if (dataDisk) disks.push({ id: 'annot_vol', mountPoint: uk.blkMntPoint as string });
@@ -228,11 +229,11 @@ function planVm(inp: LaunchInput, params: RootfsParams, a: Artifacts) {
 }
 
 /** <bundle>/monitor (the derived bundle and its scratch dir, owned by the container's user) and the empty monitor root. */
-function makeMonitorBundleDirs(inp: LaunchInput): MonitorDirs {
+async function makeMonitorBundleDirs(inp: LaunchInput): Promise<MonitorDirs> {
   const dir = monitorDir(inp.bundle);
   const root = monitorRoot(inp.bundle);
   const scratch = path.join(dir, 'scratch');
-  removeMonitorBundle(inp.bundle);
+  await removeMonitorBundle(inp.bundle);
   fs.mkdirSync(scratch, { recursive: true, mode: 0o700 });
   fs.mkdirSync(root, { mode: 0o755 });
   const user = inp.spec.process?.user ?? { uid: 0, gid: 0 };
@@ -241,7 +242,7 @@ function makeMonitorBundleDirs(inp: LaunchInput): MonitorDirs {
 }
 
 /** What the monitor root holds, as bind mounts: urunc-launch, the monitor and its libraries and data, the guest's files, the scratch dir. */
-function monitorMounts(inp: LaunchInput, params: RootfsParams, a: Artifacts, v: VmPlan, d: MonitorDirs) {
+async function monitorMounts(inp: LaunchInput, params: RootfsParams, a: Artifacts, v: VmPlan, d: MonitorDirs) {
   const { kernel, initrd, block, dataDisk } = a;
   const { hv, mcfg, guest, vm, binary } = v;
   const { dir, root, scratch, user } = d;
@@ -276,7 +277,8 @@ function monitorMounts(inp: LaunchInput, params: RootfsParams, a: Artifacts, v: 
     // Live volumes under the export, as urunc binds them over /cntrRootfs; in the seed mode the image's
     // read-only view is served instead of the rootfs when every volume has its mount point there.
     const seed = inp.config.shared_fs.readonly;
-    const fromView = seed && params.artifacts === 'view' && volumes.every((v) => mountPointIn(params.artifactRoot, v.destination, v.source));
+    let fromView = seed && params.artifacts === 'view';
+    for (const v of volumes) fromView = fromView && await mountPointIn(params.artifactRoot, v.destination, v.source);
     binds.push([fromView ? params.artifactRoot : params.mountedPath, SHARED_ROOT, fromView]);
     for (const v of volumes) binds.push([v.source, `${SHARED_ROOT}${v.destination}`, v.readonly]);
     if (vm.sharedFs.kind === 'virtiofs') {
@@ -406,12 +408,12 @@ export function guestMemory(limit: number | undefined, defaultMb: number, unit: 
 }
 
 /** Removes what prepareLaunch made; idempotent. The monitor root holds no host mounts (runc's are in its own namespace). */
-export function removeMonitorBundle(bundle: string): void {
+export async function removeMonitorBundle(bundle: string): Promise<void> {
   fs.rmSync(monitorDir(bundle), { recursive: true, force: true });
   fs.rmSync(monitorFilesDir(bundle), { recursive: true, force: true });
   const root = monitorRoot(bundle);
   if (!fs.existsSync(root)) return;
-  if (hasMountsUnder(root)) {
+  if (await hasMountsUnder(root)) {
     throw new Error(`${root} still has mounts; not removing it`);
   }
   fs.rmSync(root, { recursive: true, force: true });
@@ -422,14 +424,15 @@ export function removeMonitorBundle(bundle: string): void {
  * source needs, through real directories only (a read-only root cannot get one made, and a symlink
  * would lead the bind elsewhere).
  */
-function mountPointIn(root: string, dest: string, source: string): boolean {
+async function mountPointIn(root: string, dest: string, source: string): Promise<boolean> {
   let p = root;
   const parts = dest.split('/').filter(Boolean);
   try {
     for (const [i, part] of parts.entries()) {
       p = path.join(p, part);
-      const st = fs.lstatSync(p);
-      if (i < parts.length - 1 ? !st.isDirectory() : st.isDirectory() !== fs.statSync(source).isDirectory() || st.isSymbolicLink()) return false;
+      // Inside the image's view and at a volume's source: either may sit on a filesystem that stops answering.
+      const st = await bounded(`lstat ${p}`, fs.promises.lstat(p));
+      if (i < parts.length - 1 ? !st.isDirectory() : st.isDirectory() !== (await bounded(`stat ${source}`, fs.promises.stat(source))).isDirectory() || st.isSymbolicLink()) return false;
     }
     return true;
   } catch {
@@ -438,10 +441,10 @@ function mountPointIn(root: string, dest: string, source: string): boolean {
 }
 
 /** The guest's root disk on the host: the image's block file (inside the rootfs) or the container's own device or file. */
-function blockDisk(params: RootfsParams, uk: UnikernelConfig): { path: string; device?: { major: number; minor: number } } {
+async function blockDisk(params: RootfsParams, uk: UnikernelConfig): Promise<{ path: string; device?: { major: number; minor: number } }> {
   if (params.blockSource === 'image') {
     if (!uk.block || !params.mountedPath) throw invalidArgument('block rootfs from the image needs com.urunc.unikernel.block and a mounted rootfs');
-    return { path: resolveFileInRoot(params.mountedPath, uk.block, 'com.urunc.unikernel.block') };
+    return { path: await resolveFileInRoot(params.mountedPath, uk.block, 'com.urunc.unikernel.block') };
   }
   const p = params.blockPath;
   if (!p) throw invalidArgument('block rootfs plan names no device');
@@ -469,7 +472,7 @@ function guestInput(inp: LaunchInput, uk: UnikernelConfig, rootfs: GuestRootfs, 
 }
 
 /** The image's data disk file, inside the mounted rootfs (a hostile path is an error). */
-function dataDiskPath(params: RootfsParams, blockPath: string): string {
+async function dataDiskPath(params: RootfsParams, blockPath: string): Promise<string> {
   if (!params.mountedPath) throw invalidArgument('com.urunc.unikernel.block with a blkMntPoint other than / needs the container rootfs mounted on the host');
   return resolveFileInRoot(params.mountedPath, blockPath, 'com.urunc.unikernel.block');
 }

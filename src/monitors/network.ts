@@ -21,7 +21,7 @@ import path from 'node:path';
 import { messageOf } from '../errors.js';
 import { runChecked } from '../sys/spawn.js';
 import { STATE_FILE, writeAtomic } from '../rootfs/state.js';
-import { parseMountInfo } from '../rootfs/mounts.js';
+import { readMountInfo } from '../rootfs/mounts.js';
 import type { GuestNet } from './guests/index.js';
 
 export const NAT_PORTS = { from: 61440, to: 65535 };
@@ -190,6 +190,7 @@ async function syncPassThrough(netns: string, podIf: string): Promise<void> {
   }
 }
 
+// Synchronous: nsfs entries (pinned namespaces, /proc/<pid>/ns/net) are stat'ed from the inode the kernel holds, with no filesystem behind them.
 const inoOf = (p: string): number | undefined => {
   try {
     return fs.statSync(p).ino;
@@ -202,7 +203,7 @@ const inoOf = (p: string): number | undefined => {
  * A path to the recorded namespace now: the recorded path if it still is that namespace, else a
  * pinned one (CNI's /var/run/netns) or any process's with the same inode; undefined once it is gone.
  */
-export function findNetns(r: Pick<NetRecord, 'netns' | 'netnsIno'>): string | undefined {
+export async function findNetns(r: Pick<NetRecord, 'netns' | 'netnsIno'>): Promise<string | undefined> {
   if (r.netnsIno === undefined) return fs.existsSync(r.netns) ? r.netns : undefined;
   if (inoOf(r.netns) === r.netnsIno) return r.netns;
   const candidates: string[] = [];
@@ -215,7 +216,7 @@ export function findNetns(r: Pick<NetRecord, 'netns' | 'netnsIno'>): string | un
   }
   // Namespaces pinned anywhere else (Docker's <exec-root>/netns/<id>): nsfs mounts in our mount table.
   try {
-    candidates.push(...parseMountInfo().filter((m) => m.fstype === 'nsfs').map((m) => m.mountPoint));
+    candidates.push(...(await readMountInfo()).filter((m) => m.fstype === 'nsfs').map((m) => m.mountPoint));
   } catch {
     // no mount table: the other candidates only
   }
@@ -264,7 +265,7 @@ export async function releaseNetworkOf(bundle: string): Promise<void> {
 
 /** Removes what setupNetwork recorded; idempotent, and a gone namespace means nothing is left. */
 export async function releaseNetwork(rec: NetRecord): Promise<void> {
-  const held = holdNetns(rec);
+  const held = await holdNetns(rec);
   if (!held) return;
   try {
     await releaseIn({ ...rec, netns: held.path });
@@ -279,9 +280,9 @@ export async function releaseNetwork(rec: NetRecord): Promise<void> {
  * shim crash), and then every command would miss it. Held by an fd of ours, it is reached as
  * /proc/<our pid>/fd/<fd> until the release is done. Undefined once the namespace is gone.
  */
-function holdNetns(r: Pick<NetRecord, 'netns' | 'netnsIno'>): { fd: number; path: string } | undefined {
+async function holdNetns(r: Pick<NetRecord, 'netns' | 'netnsIno'>): Promise<{ fd: number; path: string } | undefined> {
   for (let attempt = 0; attempt < 3; attempt++) {
-    const p = findNetns(r);
+    const p = await findNetns(r);
     if (!p) return undefined;
     let fd: number;
     try {

@@ -8,6 +8,7 @@ import { invalidArgument } from '../errors.js';
 import { runChecked } from '../sys/spawn.js';
 import { EBUSY, EINVAL, ENOENT, Errno, MNT_DETACH, mount, umount } from '../sys/libc.js';
 import { resolveInRoot } from './resolve-in-root.js';
+import { bounded } from '../sys/off-loop.js';
 
 export interface Mount {
   type: string;
@@ -67,11 +68,11 @@ interface MountHandler {
 async function syscallMount(m: Mount, target: string, type = m.type): Promise<void> {
   const { flags, data } = parseMountOptions(m.options);
   try {
-    mount(m.source, target, type, flags, data);
+    await mount(m.source, target, type, flags, data);
   } catch (err: unknown) {
     throw new Error(`mount ${type} ${m.source} on ${target}: ${errnoText(err)}`);
   }
-  if (flags & MS_BIND && flags & MS_RDONLY) mount('', target, '', flags | MS_REMOUNT, '');
+  if (flags & MS_BIND && flags & MS_RDONLY) await mount('', target, '', flags | MS_REMOUNT, '');
 }
 
 /** The kernel copies mount data into one page; containerd keeps 512 bytes of it spare, as here. */
@@ -131,6 +132,7 @@ const blockFs: MountHandler = {
   block(m) {
     let st: fs.Stats;
     try {
+      // Synchronous: the source is a /dev node or the blockfile snapshotter's file in containerd's root, on the node's own disk.
       st = fs.statSync(m.source);
     } catch {
       return undefined;
@@ -169,20 +171,20 @@ export async function mountAll(mounts: readonly Mount[], root: string): Promise<
   for (const m of mounts) {
     let target = root;
     if (m.target && m.target !== '/') {
-      target = resolveInRoot(root, m.target, 'mount target');
-      if (!fs.statSync(target).isDirectory()) throw invalidArgument(`mount target ${m.target} is not a directory`);
+      target = await resolveInRoot(root, m.target, 'mount target');
+      if (!(await bounded(`stat ${target}`, fs.promises.stat(target))).isDirectory()) throw invalidArgument(`mount target ${m.target} is not a directory`);
     }
     await handlerFor(m).mount(m, target);
   }
 }
 
 /** Unmounts everything stacked on target; idempotent (a missing or unmounted path is fine). */
-export function unmountAll(target: string): void {
+export async function unmountAll(target: string): Promise<void> {
   for (let i = 0; i < 64; i++) {
-    const e = umount(target);
+    const e = await umount(target);
     if (e === 0) continue;
     if (e === EINVAL || e === ENOENT) return;
-    if (e === EBUSY && umount(target, MNT_DETACH) === 0) continue;
+    if (e === EBUSY && (await umount(target, MNT_DETACH)) === 0) continue;
     return;
   }
 }
@@ -192,7 +194,7 @@ export interface MountInfo { root: string; mountPoint: string; options: string; 
 
 const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
 
-export function parseMountInfo(text: string = fs.readFileSync('/proc/self/mountinfo', 'utf8')): MountInfo[] {
+export function parseMountInfo(text: string): MountInfo[] {
   const out: MountInfo[] = [];
   for (const line of text.split('\n')) {
     const [pre, post] = line.split(' - ');
@@ -205,8 +207,16 @@ export function parseMountInfo(text: string = fs.readFileSync('/proc/self/mounti
   return out;
 }
 
+/**
+ * A mount table (this process's by default), read off the event loop and bounded: the kernel takes
+ * the namespace's mount lock to list it, which a mount or umount stuck in a filesystem can hold.
+ */
+export async function readMountInfo(file = '/proc/self/mountinfo'): Promise<MountInfo[]> {
+  return parseMountInfo(await bounded(`read ${file}`, fs.promises.readFile(file, 'utf8')));
+}
+
 /** True when some mount sits at or below `dir`. */
-export function hasMountsUnder(dir: string): boolean {
+export async function hasMountsUnder(dir: string): Promise<boolean> {
   const d = path.resolve(dir);
-  return parseMountInfo().some((m) => m.mountPoint === d || m.mountPoint.startsWith(`${d}/`));
+  return (await readMountInfo()).some((m) => m.mountPoint === d || m.mountPoint.startsWith(`${d}/`));
 }

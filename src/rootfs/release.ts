@@ -6,14 +6,16 @@
 // step is retried by the next caller.
 import fs from 'node:fs';
 import { messageOf } from '../errors.js';
-import { hasMountsUnder, parseMountInfo, parseMountOptions, unmountAll } from './mounts.js';
+import { hasMountsUnder, parseMountOptions, readMountInfo, unmountAll } from './mounts.js';
 import { mount } from '../sys/libc.js';
+import { bounded } from '../sys/off-loop.js';
 import { readState, statePath, writeAtomic } from './state.js';
 import { releaseView, type SnapshotApi } from './view.js';
 
 /** The start time (field 22 of /proc/PID/stat) that identifies one process across pid reuse. */
 export function processStartTime(pid: number): string | undefined {
   try {
+    // Synchronous: /proc/<pid>/stat is made from the task's own fields, without the mm or any filesystem lock.
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
   } catch {
@@ -22,11 +24,11 @@ export function processStartTime(pid: number): string | undefined {
 }
 
 /** Mounts a lent volume back, unless something is mounted there already (idempotent). */
-function remountVolume(v: { device: string; fstype: string; hostPath: string; hostOptions: string }): void {
-  if (!fs.existsSync(v.hostPath)) return;
-  if (parseMountInfo().some((m) => m.mountPoint === v.hostPath)) return;
+async function remountVolume(v: { device: string; fstype: string; hostPath: string; hostOptions: string }): Promise<void> {
+  if (!(await bounded(`stat ${v.hostPath}`, fs.promises.access(v.hostPath).then(() => true, () => false)))) return;
+  if ((await readMountInfo()).some((m) => m.mountPoint === v.hostPath)) return;
   const { flags } = parseMountOptions(v.hostOptions.split(','));
-  mount(v.device, v.hostPath, v.fstype, flags, '');
+  await mount(v.device, v.hostPath, v.fstype, flags, '');
 }
 
 export async function releaseRootfs(bundle: string, apiFor: (address: string) => SnapshotApi | undefined): Promise<void> {
@@ -52,15 +54,19 @@ export async function releaseRootfs(bundle: string, apiFor: (address: string) =>
   // Volumes lent to the VM as disks go back where the host had them (the VM has exited).
   for (const v of [...(st.lentVolumes ?? [])]) {
     try {
-      remountVolume(v);
+      await remountVolume(v);
       st.lentVolumes = st.lentVolumes?.filter((x) => x !== v);
     } catch (err: unknown) {
       errors.push(`volume ${v.device} at ${v.hostPath}: ${messageOf(err)}`);
     }
   }
   for (const m of [...st.mounts].reverse()) {
-    unmountAll(m);
-    if (hasMountsUnder(m)) errors.push(`${m} is still mounted`);
+    try {
+      await unmountAll(m);
+      if (await hasMountsUnder(m)) errors.push(`${m} is still mounted`);
+    } catch (err: unknown) {
+      errors.push(messageOf(err));
+    }
   }
   if (errors.length === 0) {
     for (const d of st.dirs) fs.rmSync(d, { recursive: true, force: true });

@@ -80,9 +80,13 @@ export async function createView(api: SnapshotApi, state: StateFile, bundle: str
 /** Unmounts and removes the view, then its lease; idempotent. Throws (after trying every step) if any step failed. */
 export async function releaseView(api: SnapshotApi | undefined, ns: string, v: ViewRecord): Promise<void> {
   const errors: string[] = [];
-  unmountAll(v.mountpoint);
-  if (hasMountsUnder(v.mountpoint)) errors.push(`${v.mountpoint} is still mounted`);
-  else fs.rmSync(v.mountpoint, { recursive: true, force: true });
+  try {
+    await unmountAll(v.mountpoint);
+    if (await hasMountsUnder(v.mountpoint)) errors.push(`${v.mountpoint} is still mounted`);
+    else fs.rmSync(v.mountpoint, { recursive: true, force: true });
+  } catch (err: unknown) {
+    errors.push(messageOf(err));
+  }
   if (!api) errors.push('no containerd address to release the view and lease');
   else {
     await api.removeSnapshot(ns, v.snapshotter, v.key).catch((err: unknown) => errors.push(`remove view ${v.key}: ${messageOf(err)}`));

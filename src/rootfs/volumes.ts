@@ -11,6 +11,7 @@ import { invalidArgument } from '../errors.js';
 import type { CpioEntry } from './cpio.js';
 import type { MountInfo } from './mounts.js';
 import { resolveInRoot } from './resolve-in-root.js';
+import { bounded } from '../sys/off-loop.js';
 
 export interface SpecMount {
   destination: string;
@@ -47,7 +48,8 @@ export function guestVolumes(mounts: readonly SpecMount[] | undefined): GuestVol
 
 /** The volume's source when it is a regular file that may be copied into `into` (directories: undefined). */
 async function regularFile(v: Pick<GuestVolume, 'source' | 'destination'>, into: string): Promise<fs.Stats | undefined> {
-  const st = await fs.promises.stat(v.source);
+  // A volume's source can be on a network filesystem: bounded (src/sys/off-loop.ts).
+  const st = await bounded(`stat ${v.source}`, fs.promises.stat(v.source));
   if (!st.isFile()) return undefined;
   if (st.size > MAX_VOLUME_FILE) throw invalidArgument(`mount ${v.destination}: ${st.size} bytes is too large to copy into ${into} (at most ${MAX_VOLUME_FILE})`);
   return st;
@@ -78,7 +80,7 @@ export async function copyVolumeFiles(root: string, volumes: ReadonlyArray<Pick<
   for (const v of volumes) {
     const st = await regularFile(v, "the guest's root");
     if (!st) continue;
-    const parent = mkdirInRoot(root, path.posix.dirname(v.destination));
+    const parent = await mkdirInRoot(root, path.posix.dirname(v.destination));
     const target = path.join(parent, path.posix.basename(v.destination));
     const cur = await fs.promises.lstat(target).catch(() => undefined);
     if (cur?.isDirectory()) throw invalidArgument(`mount ${v.destination}: a directory in the image`);
@@ -91,19 +93,19 @@ export async function copyVolumeFiles(root: string, volumes: ReadonlyArray<Pick<
 }
 
 /** The host path of directory `dir` inside `root`, creating what is missing, never leaving the root. */
-function mkdirInRoot(root: string, dir: string): string {
+async function mkdirInRoot(root: string, dir: string): Promise<string> {
   let at = root;
   let rel = '';
   for (const part of dir.split('/').filter(Boolean)) {
     rel = `${rel}/${part}`;
     try {
-      at = resolveInRoot(root, rel, 'mount destination');
+      at = await resolveInRoot(root, rel, 'mount destination');
     } catch (err: unknown) {
       if (!(err instanceof Error) || !/does not exist/.test(err.message)) throw err;
       at = path.join(at, part);
-      fs.mkdirSync(at, { mode: 0o755 });
+      await bounded(`mkdir ${at}`, fs.promises.mkdir(at, { mode: 0o755 }));
     }
-    if (!fs.statSync(at).isDirectory()) throw invalidArgument(`mount destination ${dir}: ${rel} is not a directory in the image`);
+    if (!(await bounded(`stat ${at}`, fs.promises.stat(at))).isDirectory()) throw invalidArgument(`mount destination ${dir}: ${rel} is not a directory in the image`);
   }
   return at;
 }
@@ -125,12 +127,12 @@ export interface BlockVolume {
  * The volumes whose source is the root of a block filesystem of a type the guest mounts (urunc's
  * getBlockVolumes): the topmost mount at the source path must be a /dev node's whole filesystem.
  */
-export function blockVolumes(volumes: readonly GuestVolume[], mountinfo: readonly MountInfo[], fsTypes: readonly string[]): BlockVolume[] {
+export async function blockVolumes(volumes: readonly GuestVolume[], mountinfo: readonly MountInfo[], fsTypes: readonly string[]): Promise<BlockVolume[]> {
   const out: BlockVolume[] = [];
   for (const v of volumes) {
     let real: string;
     try {
-      real = fs.realpathSync(v.source);
+      real = await bounded(`realpath ${v.source}`, fs.promises.realpath(v.source));
     } catch {
       continue;
     }

@@ -52,7 +52,7 @@ export async function runDelete(f: ShimFlags, io: ActionIo): Promise<void> {
   }
   t = step('runc', t);
   try {
-    removeMonitorBundle(bundle);
+    await removeMonitorBundle(bundle);
   } catch (err: unknown) {
     io.stderr(`remove monitor bundle: ${messageOf(err)}\n`);
   }
@@ -61,7 +61,7 @@ export async function runDelete(f: ShimFlags, io: ActionIo): Promise<void> {
   await releaseUnikernel(bundle, (recorded) => (f.address || recorded ? snapshotApiFor(f.address || recorded) : undefined))
     .catch((err: unknown) => io.stderr(`rootfs cleanup: ${messageOf(err)}\n`));
   t = step('rootfs', t);
-  unmountAll(path.join(bundle, 'rootfs'));
+  await unmountAll(path.join(bundle, 'rootfs')).catch((err: unknown) => io.stderr(`rootfs unmount: ${messageOf(err)}\n`));
   // A sandbox this shim owned (`sandboxer = "shim"`): its holder, if the daemon died before stopping it.
   const sandbox = readSandboxState(bundle);
   if (sandbox?.holder) {

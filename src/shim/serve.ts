@@ -15,6 +15,7 @@ import { kvmUsable } from '../sys/libc.js';
 import { lazy, lazyOnce, pinChunks } from '../sys/lazy.js';
 import { lazyImageAnnotations, lazySnapshotApi } from './containerd-lazy.js';
 import { declineReply, routeAroundReply, runForwarded, serveFront } from './front.js';
+import { poolMostlyStuck, stuckCalls } from '../sys/off-loop.js';
 import { DEFAULT_LOOP_BLOCK_MS, logFifoOf, startLoopWatchdog } from './loop-watchdog.js';
 import { runStart, type StartModules } from './start.js';
 import { trimWhenSettled } from './trim.js';
@@ -168,6 +169,12 @@ export async function runServe(f: ShimFlags): Promise<void> {
     watchdog.doing(`forwarded ${req.args.filter((a) => !a.startsWith('/')).join(' ')}`);
     // Not on its feet after a block: a new container goes to a daemon of its own (native/front.c).
     if (watchdog.unhealthy() && req.args.at(-1) === 'start') return routeAroundReply();
+    // Most of the thread pool held by kernel calls that never returned (a filesystem that stopped
+    // answering): new containers go elsewhere while this daemon keeps serving the ones it holds.
+    if (poolMostlyStuck() && req.args.at(-1) === 'start') {
+      log.warn({ stuck: stuckCalls() }, 'kernel calls stuck in the thread pool: a new container is sent to a daemon of its own');
+      return routeAroundReply();
+    }
     const reply = await runForwarded(req, {
       start: (sf, io) => runStart(sf, io, startModules),
       delete: async (df, io) => {

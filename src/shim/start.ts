@@ -16,6 +16,7 @@ import type { StartInput } from './bootstrap.js';
 import { toArgs, type ShimFlags } from './flags.js';
 import { ColdPathNeeded, type ActionIo } from './io.js';
 import { readSpecText } from '../task/spec.js';
+import { POOL_THREADS } from '../sys/off-loop.js';
 import { SHIM_DEFAULTS, configPathFor } from '../monitors/runtime-config-path.js';
 
 export const GROUP_ANNOTATION = 'io.containerd.urunc.v2.group';
@@ -162,6 +163,8 @@ async function spawnDaemon(
   const env: NodeJS.ProcessEnv = {
     ...io.env, URUNC_SHIM_ADDRESS: `unix://${sockPath}`, URUNC_SHIM_GROUP: group, URUNC_SHIM_LINGER_MS: String(settings.lingerMs),
     URUNC_SHIM_LOOP_BLOCK_MS: String(settings.loopBlockMs),
+    // Room in libuv's pool for kernel calls stuck past their bound (src/sys/off-loop.ts).
+    UV_THREADPOOL_SIZE: io.env.UV_THREADPOOL_SIZE ?? String(POOL_THREADS),
   };
   // A daemon started to answer gRPC loads its gRPC server at once (src/shim/serve.ts).
   if (settings.protocol === 'grpc') env.URUNC_SHIM_PROTOCOL = 'grpc';

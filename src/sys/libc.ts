@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import util from 'node:util';
+import { bounded } from './off-loop.js';
 
 const require = createRequire(import.meta.url);
 
@@ -161,15 +162,32 @@ export function makePipe(): [number, number] {
   return [fds[0] ?? -1, fds[1] ?? -1];
 }
 
-export function mount(source: string, target: string, fstype: string, flags: number, data: string): void {
-  check(`mount ${target}`, load().mount(source, target, fstype, flags, data || null));
+type AsyncFn = Fn & { async(...args: unknown[]): void };
+
+/** A libc call on koffi's worker threads (libuv's pool): its return value and errno. */
+function callOffLoop(fn: Fn, args: unknown[]): Promise<{ rc: number; errno: number }> {
+  const l = load();
+  return new Promise((resolve, reject) => {
+    (fn as AsyncFn).async(...args, (err: unknown, rc: number) => {
+      // koffi hands the worker's errno back with the result: read it before anything else runs.
+      const errno = rc < 0 ? l.k.errno() : 0;
+      if (err) reject(err instanceof Error ? err : new Error(String(err)));
+      else resolve({ rc, errno });
+    });
+  });
+}
+
+/** mount(2), off the event loop and bounded (src/sys/off-loop.ts): a filesystem that stops answering stalls only this call. */
+export async function mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void> {
+  const r = await bounded(`mount ${target}`, callOffLoop(load().mount, [source, target, fstype, flags, data || null]));
+  if (r.rc < 0) throw new Errno(`mount ${target}`, r.errno);
 }
 
 export const MNT_DETACH = 2;
-/** umount2; returns the errno instead of throwing so callers can loop until EINVAL. */
-export function umount(target: string, flags = 0): number {
-  const l = load();
-  return l.umount2(target, flags) < 0 ? l.k.errno() : 0;
+/** umount2, off the event loop and bounded; returns the errno instead of throwing so callers can loop until EINVAL. */
+export async function umount(target: string, flags = 0): Promise<number> {
+  const r = await bounded(`umount ${target}`, callOffLoop(load().umount2, [target, flags]));
+  return r.rc < 0 ? r.errno : 0;
 }
 
 const FIONREAD = 0x541b;

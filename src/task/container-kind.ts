@@ -47,7 +47,7 @@ export async function setupContainer(o: SetupInput): Promise<SetupResult> {
     try {
       uruncJson = await readUruncJson(o.rootfs);
     } finally {
-      unmountAll(o.rootfs);
+      await unmountAll(o.rootfs);
     }
     if (hasKeys(uruncJson)) return (await prepareModule()).setupUnikernel(o, { specKeys, imageKeys, uruncJson });
   }

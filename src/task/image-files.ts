@@ -16,7 +16,7 @@ const URUNC_JSON_MAX = MiB;
 export async function readUruncJson(root: string): Promise<Record<string, string>> {
   let p: string;
   try {
-    p = resolveInRoot(root, '/urunc.json', 'urunc.json');
+    p = await resolveInRoot(root, '/urunc.json', 'urunc.json');
   } catch (err: unknown) {
     if (err instanceof ShimError && err.code === Code.NotFound) return {};
     throw err;

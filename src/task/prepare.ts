@@ -18,7 +18,7 @@ import { configPathFor, loadRuntimeConfig, type RuntimeConfig } from '../monitor
 import { resolveUnikernelConfig, type UnikernelConfig } from '../monitors/unikernel-config.js';
 import { virtiofsdAvailable, waitForVirtiofsd } from '../monitors/virtiofsd.js';
 import { queueProxyEnv } from '../monitors/network.js';
-import { blockRootfs, mountAll, parseMountInfo, unmountAll, type BlockSource, type Mount } from '../rootfs/mounts.js';
+import { blockRootfs, mountAll, readMountInfo, unmountAll, type BlockSource, type Mount } from '../rootfs/mounts.js';
 import { chooseRootfs, needsHostRootfs, type Choice, type RootfsParams } from '../rootfs/planner.js';
 import { processStartTime } from '../rootfs/release.js';
 import { releaseUnikernel } from '../monitors/release.js';
@@ -30,6 +30,7 @@ import { blockVolumes, copyVolumeFiles, guestVolumes, type BlockVolume } from '.
 import { umount } from '../sys/libc.js';
 import { failpoint } from '../sys/failpoints.js';
 import { MiB } from '../sys/read-capped.js';
+import { bounded } from '../sys/off-loop.js';
 import type { Runc } from './runc.js';
 import { readSpecText } from './spec.js';
 import { isQueueProxy, readOnly, readUruncJson, uruncJsonOf } from './image-files.js';
@@ -126,7 +127,7 @@ export async function setupUnikernel(o: SetupInput, pre: { specKeys: Record<stri
   const choice: Choice = chooseRootfs({ keys: config, containerBlock: block, sharedFs: sharedFsSupport(config, runtime) });
   if (needsHostRootfs(choice) && (probe || !mounted) && o.mounts.length > 0) {
     // urunc.json changed the plan to one that needs the rootfs: mount it for real.
-    unmountAll(o.rootfs);
+    await unmountAll(o.rootfs);
     await mountRootfs(o.mounts);
   }
   if (!artifactRoot) {
@@ -143,17 +144,17 @@ export async function setupUnikernel(o: SetupInput, pre: { specKeys: Record<stri
   const volumes = guestVolumes(o.spec.mounts);
   let disks: BlockVolume[] = [];
   if (choice.type === 'block' && choice.blockSource === 'container' && volumes.length > 0) {
-    disks = blockVolumes(volumes, parseMountInfo(), blockFsOf(config.unikernelType));
+    disks = await blockVolumes(volumes, await readMountInfo(), blockFsOf(config.unikernelType));
     if (o.mounts.length > 0) {
-      if (mounted) unmountAll(mounted);
+      if (mounted) await unmountAll(mounted);
       await mountRootfs(o.mounts);
       const copied = await copyVolumeFiles(o.rootfs, volumes.filter((v) => !disks.some((d) => d.id === `vol${v.index}`)));
       o.log.info({ files: copied }, 'volume files copied into the block root');
     }
-    for (const d of disks) lendVolume(d, state);
+    for (const d of disks) await lendVolume(d, state);
   }
   if (!needsHostRootfs(choice) && mounted) {
-    unmountAll(mounted);
+    await unmountAll(mounted);
     mounted = undefined;
   }
 
@@ -167,7 +168,7 @@ export async function setupUnikernel(o: SetupInput, pre: { specKeys: Record<stri
   persistParams(o.bundle, params);
 
   // The guest's network is read at Start, from the namespace as it is then (src/task/launch.ts).
-  const plan = prepareLaunch({ id: o.id, bundle: o.bundle, spec: o.spec, unikernel: config, config: runtime, kvmUsable: o.host.kvmUsable, incoming: o.restore });
+  const plan = await prepareLaunch({ id: o.id, bundle: o.bundle, spec: o.spec, unikernel: config, config: runtime, kvmUsable: o.host.kvmUsable, incoming: o.restore });
   await writeLaunchFiles(plan);
   o.log.info({ hypervisor: config.hypervisor, type: config.unikernelType, rootfs: choice.type, artifacts, accel: plan.accel }, 'unikernel container');
   return { unikernel: { config, runtime, plan, params, state }, mountedRootfs: mounted };
@@ -177,9 +178,9 @@ export async function setupUnikernel(o: SetupInput, pre: { specKeys: Record<stri
  * Takes a volume's host mount away for the VM (urunc unmounts it too), recorded first so that
  * release mounts it back; a mount still in use on the host fails Create with a clear error.
  */
-function lendVolume(d: BlockVolume, state: StateFile): void {
+async function lendVolume(d: BlockVolume, state: StateFile): Promise<void> {
   state.update((s) => (s.lentVolumes = [...(s.lentVolumes ?? []), { device: d.device, fstype: d.fstype, hostPath: d.hostPath, hostOptions: d.hostOptions }]));
-  const e = umount(d.hostPath);
+  const e = await umount(d.hostPath);
   if (e !== 0) throw failedPrecondition(`volume ${d.mountPoint}: cannot take ${d.device} from ${d.hostPath} for the VM (errno ${e}): it is in use on the host`);
 }
 
@@ -202,8 +203,8 @@ async function copyArtifacts(root: string, dest: string, uk: UnikernelConfig, st
   state.update((s) => s.dirs.push(dest));
   for (const [p, what] of [[uk.binary, 'binary'], [uk.initrd, 'initrd']] as const) {
     if (!p) continue;
-    const src = resolveFileInRoot(root, p, `com.urunc.unikernel.${what}`);
-    const { size } = await fs.promises.stat(src);
+    const src = await resolveFileInRoot(root, p, `com.urunc.unikernel.${what}`);
+    const { size } = await bounded(`stat ${src}`, fs.promises.stat(src));
     if (size > ARTIFACT_COPY_MAX) {
       throw invalidArgument(`com.urunc.unikernel.${what} ${JSON.stringify(p)} is ${size} bytes, more than the ${ARTIFACT_COPY_MAX / MiB} MiB that may be copied out of a block rootfs`);
     }

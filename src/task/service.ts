@@ -527,7 +527,7 @@ export class TaskService {
     if (c.unikernel) {
       const vm = this.vm as VmModule;
       try {
-        vm.removeMonitorBundle(c.bundle);
+        await vm.removeMonitorBundle(c.bundle);
       } catch (err: unknown) {
         c.tlog.log.warn({ err: messageOf(err) }, 'remove monitor bundle');
       }
@@ -545,7 +545,7 @@ export class TaskService {
         }
       }
     }
-    if (c.mountedRootfs) unmountAll(c.mountedRootfs);
+    if (c.mountedRootfs) await unmountAll(c.mountedRootfs).catch((err: unknown) => c.tlog.log.error({ err: messageOf(err) }, 'rootfs unmount failed'));
   }
 
   /**

@@ -28,24 +28,24 @@ describe('resolveInRoot', () => {
   fs.symlinkSync('loop1', path.join(root, 'loop2'));
   afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
-  it('resolves absolute and relative paths inside the root', () => {
-    expect(resolveInRoot(root, '/unikernel/k', 'binary')).toBe(path.join(root, 'unikernel/k'));
-    expect(resolveInRoot(root, 'unikernel/./k', 'binary')).toBe(path.join(root, 'unikernel/k'));
-    expect(resolveInRoot(root, '/unikernel/../unikernel/k', 'binary')).toBe(path.join(root, 'unikernel/k'));
+  it('resolves absolute and relative paths inside the root', async () => {
+    expect(await resolveInRoot(root, '/unikernel/k', 'binary')).toBe(path.join(root, 'unikernel/k'));
+    expect(await resolveInRoot(root, 'unikernel/./k', 'binary')).toBe(path.join(root, 'unikernel/k'));
+    expect(await resolveInRoot(root, '/unikernel/../unikernel/k', 'binary')).toBe(path.join(root, 'unikernel/k'));
   });
-  it('follows symlinks with the image root as /', () => {
-    expect(resolveInRoot(root, '/abs-link', 'binary')).toBe(path.join(root, 'unikernel/k'));
-    expect(resolveInRoot(root, '/unikernel/rel-link', 'binary')).toBe(path.join(root, 'unikernel/k'));
+  it('follows symlinks with the image root as /', async () => {
+    expect(await resolveInRoot(root, '/abs-link', 'binary')).toBe(path.join(root, 'unikernel/k'));
+    expect(await resolveInRoot(root, '/unikernel/rel-link', 'binary')).toBe(path.join(root, 'unikernel/k'));
   });
-  it('refuses .. above the root, directly or through a symlink', () => {
-    expect(() => resolveInRoot(root, '../../etc/shadow', 'binary')).toThrow(/escapes the image root/);
-    expect(() => resolveInRoot(root, '/unikernel/../../etc/shadow', 'binary')).toThrow(/escapes the image root/);
-    expect(() => resolveInRoot(root, '/unikernel/out-link', 'binary')).toThrow(/escapes the image root/);
+  it('refuses .. above the root, directly or through a symlink', async () => {
+    await expect(resolveInRoot(root, '../../etc/shadow', 'binary')).rejects.toThrow(/escapes the image root/);
+    await expect(resolveInRoot(root, '/unikernel/../../etc/shadow', 'binary')).rejects.toThrow(/escapes the image root/);
+    await expect(resolveInRoot(root, '/unikernel/out-link', 'binary')).rejects.toThrow(/escapes the image root/);
   });
-  it('reports missing files and symlink loops', () => {
-    expect(() => resolveInRoot(root, '/nope', 'binary')).toThrow(/does not exist in the image/);
-    expect(() => resolveInRoot(root, '/loop1', 'binary')).toThrow(/too many symbolic links/);
-    expect(() => resolveInRoot(root, '/unikernel/k/x', 'binary')).toThrow(/not a directory/);
+  it('reports missing files and symlink loops', async () => {
+    await expect(resolveInRoot(root, '/nope', 'binary')).rejects.toThrow(/does not exist in the image/);
+    await expect(resolveInRoot(root, '/loop1', 'binary')).rejects.toThrow(/too many symbolic links/);
+    await expect(resolveInRoot(root, '/unikernel/k/x', 'binary')).rejects.toThrow(/not a directory/);
   });
 });
 

@@ -86,12 +86,12 @@ describe('guest network plumbing', () => {
 
   // Regression (CRI shim SIGKILL): the spec names the pod netns as /proc/<pause pid>/ns/net, which is
   // gone (or another process's) by the time `delete` runs, while CNI's pinned namespace still holds the tap.
-  it('finds the recorded namespace by inode when its recorded path is gone or names another namespace', () => {
+  it('finds the recorded namespace by inode when its recorded path is gone or names another namespace', async () => {
     const ino = fs.statSync(netns).ino;
-    expect(findNetns({ netns: '/proc/999999999/ns/net', netnsIno: ino })).toBe(netns);
-    expect(findNetns({ netns: '/proc/self/ns/net', netnsIno: ino })).toBe(netns);
-    expect(findNetns({ netns, netnsIno: ino })).toBe(netns);
-    expect(findNetns({ netns: '/proc/999999999/ns/net', netnsIno: 1 })).toBeUndefined();
+    expect(await findNetns({ netns: '/proc/999999999/ns/net', netnsIno: ino })).toBe(netns);
+    expect(await findNetns({ netns: '/proc/self/ns/net', netnsIno: ino })).toBe(netns);
+    expect(await findNetns({ netns, netnsIno: ino })).toBe(netns);
+    expect(await findNetns({ netns: '/proc/999999999/ns/net', netnsIno: 1 })).toBeUndefined();
   });
 
   it('concurrent set-ups in one namespace take one dynamic slot and distinct static subnets', async () => {

@@ -97,7 +97,7 @@ describe('volume files copied into a block root', () => {
 
 // urunc block.go getBlockVolumes: a bind whose source is a whole block filesystem the guest mounts becomes disk vol<i>.
 describe('volumes as disks', () => {
-  it('only the topmost mount at the source, the root of a /dev filesystem of a type the guest mounts', () => {
+  it('only the topmost mount at the source, the root of a /dev filesystem of a type the guest mounts', async () => {
     const d = fs.mkdtempSync(path.join(os.tmpdir(), 'bv-'));
     try {
       for (const n of ['pv', 'sub', 'tmp', 'xfs', 'sp ace']) fs.mkdirSync(path.join(d, n));
@@ -111,11 +111,11 @@ describe('volumes as disks', () => {
       ].join('\n'));
       expect(info[4]?.mountPoint).toBe(path.join(d, 'sp ace'));
       const vols = ['pv', 'sub', 'tmp', 'xfs', 'sp ace', 'missing'].map((n, i) => ({ index: i + 6, source: path.join(d, n), destination: `/v/${i}`, readonly: false }));
-      expect(blockVolumes(vols, info, ['ext2', 'ext3', 'ext4'])).toEqual([
+      expect(await blockVolumes(vols, info, ['ext2', 'ext3', 'ext4'])).toEqual([
         { id: 'vol6', device: '/dev/sdb', fstype: 'ext4', hostPath: path.join(d, 'pv'), hostOptions: 'rw,relatime', mountPoint: '/v/0' },
         { id: 'vol10', device: '/dev/loop0', fstype: 'ext2', hostPath: path.join(d, 'sp ace'), hostOptions: 'ro,noatime', mountPoint: '/v/4' },
       ]);
-      expect(blockVolumes(vols, info, [])).toEqual([]);
+      expect(await blockVolumes(vols, info, [])).toEqual([]);
     } finally {
       fs.rmSync(d, { recursive: true, force: true });
     }
@@ -222,7 +222,7 @@ describe('snapshot view', () => {
     } finally {
       await releaseRootfs(b, () => f.api);
     }
-    expect(hasMountsUnder(mp)).toBe(false);
+    expect(await hasMountsUnder(mp)).toBe(false);
     expect(fs.existsSync(mp)).toBe(false);
     expect([...f.leases, ...f.snapshots]).toEqual([]);
     expect(fs.existsSync(statePath(b))).toBe(false);
@@ -365,9 +365,9 @@ describe('overlay mounts with many layers', () => {
       fs.writeFileSync(path.join(root, 'new'), 'x');
       expect(fs.existsSync(path.join(d, 'upper', 'new'))).toBe(true);
     } finally {
-      unmountAll(root);
+      await unmountAll(root);
     }
-    expect(hasMountsUnder(d)).toBe(false);
+    expect(await hasMountsUnder(d)).toBe(false);
     // Lower dirs with nothing in common cannot be shortened: a clear error, nothing mounted.
     const spread = Array.from({ length: 300 }, (_, i) => `/nonexistent-${i}/layer/fs`);
     await expect(mountAll([{ type: 'overlay', source: 'overlay', target: '', options: [`lowerdir=${spread.join(':')}`] }], path.join(d, 'r2')))
@@ -375,7 +375,7 @@ describe('overlay mounts with many layers', () => {
     // A plain failure names the mount and the errno.
     await expect(mountAll([{ type: 'overlay', source: 'overlay', target: '', options: ['lowerdir=/nonexistent/a:/nonexistent/b'] }], path.join(d, 'r3')))
       .rejects.toThrow(/mount overlay overlay on .*r3: ENOENT \(the source, a lower\/upper\/work dir or the target does not exist\)/);
-    expect(hasMountsUnder(d)).toBe(false);
+    expect(await hasMountsUnder(d)).toBe(false);
   });
 });
 
