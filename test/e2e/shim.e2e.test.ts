@@ -15,6 +15,7 @@ import { Status } from '../../src/gen/containerd/types/task/task.js';
 import { Code } from '../../src/errors.js';
 import { TtrpcClient } from '../../src/shim/ttrpc/client.js';
 import { NAMESPACE_KEY } from '../../src/shim/ttrpc/server.js';
+import { MNT_DETACH, mount, umount } from '../../src/sys/libc.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../fixtures/oci-image.js';
 import { checkpointTask, criuCannotDump, extractedCheckpoints, restoreTask } from './checkpoint.js';
 
@@ -79,7 +80,10 @@ describe.each(TRANSPORTS)('containerd %s, %s', (version, protocol) => {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'shim-e2e-'));
     failFile = path.join(work, 'failpoints');
     traceFile = path.join(work, 'front.trace');
-    c = await Containerd.start(version, { URUNC_FAILPOINTS_FILE: failFile, URUNC_FRONT_TRACE: traceFile, URUNC_SHIM_PROTOCOL: protocol === 'grpc' ? 'grpc' : undefined });
+    c = await Containerd.start(version, {
+      URUNC_FAILPOINTS_FILE: failFile, URUNC_FRONT_TRACE: traceFile, URUNC_SHIM_PROTOCOL: protocol === 'grpc' ? 'grpc' : undefined,
+      URUNC_KERNEL_CALL_TIMEOUT_MS: String(KERNEL_CALL_BOUND_MS),
+    });
     const r = await c.ctr(['images', 'import', tar]);
     expect(r.code, r.stderr).toBe(0);
   });
@@ -678,7 +682,47 @@ describe.each(TRANSPORTS)('containerd %s, %s', (version, protocol) => {
     expect(log).toMatch(/"msg":"event loop blocked[^"]*","blockedMs":\d+,"doing":"containerd\.task\.v[23]\.Task\/Create/);
     expect(log).toMatch(/"msg":"event loop running again","blockedMs":\d+/);
   }, 90_000);
+
+  // Kernel calls that can wait on a filesystem run off the event loop, bounded (src/sys/off-loop.ts).
+  // A container whose root sits on a filesystem that never answers (a FUSE mount nobody serves, as a
+  // hung lazy-pulling snapshotter or a dead NFS server would be): the look for its urunc.json waits in
+  // the kernel on a pool thread; its Create fails at the bound with the reason, and meanwhile the
+  // same daemon (not one routed around it) runs a new container.
+  it.runIf(fs.existsSync('/dev/fuse'))('a container whose root is on a filesystem that never answers: only its Create waits and fails at the bound; one created meanwhile runs in the same daemon', async () => {
+    const stuck = id('hungfs');
+    const bystander = id('hungfs-bystander');
+    const hungDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hung-fs-'));
+    let fuseFd = fs.openSync('/dev/fuse', 'r+');
+    try {
+      await mount('hung', hungDir, 'fuse.hung', 0, `fd=${fuseFd},rootmode=40000,user_id=0,group_id=0`);
+      fs.writeFileSync(traceFile, '');
+      const started = Date.now();
+      const first = c.ctr(['run', '--rm', '--runtime', RUNTIME, '--rootfs', hungDir, stuck, '/bin/true'], { timeoutMs: 60_000 });
+      await sleep(1000);
+      const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, BUSYBOX_IMAGE, bystander, 'echo', 'meanwhile'], { timeoutMs: 15_000 });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toBe('meanwhile\n');
+      const failed = await first;
+      expect(failed.code).not.toBe(0);
+      expect(failed.stderr).toMatch(new RegExp(`urunc.json "/urunc.json" in ${hungDir}: the kernel call did not return in ${KERNEL_CALL_BOUND_MS} ms`));
+      expect(Date.now() - started).toBeGreaterThanOrEqual(KERNEL_CALL_BOUND_MS);
+      // The first start made the namespace's daemon; the bystander's went to it: nothing was routed
+      // around it (its loop never stopped).
+      const starts = fs.readFileSync(traceFile, 'utf8').split('\n').filter((l) => l.endsWith(' start'));
+      expect(starts).toEqual(['cold start', 'forwarded start']);
+    } finally {
+      // Closing the device aborts the connection: the call still waiting in the daemon's pool returns.
+      fs.closeSync(fuseFd);
+      fuseFd = -1;
+      await umount(hungDir, MNT_DETACH);
+      fs.rmSync(hungDir, { recursive: true, force: true });
+      await c.ctr(['c', 'rm', stuck]);
+    }
+  }, 90_000);
 });
+
+/** The shims' bound on a kernel call that can wait on a filesystem (src/sys/off-loop.ts; 10 s by default). */
+const KERNEL_CALL_BOUND_MS = 5000;
 
 function isZombie(pid: number): boolean {
   try {
