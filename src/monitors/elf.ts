@@ -87,6 +87,7 @@ export function elfLoading(file: string): ElfLoading | undefined {
  * The directories to bind (read-only, at their own paths) so that `binary` loads inside a root
  * that already has `bound`: its interpreter's and its search path's real directories, minus those
  * under a bound one. Missing directories are skipped; the loader reports what it cannot find.
+ * Synchronous: `binary` is one of the host's own programs (virtiofsd), never a file of an image.
  */
 export function loaderDirs(binary: string, bound: readonly string[]): string[] {
   const elf = elfLoading(binary);

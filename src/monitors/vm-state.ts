@@ -94,6 +94,7 @@ export async function loadVmState(qmp: Qmp, pid: number, scratch: string, file: 
  * counts, and whether qemu loaded it is asked through QMP after.
  */
 export async function streamState(file: string, sock: net.Socket): Promise<void> {
+  // Synchronous: the file is in the checkpoint containerd extracted into its own root, on the node.
   const size = fs.statSync(file).size;
   let closed = false;
   const ended = new Promise<void>((resolve) => {

@@ -1,5 +1,6 @@
 // A bundle's config.json as text, for every layer that reads it (the task's spec validation, the
 // rootfs plan persisted in its annotations, start's grouping): a regular file of at most 16 MiB.
+// Synchronous: containerd writes it into the bundle, in its own state dir on the node (src/sys/off-loop.ts).
 import path from 'node:path';
 import { MiB, readCappedSync } from './read-capped.js';
 

@@ -14,7 +14,10 @@ type CriuRunc = Pick<Runc, 'checkpoint' | 'restore'>;
 /** criu's inventory, the one image every dump writes (images/inventory.proto). */
 const INVENTORY = 'inventory.img';
 
-/** Whether dir holds criu images (an ordinary container's checkpoint) rather than a VM's state. */
+/**
+ * Whether dir holds criu images (an ordinary container's checkpoint) rather than a VM's state.
+ * Synchronous: at restore, dir is the copy containerd extracted into its own root, on the node.
+ */
 export function isCriuCheckpoint(dir: string): boolean {
   return fs.statSync(path.join(dir, INVENTORY), { throwIfNoEntry: false })?.isFile() === true;
 }

@@ -24,6 +24,7 @@ import type { Watchdog } from '../monitors/watchdog.js';
 import { withVmmOverhead, type MemoryResources } from '../monitors/vmm-overhead.js';
 import { hooksOf, runHooks, type OciState } from './hooks.js';
 import { lazyOnce } from '../sys/lazy.js';
+import { bounded } from '../sys/off-loop.js';
 
 /** Unikernel-only code (src/task/vm.ts), loaded with the first unikernel or checkpoint. */
 type VmModule = typeof import('./vm.js');
@@ -598,7 +599,9 @@ export class TaskService {
     if (uk && (uk.config.hypervisor !== 'qemu' || !uk.plan.qmpInMonitor)) throw unimplemented(`checkpoint of a ${uk.config.hypervisor} unikernel: only qemu VMs can be saved`);
     if (!c.init.alive || c.init.pid <= 0) throw failedPrecondition(`cannot checkpoint ${c.init.label} in ${c.init.status} state`);
     const target = opts.imagePath || dir;
-    if (!path.isAbsolute(target) || !fs.statSync(target, { throwIfNoEntry: false })?.isDirectory()) throw invalidArgument(`checkpoint directory ${target} does not exist`);
+    // The user's path, possibly on a network filesystem: looked at off the loop, bounded.
+    const isDir = path.isAbsolute(target) && (await bounded(`stat ${target}`, fs.promises.stat(target).then((st) => st.isDirectory(), () => false)));
+    if (!isDir) throw invalidArgument(`checkpoint directory ${target} does not exist`);
     if (!uk) {
       // An ordinary container: criu through runc. A paused (frozen) one stays paused; with exit, criu ends it once dumped.
       const t0 = Date.now();

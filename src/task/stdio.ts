@@ -12,6 +12,7 @@ import { Code, ShimError, messageOf } from '../errors.js';
 import { closeFd, dupFd, makePipe, recvFd, setWinsize, unreadBytes } from '../sys/libc.js';
 import { armed } from '../sys/failpoints.js';
 import { spawnOwned } from '../sys/spawn.js';
+import { bounded } from '../sys/off-loop.js';
 import type { RuncStdio } from './runc.js';
 
 export interface StdioSpec {
@@ -92,9 +93,10 @@ export class ProcessIO {
     } else if (out?.scheme === 'file') {
       // Pipes copied into the file, as containerd's runc shim does: the container holds no file of
       // the host (criu can dump and restore pipes, not a file outside the container's mounts).
-      fs.mkdirSync(path.dirname(out.url.pathname), { recursive: true });
-      this.stdio.stdout = this.pipeToFile(out.url.pathname, true);
-      this.stdio.stderr = this.pipeToFile(out.url.pathname);
+      // The log's path is the user's and may be on a network filesystem: opened off the loop, bounded.
+      await bounded(`mkdir ${path.dirname(out.url.pathname)}`, fs.promises.mkdir(path.dirname(out.url.pathname), { recursive: true }));
+      this.stdio.stdout = await this.pipeToFile(out.url.pathname, true);
+      this.stdio.stderr = await this.pipeToFile(out.url.pathname);
     } else {
       if (out?.scheme === 'fifo') this.stdio.stdout = await this.pipeToFifo(out.path, true);
       if (err?.scheme === 'fifo') this.stdio.stderr = await this.pipeToFifo(err.path);
@@ -130,8 +132,8 @@ export class ProcessIO {
   }
 
   /** A real pipe whose write end goes to the container and whose read end is appended to a file. */
-  private pipeToFile(file: string, watch = false): number {
-    const fd = fs.openSync(file, C.O_WRONLY | C.O_APPEND | C.O_CREAT, 0o644);
+  private async pipeToFile(file: string, watch = false): Promise<number> {
+    const fd = await bounded(`open ${file}`, fs.promises.open(file, C.O_WRONLY | C.O_APPEND | C.O_CREAT, 0o644));
     const dst = fs.createWriteStream('', { fd });
     dst.on('error', () => undefined);
     const [r, w] = makePipe();
