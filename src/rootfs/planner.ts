@@ -1,8 +1,10 @@
 // The rootfs planner: how the guest gets its files, chosen once per container with urunc's
-// priority (ChooseRootfs / rootfsSelector): an initrd; a block image from the image (blkMntPoint /);
-// with mountRootfs=true the container's own rootfs, as a block device on a block snapshotter, else
-// as a shared filesystem (virtio-fs when the guest, the monitor and virtiofsd allow it, else 9p),
-// else an error; none. Ours: rootfsType forces a choice.
+// priority (ChooseRootfs / rootfsSelector): an initrd; a block image from the image (blkMntPoint /)
+// when the guest boots from a disk (tryExplicitBlock: SupportsBlock); with mountRootfs=true the
+// container's own rootfs, as a block device on a block snapshotter when the guest boots from a disk
+// and reads its filesystem (tryContainerBlockRootfs: SupportsBlock and SupportsFS), else as a shared
+// filesystem (virtio-fs when the guest, the monitor and virtiofsd allow it, else 9p), else an
+// error; none. Ours: rootfsType forces a choice.
 // Pure: the caller describes the rootfs (mounts.ts) and persists the result (state.ts).
 import { invalidArgument } from '../errors.js';
 import type { BlockSource } from './mounts.js';
@@ -39,16 +41,27 @@ export interface PlanInput {
   containerBlock: BlockSource | undefined;
   /** Whether guest type and monitor can take a shared-filesystem root. */
   sharedFs: { ninep: boolean; virtiofs: boolean };
+  /** The guest type's disk support (urunc's SupportsBlock, and SupportsFS for a disk's filesystem). */
+  guestBlock: { root: boolean; fs: readonly string[] };
 }
 
 export type Choice = Pick<RootfsParams, 'type' | 'blockSource' | 'blockPath' | 'blockKind' | 'fstype'>;
 
 export function chooseRootfs(inp: PlanInput): Choice {
   const k = inp.keys;
-  const imageBlock = k.block !== undefined && (k.blkMntPoint ?? '/') === '/';
+  const gb = inp.guestBlock;
+  const imageBlock = k.block !== undefined && (k.blkMntPoint ?? '/') === '/' && gb.root;
   const container = inp.containerBlock;
+  // Why the container's block rootfs cannot be the guest's root, or undefined when it can.
+  const containerBlockRefusal = (): string | undefined => {
+    if (!container) return 'the container rootfs is not a block device (com.urunc.unikernel.mountRootfs needs a block snapshotter such as blockfile or devmapper)';
+    if (!gb.root) return 'this guest type does not boot from a disk';
+    if (!gb.fs.includes(container.fstype)) return `this guest type reads ${gb.fs.length > 0 ? gb.fs.join(', ') : 'no filesystem'} from a disk, and the container rootfs is ${container.fstype}`;
+    return undefined;
+  };
   const fromContainer = (): Choice => {
-    if (!container) throw invalidArgument('the container rootfs is not a block device (com.urunc.unikernel.mountRootfs needs a block snapshotter such as blockfile or devmapper)');
+    const refused = containerBlockRefusal();
+    if (refused || !container) throw invalidArgument(refused ?? 'no container block rootfs');
     return { type: 'block', blockSource: 'container', blockPath: container.path, blockKind: container.kind, fstype: container.fstype };
   };
   const shared = (): Choice | undefined => (inp.sharedFs.virtiofs ? { type: 'virtiofs' } : inp.sharedFs.ninep ? { type: '9pfs' } : undefined);
@@ -57,7 +70,10 @@ export function chooseRootfs(inp: PlanInput): Choice {
       if (!k.initrd) throw invalidArgument('rootfsType initrd needs com.urunc.unikernel.initrd');
       return { type: 'initrd' };
     case 'block':
-      if (k.block !== undefined) return { type: 'block', blockSource: 'image' };
+      if (k.block !== undefined) {
+        if (!gb.root) throw invalidArgument('rootfsType block: this guest type does not boot from a disk');
+        return { type: 'block', blockSource: 'image' };
+      }
       return fromContainer();
     case '9pfs':
       if (!inp.sharedFs.ninep) throw invalidArgument('rootfsType 9pfs: this guest type or monitor has no 9p root');
@@ -73,9 +89,13 @@ export function chooseRootfs(inp: PlanInput): Choice {
   if (k.initrd) return { type: 'initrd' };
   if (imageBlock) return { type: 'block', blockSource: 'image' };
   if (!k.mountRootfs) return { type: 'none' };
-  if (container) return fromContainer();
+  // tryContainerBlockRootfs, then the shared filesystems (tryVirtiofs, try9pfs), each falling through.
+  const blockRefused = containerBlockRefusal();
+  if (!blockRefused) return fromContainer();
   const s = shared();
-  if (!s) throw invalidArgument('com.urunc.unikernel.mountRootfs: the container rootfs is neither a block device nor shareable with this guest and monitor (9p: linux or unikraft on qemu; virtio-fs: linux on qemu or cloud-hypervisor with virtiofsd)');
+  if (!s) {
+    throw invalidArgument(`com.urunc.unikernel.mountRootfs: the container rootfs can reach this guest neither as a disk (${blockRefused}) nor as a shared filesystem (9p: linux or unikraft on qemu; virtio-fs: linux on qemu or cloud-hypervisor with virtiofsd)`);
+  }
   return s;
 }
 

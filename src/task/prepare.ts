@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { Code, ShimError, failedPrecondition, invalidArgument, messageOf } from '../errors.js';
 import { ARTIFACT_COPY_MAX, prepareLaunch, removeMonitorBundle, writeLaunchFiles, type LaunchPlan, type OciSpec } from '../monitors/launcher.js';
-import { blockFsOf, sharedFsOf } from '../monitors/guests/index.js';
+import { blockFsOf, guestBlockOf, sharedFsOf } from '../monitors/guests/index.js';
 import { configPathFor, loadRuntimeConfig, type RuntimeConfig } from '../monitors/runtime-config.js';
 import { resolveUnikernelConfig, type UnikernelConfig } from '../monitors/unikernel-config.js';
 import { virtiofsdAvailable, waitForVirtiofsd } from '../monitors/virtiofsd.js';
@@ -74,7 +74,7 @@ export async function setupUnikernel(o: SetupInput, pre: { specKeys: Record<stri
   const block = blockRootfs(o.mounts);
   const early = block ? configWithoutImageFiles(specKeys, imageKeys, pre.uruncJson ?? {}) : undefined;
   const keepOffHost = early !== undefined && block !== undefined
-    && !needsHostRootfs(chooseRootfs({ keys: early, containerBlock: block, sharedFs: { ninep: false, virtiofs: false } }));
+    && !needsHostRootfs(chooseRootfs({ keys: early, containerBlock: block, sharedFs: { ninep: false, virtiofs: false }, guestBlock: guestBlockOf(early.unikernelType) }));
 
   let mounted: string | undefined = pre.mounted;
   const mountRootfs = async (mounts: readonly Mount[]): Promise<void> => {
@@ -124,7 +124,7 @@ export async function setupUnikernel(o: SetupInput, pre: { specKeys: Record<stri
   const filesRoot = artifactRoot ?? mounted;
   if (keepOffHost && filesRoot) config = resolveUnikernelConfig({ spec: specKeys, image: imageKeys, uruncJson: await readUruncJson(filesRoot) }) ?? config;
 
-  const choice: Choice = chooseRootfs({ keys: config, containerBlock: block, sharedFs: sharedFsSupport(config, runtime) });
+  const choice: Choice = chooseRootfs({ keys: config, containerBlock: block, sharedFs: sharedFsSupport(config, runtime), guestBlock: guestBlockOf(config.unikernelType) });
   if (needsHostRootfs(choice) && (probe || !mounted) && o.mounts.length > 0) {
     // urunc.json changed the plan to one that needs the rootfs: mount it for real.
     await unmountAll(o.rootfs);

@@ -11,6 +11,7 @@ import { elfLoading, loaderDirs } from '../../src/monitors/elf.js';
 import { virtiofsdArgv, virtiofsdSandbox, waitForVirtiofsd } from '../../src/monitors/virtiofsd.js';
 import { blockRootfs, compactLowerdirs, hasMountsUnder, mountAll, parseMountInfo, unmountAll, type Mount } from '../../src/rootfs/mounts.js';
 import { chooseRootfs, type PlanInput } from '../../src/rootfs/planner.js';
+import { guestBlockOf } from '../../src/monitors/guests/index.js';
 import { blockVolumes, copyVolumeFiles } from '../../src/rootfs/volumes.js';
 import { processStartTime, releaseRootfs } from '../../src/rootfs/release.js';
 import { assertNoInternalAnnotations, persistParams, readParams, readState, StateFile, statePath } from '../../src/rootfs/state.js';
@@ -29,7 +30,7 @@ afterEach(() => {
 
 const file = { path: '/snap/7', kind: 'file' as const, fstype: 'ext4', readonly: false };
 const plan = (keys: PlanInput['keys'], over: Partial<PlanInput> = {}) =>
-  chooseRootfs({ keys, containerBlock: undefined, sharedFs: { ninep: true, virtiofs: false }, ...over });
+  chooseRootfs({ keys, containerBlock: undefined, sharedFs: { ninep: true, virtiofs: false }, guestBlock: guestBlockOf('linux'), ...over });
 
 describe('rootfs planner', () => {
   // urunc's ChooseRootfs/rootfsSelector: the container rootfs (block, then virtio-fs, then 9p) only with mountRootfs=true.
@@ -42,7 +43,7 @@ describe('rootfs planner', () => {
       .toEqual({ type: 'block', blockSource: 'container', blockPath: '/snap/7', blockKind: 'file', fstype: 'ext4' });
     expect(plan({ mountRootfs: true }).type).toBe('9pfs');
     expect(plan({ mountRootfs: true }, { sharedFs: { ninep: true, virtiofs: true } }).type).toBe('virtiofs');
-    expect(() => plan({ mountRootfs: true }, { sharedFs: { ninep: false, virtiofs: false } })).toThrow(/neither a block device nor shareable/);
+    expect(() => plan({ mountRootfs: true }, { sharedFs: { ninep: false, virtiofs: false } })).toThrow(/neither as a disk \(the container rootfs is not a block device/);
     // Without mountRootfs the guest gets no root of the container's, whatever it could share.
     expect(plan({}, { sharedFs: { ninep: true, virtiofs: true } }).type).toBe('none');
     expect(plan({}, { containerBlock: file }).type).toBe('none');
@@ -57,6 +58,39 @@ describe('rootfs planner', () => {
     expect(() => plan({ rootfsType: '9pfs' }, { sharedFs: { ninep: false, virtiofs: false } })).toThrow(/no 9p root/);
     expect(plan({ rootfsType: 'virtiofs', initrd: '/i' }, { sharedFs: { ninep: true, virtiofs: true } }).type).toBe('virtiofs');
     expect(() => plan({ rootfsType: 'virtiofs' }, { sharedFs: { ninep: true, virtiofs: false } })).toThrow(/no virtio-fs root, or the configured virtiofsd is missing/);
+  });
+});
+
+// urunc rootfs.go tryExplicitBlock and tryContainerBlockRootfs ask the guest (unikernels/*.go
+// SupportsBlock, SupportsFS) before a disk becomes its root, and fall through to tryVirtiofs, try9pfs.
+describe('rootfs planner asks the guest type what it boots from', () => {
+  const ext4 = file;
+  const ext2 = { ...file, fstype: 'ext2' };
+  const as = (type: Parameters<typeof guestBlockOf>[0], keys: PlanInput['keys'], containerBlock: PlanInput['containerBlock'], sharedFs = { ninep: false, virtiofs: false }) =>
+    chooseRootfs({ keys, containerBlock, sharedFs, guestBlock: guestBlockOf(type) });
+  const mount = { mountRootfs: true };
+  it('linux (Linux.SupportsBlock, SupportsFS ext2/3/4): the container block rootfs of any of them; the image block file', () => {
+    expect(as('linux', mount, ext4)).toMatchObject({ type: 'block', blockSource: 'container', fstype: 'ext4' });
+    expect(as('linux', { block: '/b.img' }, undefined)).toEqual({ type: 'block', blockSource: 'image' });
+  });
+  it('rumprun (Rumprun.SupportsFS ext2 only): an ext4 block rootfs is not its root; an ext2 one is', () => {
+    expect(() => as('rumprun', mount, ext4)).toThrow(/as a disk \(this guest type reads ext2 from a disk, and the container rootfs is ext4\) nor as a shared filesystem/);
+    expect(as('rumprun', mount, ext2)).toMatchObject({ type: 'block', blockSource: 'container', fstype: 'ext2' });
+  });
+  it('mirage (SupportsBlock, SupportsFS nothing): only the image block file (tryExplicitBlock), never the container rootfs', () => {
+    expect(as('mirage', { block: '/b.img' }, undefined)).toEqual({ type: 'block', blockSource: 'image' });
+    expect(() => as('mirage', mount, ext2)).toThrow(/reads no filesystem from a disk/);
+  });
+  it('unikraft (no SupportsBlock; SupportsFS 9pfs): a block snapshotter\'s rootfs falls through to 9p; the image block file is skipped', () => {
+    expect(as('unikraft', mount, ext4, { ninep: true, virtiofs: false })).toEqual({ type: '9pfs' });
+    expect(as('unikraft', { block: '/b.img', mountRootfs: true }, undefined, { ninep: true, virtiofs: false })).toEqual({ type: '9pfs' });
+    expect(as('unikraft', { block: '/b.img' }, undefined)).toEqual({ type: 'none' });
+    expect(() => as('unikraft', { block: '/b.img', rootfsType: 'block' }, undefined)).toThrow(/rootfsType block: this guest type does not boot from a disk/);
+  });
+  it('mewz and hermit (no SupportsBlock, no shared filesystem): mountRootfs on a block snapshotter is an error naming both reasons', () => {
+    for (const t of ['mewz', 'hermit'] as const) {
+      expect(() => as(t, mount, ext4)).toThrow(/neither as a disk \(this guest type does not boot from a disk\) nor as a shared filesystem/);
+    }
   });
 });
 

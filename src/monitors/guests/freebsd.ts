@@ -11,4 +11,4 @@ function build(g: GuestInput): GuestOutput {
   });
 }
 
-export const freebsd: GuestType = { sharedFs: [], blockFs: ['ext2'], build };
+export const freebsd: GuestType = { sharedFs: [], blockFs: ['ext2'], blockRoot: true, build };

@@ -15,4 +15,4 @@ function build(g: GuestInput): GuestOutput {
   return output(p.join(' '), { netArgs: nic, monitorArgs: g.monitor === 'qemu' ? ['-no-reboot'] : [] });
 }
 
-export const hermit: GuestType = { sharedFs: [], blockFs: [], build };
+export const hermit: GuestType = { sharedFs: [], blockFs: [], blockRoot: false, build };

@@ -9,4 +9,4 @@ function build(g: GuestInput): GuestOutput {
   return output(p.join(' '));
 }
 
-export const includeos: GuestType = { sharedFs: [], blockFs: ['ext2', 'ext3', 'ext4'], build };
+export const includeos: GuestType = { sharedFs: [], blockFs: ['ext2', 'ext3', 'ext4'], blockRoot: true, build };

@@ -25,6 +25,11 @@ export function blockFsOf(type: UnikernelType): readonly string[] {
   return GUEST_TYPES[type].blockFs;
 }
 
+/** A guest type's disk support for the rootfs planner (urunc's SupportsBlock and SupportsFS). */
+export function guestBlockOf(type: UnikernelType): { root: boolean; fs: readonly string[] } {
+  return { root: GUEST_TYPES[type].blockRoot, fs: GUEST_TYPES[type].blockFs };
+}
+
 /** The shared-filesystem roots a guest type can mount (urunc's SupportsFS). */
 export function sharedFsOf(type: UnikernelType): ReadonlyArray<'9pfs' | 'virtiofs'> {
   return GUEST_TYPES[type].sharedFs;

@@ -57,5 +57,6 @@ function build(g: GuestInput): GuestOutput {
 export const linux: GuestType = {
   sharedFs: ['virtiofs', '9pfs'],
   blockFs: ['ext2', 'ext3', 'ext4'],
+  blockRoot: true,
   build,
 };

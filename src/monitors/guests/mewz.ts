@@ -15,4 +15,4 @@ function build(g: GuestInput): GuestOutput {
   });
 }
 
-export const mewz: GuestType = { sharedFs: [], blockFs: [], build };
+export const mewz: GuestType = { sharedFs: [], blockFs: [], blockRoot: false, build };

@@ -15,4 +15,4 @@ function build(g: GuestInput): GuestOutput {
   return output(p.join(' '), { solo5Net: netDev, solo5Block: g.solo5BlkDev || 'storage', blockArgs: g.monitor === 'qemu' ? () => [] : undefined });
 }
 
-export const mirage: GuestType = { sharedFs: [], blockFs: [], build };
+export const mirage: GuestType = { sharedFs: [], blockFs: [], blockRoot: true, build };

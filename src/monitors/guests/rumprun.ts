@@ -14,4 +14,4 @@ function build(g: GuestInput): GuestOutput {
   return output(`{${parts.join(',')}}`, { solo5Net: 'tap', solo5Block: 'rootfs' });
 }
 
-export const rumprun: GuestType = { sharedFs: [], blockFs: ['ext2'], build };
+export const rumprun: GuestType = { sharedFs: [], blockFs: ['ext2'], blockRoot: true, build };

@@ -67,8 +67,10 @@ export interface GuestOutput {
 export interface GuestType {
   /** The shared-filesystem roots the guest can mount (urunc's SupportsFS for 9pfs/virtiofs). */
   sharedFs: ReadonlyArray<'9pfs' | 'virtiofs'>;
-  /** The filesystems it mounts from a disk (urunc's SupportsFS for block volumes); none: it takes no volume disks. */
+  /** The filesystems it mounts from a disk (urunc's SupportsFS for block roots and volumes); none: it takes no volume disks. */
   blockFs: readonly string[];
+  /** It boots from a disk (urunc's SupportsBlock): an image's block file, or the container's block rootfs in blockFs. */
+  blockRoot: boolean;
   build(g: GuestInput): GuestOutput;
 }
 

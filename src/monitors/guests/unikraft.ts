@@ -32,4 +32,4 @@ function build(g: GuestInput): GuestOutput {
   return output(p.join(' '));
 }
 
-export const unikraft: GuestType = { sharedFs: ['9pfs'], blockFs: [], build };
+export const unikraft: GuestType = { sharedFs: ['9pfs'], blockFs: [], blockRoot: false, build };
