@@ -22,6 +22,7 @@ const HELLO_LAYERED = 'docker.io/library/hello-uk:layered';
 const LINUX_BLOCK = 'docker.io/library/linux-uk:block';
 const LINUX_9P_WRITE = 'docker.io/library/linux-uk:9p-write';
 const LINUX_VFS_WRITE = 'docker.io/library/linux-uk:virtiofs-write';
+const UK_MOUNT_ROOTFS = 'docker.io/library/hello-uk:mount-rootfs';
 /** Debian trixie's virtiofsd, unpacked and relocated by scripts/fetch-newer.sh. */
 const VIRTIOFSD = path.join(GUESTS, '..', 'virtiofsd', 'virtiofsd');
 const VIEW_ON = ['--annotation', 'com.urunc.unikernel.snapshotView=true'];
@@ -179,8 +180,12 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
       expect(r.code, r.stderr).toBe(0);
     }
     if (hasBlockfile) {
-      const r = await c.ctr(['images', 'import', '--local', '--snapshotter', 'blockfile', blockImage]);
-      expect(r.code, r.stderr).toBe(0);
+      // A Unikraft image asking for the container rootfs (the hello kernel prints the command line it got).
+      const ukMount = unikernelImage({ name: UK_MOUNT_ROOTFS, type: 'unikraft', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'annotations', extra: { mountRootfs: 'true' } });
+      for (const tar of [blockImage, ukMount]) {
+        const r = await c.ctr(['images', 'import', '--local', '--snapshotter', 'blockfile', tar]);
+        expect(r.code, r.stderr).toBe(0);
+      }
     }
   }, 180_000);
 
@@ -237,6 +242,16 @@ describe.each(versionsUnderTest())('rootfs plans and snapshot views on container
     await stopAndRemove(t);
     await expectClean('blockfile');
   }, 120_000);
+
+  // urunc rootfs.go tryContainerBlockRootfs asks Unikraft.SupportsBlock (false): the blockfile rootfs
+  // is not given to a guest that cannot read a disk; try9pfs gives it the same files over 9p.
+  it.skipIf(!hasBlockfile)('blockfile: a Unikraft guest with mountRootfs gets the container rootfs over 9p, not as a disk it cannot read', async () => {
+    const t = id('rf-uk-9p');
+    const r = await c.ctr(['run', '--rm', '--snapshotter', 'blockfile', '--runtime', RUNTIME, UK_MOUNT_ROOTFS, t], { timeoutMs: 60_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('vfs.fstab=[ "fs0:/:9pfs:::" ]');
+    await expectClean('blockfile');
+  }, 90_000);
 
   // urunc block.go getBlockVolumes: a volume that is a whole ext4 filesystem on a block device reaches
   // a guest with a block root as disk vol<i> (its virtio serial); the host gets its mount back after.
