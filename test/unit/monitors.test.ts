@@ -154,11 +154,13 @@ const nic = { tap: 'tap0', mtu: 1450 };
 
 describe('guest command lines (urunc formats)', () => {
   // urunc linux.go Linux.CommandString (no urunit: env as kernel words) and parseCmdLine (quoting).
+  // Without urunit, init's arguments are as the kernel splits them (lib/cmdline.c next_arg): multi-word
+  // ones are double-quoted (urunc's parseCmdLine single-quotes them for urunit, which regroups them).
   it('linux: initrd, 9p, block, ip=, env, init and quoted args', () => {
-    expect(buildGuest('linux', g({ rootfs: 'initrd' })).cmdline).toBe("panic=-1 console=ttyS0 root=/dev/ram0 rw K=V rdinit=/bin/app -- 'a b' c");
+    expect(buildGuest('linux', g({ rootfs: 'initrd' })).cmdline).toBe("panic=-1 console=ttyS0 root=/dev/ram0 rw K=V rdinit=/bin/app -- \"a b\" c");
     expect(buildGuest('linux', g({ rootfs: '9pfs', net })).cmdline).toBe(
-      "panic=-1 console=ttyS0 root=fs0 rw rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=5000000,cache=mmap,posixacl ip=10.4.0.5::10.4.0.1:255.255.255.0:urunc:eth0:off K=V init=/bin/app -- 'a b' c");
-    expect(buildGuest('linux', g({ rootfs: 'virtiofs' })).cmdline).toBe("panic=-1 console=ttyS0 root=fs0 rw rootfstype=virtiofs K=V init=/bin/app -- 'a b' c");
+      "panic=-1 console=ttyS0 root=fs0 rw rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=5000000,cache=mmap,posixacl ip=10.4.0.5::10.4.0.1:255.255.255.0:urunc:eth0:off K=V init=/bin/app -- \"a b\" c");
+    expect(buildGuest('linux', g({ rootfs: 'virtiofs' })).cmdline).toBe("panic=-1 console=ttyS0 root=fs0 rw rootfstype=virtiofs K=V init=/bin/app -- \"a b\" c");
     expect(buildGuest('linux', g({ rootfs: 'block', args: ['/sbin/init'], env: [] })).cmdline).toBe('panic=-1 console=ttyS0 root=/dev/vda rw init=/sbin/init --');
     // urunc linux.go Linux.MonitorCli: -no-reboot -nodefaults on qemu, nothing elsewhere.
     expect(buildGuest('linux', g()).monitorArgs).toEqual(['-no-reboot', '-nodefaults']);
@@ -173,7 +175,7 @@ describe('guest command lines (urunc formats)', () => {
   it('linux: URUNIT_DEFROUTE=1 when the gateway is off-link (a pod /32)', () => {
     const pod32 = { ip: '10.244.1.7', mask: '255.255.255.255', gateway: '169.254.1.1', mac: 'm' };
     expect(buildGuest('linux', g({ net: pod32, env: [] })).cmdline).toBe(
-      "panic=-1 console=ttyS0 ip=10.244.1.7::169.254.1.1:255.255.255.255:urunc:eth0:off URUNIT_DEFROUTE=1 init=/bin/app -- 'a b' c");
+      "panic=-1 console=ttyS0 ip=10.244.1.7::169.254.1.1:255.255.255.255:urunc:eth0:off URUNIT_DEFROUTE=1 init=/bin/app -- \"a b\" c");
     expect(buildGuest('linux', g({ net, env: [] })).cmdline).not.toContain('URUNIT_DEFROUTE');
   });
 
@@ -210,11 +212,19 @@ describe('guest command lines (urunc formats)', () => {
 
   // Ours, beyond urunc (unikraft.go and linux.go splice values in raw): a value that would split into
   // more words, close Unikraft's env.vars=[ ], or name a kernel parameter is refused.
-  it('no guest-parameter injection from env or args', () => {
-    expect(() => buildGuest('unikraft', g({ args: ['x'], env: ['A=1 ] vfs.fstab=[ x'] }))).toThrow(/env "A=1 \] vfs.fstab=\[ x": whitespace, quotes, brackets/);
-    expect(() => buildGuest('unikraft', g({ args: ['x', 'two words'], env: [] }))).toThrow(/argument "two words"/);
-    expect(() => buildGuest('unikraft', g({ args: ['x'], env: ['Q="a"'] }))).toThrow(/env/);
-    expect(() => buildGuest('linux', g({ env: ['X=1 init=/bin/sh'] }))).toThrow(/env "X=1 init=\/bin\/sh"/);
+  // Values reach the guest intact by its own parser's rules (Unikraft: lib/ukargparse uk_argnparse and
+  // lib/uklibparam uk_libparam_parse; Linux: lib/cmdline.c next_arg), so none can add a parameter.
+  // urunc splices them in raw (a space splits a value); only what no quoting carries is refused.
+  it('values are quoted by the guest parser\'s rules, never injected; only what no quoting carries is refused', () => {
+    const uk = buildGuest('unikraft', g({ args: ['nginx', '-g', 'daemon off;', "it's", 'a\\b', '--', '[x]'], env: ['A=1 ] vfs.fstab=[ x', 'Q="a"', "S=it's \"q\""] }));
+    expect(uk.cmdline).toBe(`Unikraft env.vars=[ 'A=1 ] vfs.fstab=[ x' 'Q="a"' "S=it's \\"q\\"" ] netdev.ip=/24::8.8.8.8 -- nginx -g 'daemon off;' "it's" 'a\\b' -- [x]`);
+    expect(() => buildGuest('unikraft', g({ args: ['x'], env: ['A=[x]'] }))).toThrow(/env "A=\[x\]": Unikraft ends its env.vars=\[ \] list at a word that ends in \]/);
+    expect(() => buildGuest('unikraft', g({ args: ['x', ''], env: [] }))).toThrow(/argument "": Unikraft's parser drops an empty word/);
+    expect(() => buildGuest('unikraft', g({ args: ['x', 'a\nb'], env: [] }))).toThrow(/a line break or control character cannot be passed/);
+    const lx = buildGuest('linux', g({ args: ['/bin/app', 'daemon off;', "it's", ''], env: ['X=1 init=/bin/sh', "Y=it's"], rootfs: 'initrd' }));
+    expect(lx.cmdline).toBe(`panic=-1 console=ttyS0 root=/dev/ram0 rw X="1 init=/bin/sh" Y=it's rdinit=/bin/app -- "daemon off;" it's ""`);
+    expect(() => buildGuest('linux', g({ env: ['Q=say "hi"'] }))).toThrow(/env "Q=say \\"hi\\"": the Linux kernel's command line has no escape for a double quote/);
+    expect(() => buildGuest('linux', g({ args: ['/bin/app', 'a"b'] }))).toThrow(/argument "a\\"b": the Linux kernel's command line has no escape/);
     expect(() => buildGuest('linux', g({ env: ['init=/bin/sh'] }))).toThrow(/env "init": the guest kernel would take it for its own parameter/);
     expect(() => buildGuest('linux', g({ env: ['ext4.debug=1'] }))).toThrow(/its own parameter/);
     // With urunit the env travels in its config file: any value is fine.

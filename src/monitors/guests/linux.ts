@@ -3,7 +3,7 @@
 // directory, data disks) in an initrd; URUNIT_DEFROUTE=1 when the gateway is off-link; then
 // [rd]init=<app> -- <args>, multi-word arguments single-quoted for urunit. qemu runs it with
 // -no-reboot -nodefaults; it powers off on an ACPI power button when its init handles one.
-import { assertCommandLineWords, output, type GuestInput, type GuestOutput, type GuestType } from './types.js';
+import { assertNotKernelParam, linuxWord, output, type GuestInput, type GuestOutput, type GuestType } from './types.js';
 import { isUrunit, urunitConfig, urunitVolumes } from './urunit.js';
 
 const ROOT: Record<GuestInput['rootfs'], string | undefined> = {
@@ -26,20 +26,24 @@ function build(g: GuestInput): GuestOutput {
   if (root) p.push(root);
   if (g.net) p.push(`ip=${g.net.ip}::${g.net.gateway}:${g.net.mask}:urunc:eth0:off`);
   if (g.extraKernelArgs) p.push(g.extraKernelArgs);
-  // Multi-word arguments are quoted for the guest's init (urunc's parseCmdLine; urunit regroups them).
-  const args = g.args.map((a) => (a.trim().includes(' ') ? `'${a.trim()}'` : a.trim()));
+  // urunit regroups single-quoted words (urunc's parseCmdLine quotes multi-word arguments so); any
+  // other init gets its arguments as the kernel splits them, so they are quoted by the kernel's rule.
+  const withUrunit = isUrunit(g.args[0]?.trim());
+  const args = withUrunit
+    ? g.args.map((a) => (a.trim().includes(' ') ? `'${a.trim()}'` : a.trim()))
+    : g.args.map((a, i) => linuxWord(a, i === 0 ? 'entrypoint' : 'argument'));
   const [app, ...rest] = args;
   let urunit: GuestOutput['urunit'];
-  if (isUrunit(app)) {
+  if (withUrunit) {
     const placement = g.rootfs === 'initrd' ? 'append' : 'extra';
     // firecracker names its drives in order; urunit maps FC<id> to /dev/vd[b..] (Linux.buildUrunitConfig).
     const volumes = urunitVolumes(g.disks, g.monitor === 'firecracker');
     urunit = { config: urunitConfig({ env: g.env, uid: g.user.uid, gid: g.user.gid, cwd: g.cwd, volumes }), placement };
     p.push(placement === 'append' ? 'URUNIT_CONFIG=/urunit.conf' : 'retain_initrd URUNIT_CONFIG=/sys/firmware/initrd');
   } else {
-    // Without urunit the kernel hands K=V words to init: each must stay one word and not be a kernel parameter.
-    assertCommandLineWords(g.env, 'env', { kernelEnv: true });
-    p.push(...g.env);
+    // Without urunit the kernel hands K=V words to init: quoted by its rule, and never one of its own parameters.
+    assertNotKernelParam(g.env);
+    p.push(...g.env.map((e) => linuxWord(e, 'env', { param: true })));
   }
   if (g.net && !onLink(g.net.ip, g.net.gateway, g.net.mask)) p.push('URUNIT_DEFROUTE=1');
   if (app) p.push(`${g.rootfs === 'initrd' ? 'rd' : ''}init=${app}`, '--', ...rest);

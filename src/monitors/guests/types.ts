@@ -89,19 +89,55 @@ export const output = (cmdline: string, extra: Partial<GuestOutput> = {}): Guest
 const KERNEL_PARAMS = new Set(['init', 'rdinit', 'root', 'rootfstype', 'rootflags', 'rootwait', 'ro', 'rw', 'console', 'earlycon', 'ip', 'nfsroot',
   'panic', 'initrd', 'retain_initrd', 'noinitrd', 'quiet', 'debug', 'loglevel', 'mem', 'maxcpus', 'nosmp', 'single', 'systemd.unit', 'URUNIT_CONFIG', 'URUNIT_DEFROUTE']);
 
+/** Short for an error message. */
+const shown = (w: string): string => JSON.stringify(w.length > 40 ? `${w.slice(0, 40)}...` : w);
+
+/** Line breaks and other control characters (a tab is whitespace, and quoting carries it): no kernel command line carries them. */
+function refuseControl(w: string, what: string): void {
+  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(w)) throw invalidArgument(`${what} ${shown(w)}: a line break or control character cannot be passed on a kernel command line`);
+}
+
 /**
- * Env entries and arguments spliced into a kernel command line as words: a value that would split
- * into more words or close the guest's own syntax (Unikraft's env.vars=[ ]) is refused with a clear
- * error, as is an env name the kernel takes for one of its own parameters (or a module's, with a ".").
+ * One word as Unikraft's argument parser reads it back (uk_argnparse, lib/ukargparse/argparse.c):
+ * as it is when it holds nothing the parser treats specially; else single-quoted (all literal up to
+ * the next '); else, when it holds a ', double-quoted with " and \ escaped (the only escapes inside
+ * double quotes). An empty word is dropped by the parser: it cannot be passed.
  */
-export function assertCommandLineWords(words: readonly string[], what: string, opts: { kernelEnv?: boolean } = {}): void {
-  for (const w of words) {
-    if (/[\s"'\[\]\\]/.test(w)) {
-      throw invalidArgument(`${what} ${JSON.stringify(w.length > 40 ? `${w.slice(0, 40)}...` : w)}: whitespace, quotes, brackets and backslashes cannot be passed on this guest's command line`);
-    }
-    if (opts.kernelEnv) {
-      const name = w.split('=')[0] ?? '';
-      if (name.includes('.') || KERNEL_PARAMS.has(name)) throw invalidArgument(`${what} ${JSON.stringify(name)}: the guest kernel would take it for its own parameter`);
-    }
+export function unikraftWord(w: string, what: string): string {
+  refuseControl(w, what);
+  if (w === '') throw invalidArgument(`${what} "": Unikraft's parser drops an empty word, so it cannot be passed`);
+  if (!/[\s"'\\]/.test(w)) return w;
+  if (!w.includes("'")) return `'${w}'`;
+  return `"${w.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
+
+/**
+ * An entry of Unikraft's `env.vars=[ .. ]` (uk_libparam_parse, lib/uklibparam/parser.c): quoted as
+ * any word, but a word that ends in ] closes the list whatever its quotes (they are gone by then).
+ */
+export function unikraftListWord(w: string, what: string): string {
+  if (w.endsWith(']')) throw invalidArgument(`${what} ${shown(w)}: Unikraft ends its env.vars=[ ] list at a word that ends in ], so such a value cannot be passed`);
+  return unikraftWord(w, what);
+}
+
+/**
+ * One word as the Linux kernel reads it back (next_arg, lib/cmdline.c): only double quotes mean
+ * anything, at the start of the word or of its value, and any " in it toggles quoting, so a value
+ * holding one cannot be passed; whitespace is carried in double quotes (`K="a b"`, `"two words"`),
+ * the empty word as `""`. Single quotes and backslashes are ordinary characters.
+ */
+export function linuxWord(w: string, what: string, opts: { param?: boolean } = {}): string {
+  refuseControl(w, what);
+  if (w.includes('"')) throw invalidArgument(`${what} ${shown(w)}: the Linux kernel's command line has no escape for a double quote, so it cannot be passed`);
+  if (w !== '' && !/\s/.test(w)) return w;
+  const eq = opts.param ? w.indexOf('=') : -1;
+  return eq > 0 ? `${w.slice(0, eq + 1)}"${w.slice(eq + 1)}"` : `"${w}"`;
+}
+
+/** An env name the Linux kernel takes for one of its own parameters (or a module's, with a "."): refused, it would change the boot. */
+export function assertNotKernelParam(env: readonly string[]): void {
+  for (const w of env) {
+    const name = w.split('=')[0] ?? '';
+    if (name.includes('.') || KERNEL_PARAMS.has(name)) throw invalidArgument(`env ${JSON.stringify(name)}: the guest kernel would take it for its own parameter`);
   }
 }

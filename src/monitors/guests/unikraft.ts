@@ -1,7 +1,7 @@
 // Unikraft (urunc's unikraft.go): `Unikraft [console] env.vars=[ .. ] netdev.ip=IP/N:GW:DNS
 // vfs.fstab=[ .. ] -- args`, or the netdev.ipv4_* / vfs.rootfs form before 0.16.1 (which takes no
 // env). Its root is an initrd or 9pfs (never virtio-fs); the monitor's default NIC.
-import { assertCommandLineWords, maskToCidr, output, type GuestInput, type GuestOutput, type GuestType } from './types.js';
+import { maskToCidr, output, unikraftListWord, unikraftWord, type GuestInput, type GuestOutput, type GuestType } from './types.js';
 
 function compareVersions(a: string, b: string): number {
   const pa = a.split('.').map(Number);
@@ -14,13 +14,14 @@ function compareVersions(a: string, b: string): number {
 }
 
 function build(g: GuestInput): GuestOutput {
-  // env.vars=[ .. ] and the arguments are space-separated words of Unikraft's own syntax (urunc splices them in raw).
-  assertCommandLineWords(g.env, 'env');
-  assertCommandLineWords(g.args, 'argument');
+  // env.vars=[ .. ] and the arguments are words of Unikraft's own syntax, quoted by its parser's
+  // rules so that each arrives as written (urunc splices them in raw, and a space splits them).
+  const env = g.env.map((e) => unikraftListWord(e, 'env'));
+  const args = g.args.map((a) => unikraftWord(a, 'argument'));
   const legacy = g.version !== undefined && /^\d+(\.\d+)*$/.test(g.version) && compareVersions(g.version, '0.16.1') < 0;
   const p = ['Unikraft'];
   if (g.arch === 'aarch64') p.push('console=ttyS0');
-  if (!legacy && g.env.length > 0) p.push(`env.vars=[ ${g.env.join(' ')} ]`);
+  if (!legacy && env.length > 0) p.push(`env.vars=[ ${env.join(' ')} ]`);
   // urunc writes the network settings with or without a network (empty values then).
   const n = g.net ?? { ip: '', gateway: '', mask: '' };
   if (legacy) p.push(`netdev.ipv4_addr=${n.ip}`, `netdev.ipv4_gw_addr=${n.gateway}`, `netdev.ipv4_subnet_mask=${n.mask}`);
@@ -28,7 +29,7 @@ function build(g: GuestInput): GuestOutput {
   if (legacy && g.rootfs === 'initrd') p.push('vfs.rootfs=initrd');
   else if (!legacy && g.rootfs === 'initrd') p.push('vfs.fstab=[ "initrd0:/:extract:::" ]');
   else if (!legacy && g.rootfs === '9pfs') p.push('vfs.fstab=[ "fs0:/:9pfs:::" ]');
-  p.push('--', ...g.args);
+  p.push('--', ...args);
   return output(p.join(' '));
 }
 
