@@ -17,6 +17,7 @@ import { checkpointTask, extractedCheckpoints, restoreTask } from './checkpoint.
 
 const HELLO = 'docker.io/library/hello-uk:annotations';
 const HELLO_JSON = 'docker.io/library/hello-uk:urunc-json';
+const UK_NGINX_ARGS = 'docker.io/library/hello-uk:nginx-args';
 const LINUX = 'docker.io/library/linux-uk:initrd';
 const LINUX_9P = 'docker.io/library/linux-uk:9p';
 const LINUX_URUNIT = 'docker.io/library/linux-uk:urunit';
@@ -99,6 +100,11 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
       unikernelImage({ name: HELLO, type: 'unikraft', hypervisor: 'qemu', kernel: hello, describe: 'annotations', cmd: ['exit=3'] }),
       unikernelImage({ name: HELLO_70, type: 'mewz', hypervisor: 'qemu', kernel: hello, describe: 'urunc.json', layers: fillers }),
       unikernelImage({ name: HELLO_JSON, type: 'unikraft', hypervisor: 'qemu', kernel: hello, describe: 'urunc.json', cmd: ['exit=3'] }),
+      // An nginx-style Cmd and env values with spaces and quotes; UKARGS=1 has the hello kernel parse its command line as Unikraft does.
+      unikernelImage({
+        name: UK_NGINX_ARGS, type: 'unikraft', hypervisor: 'qemu', kernel: hello, describe: 'annotations',
+        cmd: ['nginx', '-g', 'daemon off;'], env: ['UKARGS=1', 'GREETING=hello big  world', `Q=it's "quoted"`],
+      }),
       unikernelImage({
         name: LINUX_URUNIT_DISK, type: 'linux', hypervisor: 'qemu', kernel: path.join(GUESTS, 'vmlinux'), initrd: path.join(GUESTS, 'initramfs.gz'),
         describe: 'urunc.json', extra: { block: '/disk/data.img', blkMntPoint: '/mnt/data' }, layers: [diskLayer],
@@ -278,6 +284,23 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     expect(r.code, r.stderr).toBe(0);
   });
 
+  // Unikraft's parser (lib/ukargparse/argparse.c uk_argnparse, lib/uklibparam/parser.c
+  // uk_libparam_parse) reads back the words the shim quoted by its rules; urunc's unikraft.go
+  // CommandString splices them in raw, so a space splits them. The hello kernel, given UKARGS=1,
+  // parses its command line by those rules and prints what the application would get.
+  it('Unikraft: an image Cmd ["nginx", "-g", "daemon off;"] and env values with spaces and quotes reach the application intact', async () => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, UK_NGINX_ARGS, id('uk-nginx')]);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.split(/\r?\n/);
+    expect(lines.filter((l) => l.startsWith('uk-arg: '))).toEqual(['uk-arg: [/guest/kernel]', 'uk-arg: [nginx]', 'uk-arg: [-g]', 'uk-arg: [daemon off;]']);
+    expect(lines).toContain('uk-env: [GREETING=hello big  world]');
+    expect(lines).toContain(`uk-env: [Q=it's "quoted"]`);
+    // Arguments given at run: a single quote, a lone "--" and brackets after the separator arrive as written.
+    const u = await c.ctr(['run', '--rm', '--runtime', RUNTIME, UK_NGINX_ARGS, id('uk-args'), 'app', "it's", '--', '[x]', 'a\\b']);
+    expect(u.code, u.stderr).toBe(0);
+    expect(u.stdout.split(/\r?\n/).filter((l) => l.startsWith('uk-arg: '))).toEqual(['uk-arg: [/guest/kernel]', 'uk-arg: [app]', "uk-arg: [it's]", 'uk-arg: [--]', 'uk-arg: [[x]]', 'uk-arg: [a\\b]']);
+  });
+
   it('the same kernel described by urunc.json behaves the same', async () => {
     const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, HELLO_JSON, id('hellojson')]);
     expect(r.stdout).toContain('Hello from a urunc-ts unikernel!');
@@ -327,6 +350,20 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     // urunc gives Linux no exit device: the app's status stays in the guest, qemu's is its power-off's.
     expect(r.stdout).toContain('guest-exit: status 4');
     expect(r.code, r.stderr).toBe(0);
+  }, 120_000);
+
+  // The kernel's own parser (lib/cmdline.c next_arg, init/main.c) splits what the shim double-quoted
+  // for an init that is not urunit (urunc's linux.go splices env raw and single-quotes multi-word
+  // arguments, which only urunit regroups): the test app prints each argument it got.
+  it('Linux guest without urunit: arguments and env values with spaces and single quotes reach the application intact', async () => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', tcgConfig, '--env', 'SHOW_ARGS=1', '--env', 'MSG=hello big  world',
+      '--env', "Q=it's", '--env', 'SHOW_ENV=MSG Q', LINUX, id('linux-quoted'), '/bin/app', '-g', 'daemon off;', "it's", ''], { timeoutMs: 90_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.split(/\r?\n/);
+    expect(lines).toContain('args: 4');
+    expect(lines.filter((l) => l.startsWith('argv: '))).toEqual(['argv: [-g]', 'argv: [daemon off;]', "argv: [it's]", 'argv: []']);
+    expect(lines).toContain('env: MSG=[hello big  world]');
+    expect(lines).toContain("env: Q=[it's]");
   }, 120_000);
 
   // urunc linux.go Linux.Init/setupUrunitConfig/buildUrunitConfig/CommandString with a guest whose

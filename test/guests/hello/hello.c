@@ -77,6 +77,97 @@ static uint32_t exit_code(const char *cmdline) {
 
 static inline void outw(uint16_t port, uint16_t v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
 
+/*
+ * With UKARGS=1 on its command line the kernel reads it back as a Unikraft kernel does, written from
+ * Unikraft's rules (lib/ukargparse/argparse.c uk_argnparse; lib/uklibparam/parser.c
+ * uk_libparam_parse), and prints what its application would get: words split at blanks; inside
+ * '...' everything is literal; inside "..." only \" and \\ are escapes; elsewhere a backslash takes
+ * the next character as it is; a word that comes out empty is dropped. The first word is argv[0];
+ * the library parameters run to the first "--" outside a list; `env.vars=[` opens a list that the
+ * first word ending in ] closes; the words after "--" are the application's arguments.
+ */
+static char uk_buf[4096];
+static char *uk_words[128];
+static int uk_nwords;
+
+static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\n'; }
+
+static void uk_split(const char *s) {
+	char *o = uk_buf, *end = uk_buf + sizeof uk_buf - 1;
+	uk_nwords = 0;
+	while (*s) {
+		while (is_blank(*s)) s++;
+		if (!*s) break;
+		char *start = o;
+		int dq = 0, sq = 0;
+		for (; *s && o < end; s++) {
+			char c = *s;
+			if (sq) {
+				if (c == '\'') sq = 0;
+				else *o++ = c;
+			} else if (dq) {
+				if (c == '\\' && (s[1] == '"' || s[1] == '\\')) *o++ = *++s;
+				else if (c == '"') dq = 0;
+				else *o++ = c;
+			} else if (is_blank(c)) {
+				break;
+			} else if (c == '\'') {
+				sq = 1;
+			} else if (c == '"') {
+				dq = 1;
+			} else if (c == '\\' && s[1]) {
+				*o++ = *++s;
+			} else {
+				*o++ = c;
+			}
+		}
+		*o++ = 0;
+		if (o - 1 > start && uk_nwords < 128) uk_words[uk_nwords++] = start;
+	}
+}
+
+static int str_eq(const char *a, const char *b) {
+	while (*a && *a == *b) a++, b++;
+	return *a == *b;
+}
+
+static int starts_with(const char *s, const char *p) {
+	while (*p && *s == *p) s++, p++;
+	return !*p;
+}
+
+static void uk_print(const char *label, const char *w) {
+	puts_serial(label);
+	puts_serial(": [");
+	puts_serial(w);
+	puts_serial("]\n");
+}
+
+static void uk_report(const char *cmdline) {
+	uk_split(cmdline);
+	int in_list = 0, args_from = uk_nwords;
+	for (int i = 1; i < uk_nwords; i++) {
+		char *w = uk_words[i];
+		if (!in_list && str_eq(w, "--")) {
+			args_from = i + 1;
+			break;
+		}
+		if (!in_list && starts_with(w, "env.vars=[")) {
+			in_list = 1;
+			w += 10;
+		}
+		if (!in_list) continue;
+		char *e = w;
+		while (*e) e++;
+		int closes = e > w && e[-1] == ']';
+		if (closes) e[-1] = 0;
+		if (*w) uk_print("uk-env", w);
+		if (closes) in_list = 0;
+	}
+	if (uk_nwords > 0) uk_print("uk-arg", uk_words[0]);
+	for (int i = args_from; i < uk_nwords; i++) uk_print("uk-arg", uk_words[i]);
+}
+
 /* ACPI S5 (soft off): SLP_EN with sleep type 0 on PIIX4 (pc), type 5 on microvm's GED. Paging is off: physical addresses. */
 static void power_off(void) {
 	outw(0x604, 0x2000);
@@ -125,6 +216,7 @@ void kmain(uint32_t magic, const struct multiboot_info *mbi) {
 	puts_serial("cmdline: ");
 	puts_serial(cmdline);
 	puts_serial("\n");
+	if (has_word(cmdline, "UKARGS=1")) uk_report(cmdline);
 	if (has_word(cmdline, "count")) {
 		pit_start();
 		for (uint32_t n = 1;; n++) {
