@@ -94,6 +94,8 @@ export interface LaunchPlan {
   powerdownMs: number;
   /** The guest's RAM and the monitor's own share, which a memory limit of the container must cover. */
   memory: VmMemory;
+  /** The monitor's exit status meaning the guest halted normally (reported as 0), when its guest type has one. */
+  haltStatus: number | undefined;
   /**
    * The root initrd the guest boots when something is added to it (urunit's /urunit.conf, the
    * volumes' files): a copy, never the image's own file, written by writeLaunchFiles (off the event
@@ -145,6 +147,7 @@ export async function prepareLaunch(inp: LaunchInput): Promise<LaunchPlan> {
   return {
     runcBundle: dir, argv: v.cmd.argv, command: v.commandFor, scratch, user, qmpInMonitor: v.cmd.qmp, scratchInMonitor: SCRATCH,
     rootfsType: params.type, accel: v.accel, powerdownMs, memory: v.memory, initrdCopy: m.initrdCopy, virtiofsd: m.virtiofsd,
+    haltStatus: v.guest.haltStatus,
   };
 }
 

@@ -306,6 +306,10 @@ export class TaskService {
       p.heldExit = { status, at };
       return;
     }
+    if (p.isInit && c.unikernel && status === c.unikernel.plan.haltStatus) {
+      c.tlog.log.info({ monitorStatus: status }, 'the guest halted normally through its exit device');
+      status = 0;
+    }
     c.tlog.log.info({ execId: p.execId || undefined, pid: p.pid, status }, 'process exited');
     p.setExited(status, at);
     if (p.isInit) {

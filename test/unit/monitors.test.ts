@@ -207,7 +207,12 @@ describe('guest command lines (urunc formats)', () => {
     expect(buildGuest('unikraft', g({ version: '0.15.0', rootfs: 'initrd', net, args: ['x'] })).cmdline).toBe(
       'Unikraft netdev.ipv4_addr=10.4.0.5 netdev.ipv4_gw_addr=10.4.0.1 netdev.ipv4_subnet_mask=255.255.255.0 vfs.rootfs=initrd -- x');
     const u = buildGuest('unikraft', g({ net, nic, args: ['x'] }));
-    expect([u.netArgs, u.monitorArgs, u.urunit]).toEqual([undefined, [], undefined]);
+    expect([u.netArgs, u.urunit]).toEqual([undefined, undefined]);
+    // Unikraft's system_off (plat/common/x86/cpu_native.c) ends qemu through isa-debug-exit with 41:
+    // qemu's 83 is a normal halt (the task's 0). Other monitors get no device.
+    expect([u.monitorArgs, u.haltStatus]).toEqual([['-device', 'isa-debug-exit,iobase=0x501,iosize=2'], 83]);
+    const fc = buildGuest('unikraft', g({ monitor: 'firecracker', args: ['x'] }));
+    expect([fc.monitorArgs, fc.haltStatus]).toEqual([[], undefined]);
   });
 
   // Ours, beyond urunc (unikraft.go and linux.go splice values in raw): a value that would split into
@@ -345,7 +350,8 @@ describe('guest type x monitor: exact argv', () => {
   it.each<[HypervisorName, UnikernelType, string[]]>([
     ['qemu', 'linux', ['/bin/qemu', ...QEMU, ...NIC, '-device', 'virtio-blk-pci,serial=rootfs,drive=rootfs', '-drive', 'format=raw,if=none,id=rootfs,file=/dev/urunc-rootfs',
       '-device', 'virtio-blk-pci,serial=vol9,drive=vol9', '-drive', 'format=raw,if=none,id=vol9,file=/dev/urunc-vol9', '-kernel', '/guest/kernel', '-append', LINUX]],
-    ['qemu', 'unikraft', ['/bin/qemu', ...QEMU, ...NIC, ...DISK, '-device', 'virtio-blk-pci,serial=vol9,drive=vol9,scsi=off', '-drive', 'format=raw,if=none,id=vol9,file=/dev/urunc-vol9',
+    // Unikraft's exit device (ours; urunc gives it to mewz only): its system_off ends microvm through it.
+    ['qemu', 'unikraft', ['/bin/qemu', ...QEMU, '-device', 'isa-debug-exit,iobase=0x501,iosize=2', ...NIC, ...DISK, '-device', 'virtio-blk-pci,serial=vol9,drive=vol9,scsi=off', '-drive', 'format=raw,if=none,id=vol9,file=/dev/urunc-vol9',
       '-kernel', '/guest/kernel', '-append', 'Unikraft env.vars=[ A=1 B=2 ] netdev.ip=10.4.0.5/24:10.4.0.1:8.8.8.8 -- /app -v']],
     ['qemu', 'mewz', ['/bin/qemu', ...QEMU, '-device', 'isa-debug-exit,iobase=0x501,iosize=2', '-device', 'virtio-net-pci,netdev=net0,disable-legacy=on,disable-modern=off,mac=02:00:00:00:00:01',
       '-netdev', 'tap,script=no,downscript=no,id=net0,ifname=tap0', ...DISK, '-device', 'virtio-blk-pci,serial=vol9,drive=vol9,scsi=off', '-drive', 'format=raw,if=none,id=vol9,file=/dev/urunc-vol9',

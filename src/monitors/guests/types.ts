@@ -62,6 +62,8 @@ export interface GuestOutput {
   urunit: { config: string; placement: 'append' | 'extra' | 'disk' } | undefined;
   /** The guest shuts down on an ACPI power button press (QMP system_powerdown). */
   acpiPowerdown: boolean;
+  /** The monitor's exit status by which the guest says it halted normally (an exit device's code): the task's status is then 0. */
+  haltStatus?: number;
 }
 
 export interface GuestType {

@@ -3,6 +3,9 @@
 // env). Its root is an initrd or 9pfs (never virtio-fs); the monitor's default NIC.
 import { maskToCidr, output, unikraftListWord, unikraftWord, type GuestInput, type GuestOutput, type GuestType } from './types.js';
 
+/** qemu's status for Unikraft's isa-debug-exit code 41 (a normal halt): (41 << 1) | 1. */
+export const UNIKRAFT_HALT_STATUS = 83;
+
 function compareVersions(a: string, b: string): number {
   const pa = a.split('.').map(Number);
   const pb = b.split('.').map(Number);
@@ -30,7 +33,12 @@ function build(g: GuestInput): GuestOutput {
   else if (!legacy && g.rootfs === 'initrd') p.push('vfs.fstab=[ "initrd0:/:extract:::" ]');
   else if (!legacy && g.rootfs === '9pfs') p.push('vfs.fstab=[ "fs0:/:9pfs:::" ]');
   p.push('--', ...args);
-  return output(p.join(' '));
+  // Unikraft ends a VM on qemu by ACPI, which microvm lacks, then through the isa-debug-exit device
+  // (plat/common/x86/cpu_native.c system_off): with it a halting guest ends qemu on any machine, with
+  // (41 << 1) | 1 = 83 for a halt (the task's 0) and 85 for a crash. urunc gives the device to mewz only,
+  // so a Unikraft guest on microvm never ends its VM there.
+  if (g.monitor !== 'qemu') return output(p.join(' '));
+  return output(p.join(' '), { monitorArgs: ['-device', 'isa-debug-exit,iobase=0x501,iosize=2'], haltStatus: UNIKRAFT_HALT_STATUS });
 }
 
 export const unikraft: GuestType = { sharedFs: ['9pfs'], blockFs: [], blockRoot: false, build };

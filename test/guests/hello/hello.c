@@ -5,7 +5,8 @@
  * gives mewz guests only (qemu exits with status (code << 1) | 1), where code is the number given
  * as `exit=N` anywhere on the command line, 3 when absent (mewz gets no arguments); without that
  * device it powers the machine off through ACPI (qemu then exits 0): PIIX4's PM1a control port
- * 0x604 on `pc`, the GED sleep control register at 0xfea00200 on `microvm`.
+ * 0x604 on `pc`, the GED sleep control register at 0xfea00200 on `microvm`. Given a Unikraft command
+ * line it ends the VM as Unikraft does instead (unikraft_system_off below).
  * With a `wait` word on the command line it halts instead, until the VM is killed. With `count` it
  * prints "count N" (N = 1, 2, ...) every 100 ms of the VM's own time, measured on the PIT's channel
  * 0 (which qemu stops with the VM, KVM's in-kernel PIT too), until the VM is killed: a paused or
@@ -174,6 +175,20 @@ static void power_off(void) {
 	*(volatile uint8_t *)(uintptr_t)0xfea00200u = (5u << 2) | 0x20u;
 }
 
+/*
+ * How a Unikraft kernel ends the VM on qemu (plat/common/x86/cpu_native.c system_off): on a crash it
+ * pokes the isa-debug-exit device with 42 first; then an ACPI power-off at PIIX4's port 0x604 (which
+ * `pc` has and microvm does not); then the debug-exit device with 41 (qemu exits (41 << 1) | 1 = 83);
+ * then it halts. Without the device on microvm nothing ends the VM. Taken by this kernel when its
+ * command line is Unikraft's (the word "Unikraft" that urunc puts first), "crash" asking for the crash path.
+ */
+static void unikraft_system_off(int crash) {
+	if (crash) outw(0x501, 42);
+	outw(0x604, 0x2000);
+	outw(0x501, 41);
+	for (;;) __asm__ volatile("cli; hlt");
+}
+
 /* The PIT's channel 0 as a rate generator of 10 ms periods (mode 2, count 11932 at 1193182 Hz). */
 static void pit_start(void) {
 	outb(0x43, 0x34); /* channel 0, lobyte/hibyte, mode 2, binary */
@@ -230,6 +245,7 @@ void kmain(uint32_t magic, const struct multiboot_info *mbi) {
 		puts_serial("waiting\n");
 		for (;;) __asm__ volatile("cli; hlt");
 	}
+	if (has_word(cmdline, "Unikraft")) unikraft_system_off(has_word(cmdline, "crash"));
 	outb(0x501, (uint8_t)exit_code(cmdline));
 	power_off();
 	for (;;) __asm__ volatile("cli; hlt");
