@@ -73,8 +73,7 @@ export async function setupUnikernel(o: SetupInput, pre: { specKeys: Record<stri
   // A block rootfs the guest boots from is never mounted on the host: decide that before mounting.
   const block = blockRootfs(o.mounts);
   const early = block ? configWithoutImageFiles(specKeys, imageKeys, pre.uruncJson ?? {}) : undefined;
-  const keepOffHost = early !== undefined && block !== undefined
-    && !needsHostRootfs(chooseRootfs({ keys: early, containerBlock: block, sharedFs: { ninep: false, virtiofs: false }, guestBlock: guestBlockOf(early.unikernelType) }));
+  const keepOffHost = early !== undefined && block !== undefined && bootsFromContainerBlock(early, block);
 
   let mounted: string | undefined = pre.mounted;
   const mountRootfs = async (mounts: readonly Mount[]): Promise<void> => {
@@ -172,6 +171,19 @@ export async function setupUnikernel(o: SetupInput, pre: { specKeys: Record<stri
   await writeLaunchFiles(plan);
   o.log.info({ hypervisor: config.hypervisor, type: config.unikernelType, rootfs: choice.type, artifacts, accel: plan.accel }, 'unikernel container');
   return { unikernel: { config, runtime, plan, params, state }, mountedRootfs: mounted };
+}
+
+/**
+ * Whether the plan, known before anything is mounted, boots the guest from the container's block
+ * device (which the host then never mounts). A plan that finds no root without a shared filesystem
+ * is not one: the full plan, with the shared filesystems, decides and reports later.
+ */
+function bootsFromContainerBlock(keys: UnikernelConfig, block: BlockSource): boolean {
+  try {
+    return !needsHostRootfs(chooseRootfs({ keys, containerBlock: block, sharedFs: { ninep: false, virtiofs: false }, guestBlock: guestBlockOf(keys.unikernelType) }));
+  } catch {
+    return false;
+  }
 }
 
 /**
