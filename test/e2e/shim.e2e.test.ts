@@ -120,6 +120,7 @@ describe.each(TRANSPORTS)('containerd %s, %s', (version, protocol) => {
 
   afterAll(async () => {
     await c?.destroy();
+    if (failFile) fs.rmSync(path.dirname(failFile), { recursive: true, force: true });
   });
 
   it.runIf(version !== '1.7')(`[shim] protocol = "grpc" on containerd ${version}: start refuses it with the reason, nothing is left`, async () => {
