@@ -9,7 +9,7 @@ import { PREFIX } from './unikernel-keys.js';
 export { PREFIX, decodeUruncJson, pickUnikernelKeys } from './unikernel-keys.js';
 
 export const UNIKERNEL_TYPES = ['linux', 'unikraft', 'rumprun', 'mirage', 'mewz', 'hermit', 'includeos', 'freebsd'] as const;
-export const HYPERVISORS = ['qemu', 'firecracker', 'cloud-hypervisor', 'hvt', 'spt'] as const;
+export const HYPERVISORS = ['qemu', 'firecracker', 'cloud-hypervisor', 'hvt', 'spt', 'hyperlight-unikraft'] as const;
 export type UnikernelType = (typeof UNIKERNEL_TYPES)[number];
 export type HypervisorName = (typeof HYPERVISORS)[number];
 
@@ -81,6 +81,7 @@ const PAIRS: Record<HypervisorName, readonly UnikernelType[]> = {
   'cloud-hypervisor': ['linux'],
   hvt: ['rumprun', 'mirage', 'includeos'],
   spt: ['rumprun', 'mirage', 'includeos'],
+  'hyperlight-unikraft': ['unikraft'],
 };
 
 export interface ConfigSources {

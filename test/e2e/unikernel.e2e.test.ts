@@ -33,6 +33,7 @@ const ESCAPE_DOTDOT = 'docker.io/library/evil-uk:dotdot';
 const ESCAPE_LINK = 'docker.io/library/evil-uk:symlink';
 const FAKES = ['firecracker', 'cloud-hypervisor', 'hvt', 'spt'] as const;
 const fakeImage = (m: string) => `docker.io/library/fake-uk:${m}`;
+const HYPERLIGHT_IMAGE = 'docker.io/library/fake-uk:hyperlight-unikraft';
 
 // kvm where /dev/kvm works (the hello kernel's quick path), else tcg (see KVM in containerd.ts).
 const QEMU_KVM = '[monitors.qemu]\naccelerator = "auto"\nmachine = "microvm"\ncpu = "host,-arch-capabilities"\n';
@@ -84,6 +85,11 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
       fs.chmodSync(bin, 0o755);
       fake += `[monitors.${m}]\npath = "${bin}"\n`;
     }
+    // hyperlight-unikraft (paired with unikraft only) through the same fake.
+    const hl = path.join(fakeDir, 'hyperlight-unikraft');
+    fs.copyFileSync(path.join(GUESTS, 'fake-monitor'), hl);
+    fs.chmodSync(hl, 0o755);
+    fake += `[monitors.hyperlight-unikraft]\npath = "${hl}"\n`;
     fakeConfig = writeConfig(cfgDir, 'fake.toml', fake);
     c = await Containerd.start(version, { URUNC_CONFIG_PATH: kvmConfig });
     const hello = path.join(GUESTS, 'hello.elf');
@@ -138,6 +144,7 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
       }),
       symlinkEscapeImage(ESCAPE_LINK),
       // Each fake monitor with a guest type urunc pairs it with (supportedGuestMonitorPairs).
+      unikernelImage({ name: HYPERLIGHT_IMAGE, type: 'unikraft', hypervisor: 'hyperlight-unikraft', kernel: hello, describe: 'annotations', cmd: ['exit=5'] }),
       ...FAKES.map((m) => unikernelImage({ name: fakeImage(m), type: m === 'hvt' || m === 'spt' ? 'rumprun' : m === 'cloud-hypervisor' ? 'linux' : 'unikraft', hypervisor: m, kernel: hello, describe: 'annotations', cmd: ['exit=5'] })),
       // bunix writes every key into urunc.json, the unused ones empty.
       unikernelImage({
@@ -810,6 +817,19 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     expect(r.stdout).toContain(`${shown}: booting /guest/kernel`);
     expect(r.stdout).toMatch(/cmdline .*exit=5/);
     expect(r.code, r.stderr).toBe(5);
+  });
+
+  // urunc v0.8.0 hyperlight.go BuildExecCmd: the kernel, its memory in bytes, and no guest command line
+  // (so the image's `exit=5` never reaches the guest); the monitor's status is the task's.
+  it('hyperlight-unikraft (fake binary): the kernel and the memory reach the monitor, no command line; a memory limit sizes it', async () => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', fakeConfig, HYPERLIGHT_IMAGE, id('fake-hyperlight')]);
+    expect(r.stdout).toContain('hyperlight-unikraft: booting /guest/kernel');
+    expect(r.stdout).toContain('hyperlight-unikraft: memory 268435456');
+    expect(r.stdout).toMatch(/hyperlight-unikraft: cmdline \r?\n/);
+    expect(r.code, r.stderr).toBe(0);
+    const l = await c.ctr(['run', '--rm', '--memory-limit', String(128 * 2 ** 20), '--runtime', RUNTIME, '--runtime-config-path', fakeConfig, HYPERLIGHT_IMAGE, id('fake-hyperlight-128')]);
+    expect(l.stdout).toContain('hyperlight-unikraft: memory 134217728');
+    expect(l.code, l.stderr).toBe(0);
   });
 });
 

@@ -98,6 +98,9 @@ describe('unikernel config', () => {
     expect(() => ok({ hypervisor: 'hvt' })).toThrow(/unsupported guest monitor pair hvt unikraft/);
     expect(() => ok({ unikernelType: 'mewz', hypervisor: 'firecracker' })).toThrow(/unsupported guest monitor pair firecracker mewz/);
     expect(ok({ unikernelType: 'rumprun', hypervisor: 'spt' })?.hypervisor).toBe('spt');
+    // hyperlight-unikraft (urunc v0.8.0, validateValues: supportedGuestMonitorPairs) runs unikraft only.
+    expect(ok({ hypervisor: 'hyperlight-unikraft' })?.hypervisor).toBe('hyperlight-unikraft');
+    expect(() => ok({ unikernelType: 'mewz', hypervisor: 'hyperlight-unikraft' })).toThrow(/unsupported guest monitor pair hyperlight-unikraft mewz/);
     expect(ok({ unikernelType: 'linux', hypervisor: 'cloud-hypervisor' })?.unikernelType).toBe('linux');
   });
   it('invalid values are clear errors', () => {
@@ -328,6 +331,20 @@ const vm = (over: Partial<VmSpec> = {}): VmSpec => ({
 // freebsd from their urunc sources), one full input: network, env with a space, uid/gid, workdir, a
 // block root. The exact argv each expectation mirrors: qemu.go / firecracker.go / cloud_hypervisor.go /
 // hvt.go / spt.go BuildExecCmd with the guest's CommandString, MonitorNetCli, MonitorBlockCli, MonitorCli.
+// urunc hyperlight.go BuildExecCmd (TestHyperlightBuildExecCmd, TestHyperlightBuildExecCmdNoInitrd):
+// `<bin> <kernel> [--initrd <path>] --memory <bytes>`; the guest's command line, network and disks never reach it.
+describe('hyperlight-unikraft', () => {
+  it('the kernel, the initrd and the memory in bytes, nothing else', () => {
+    const guest = buildGuest('unikraft', g({ monitor: 'hyperlight-unikraft', args: ['/app', '-v'], env: ['A=1'], net, nic, rootfs: 'initrd' }));
+    const h = HYPERVISOR_PLUGINS['hyperlight-unikraft'];
+    const withInitrd = h.command('/usr/local/bin/hyperlight-unikraft', vm({ guest, initrd: '/guest/initrd', memoryMb: 256, net: { tap: 'tap0', mac: net.mac, mtu: 1500 } }));
+    expect(withInitrd).toEqual({ argv: ['/usr/local/bin/hyperlight-unikraft', '/guest/kernel', '--initrd', '/guest/initrd', '--memory', '268435456'], files: {}, qmp: undefined });
+    expect(h.command('/usr/local/bin/hyperlight-unikraft', vm({ guest, memoryMb: 256 })).argv).toEqual(['/usr/local/bin/hyperlight-unikraft', '/guest/kernel', '--memory', '268435456']);
+    // A 256 MiB limit (or the default 256 MiB) is 256 in this monitor's unit (MiB); no qemu exit device for it.
+    expect([h.memoryUnit, h.defaultBinary('x86_64'), h.accel(vm().config, true), guest.monitorArgs]).toEqual([2 ** 20, 'hyperlight-unikraft', 'kvm', []]);
+  });
+});
+
 describe('guest type x monitor: exact argv', () => {
   const QEMU = ['-name', 'urunc-c1', '-m', '268M', '-smp', '1', '-M', 'pc', '-accel', 'kvm', '-cpu', 'host', '-L', '/usr/share/qemu', '-nodefaults',
     '-no-user-config', '-display', 'none', '-vga', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot', '-qmp', 'unix:/run/urunc/qmp.sock,server=on,wait=off'];

@@ -1,12 +1,14 @@
 /*
  * A stand-in for the monitors not packaged on these machines (firecracker, cloud-hypervisor,
- * solo5-hvt/spt). It behaves like one as far as the runtime can tell: it checks that its argv
+ * solo5-hvt/spt, hyperlight-unikraft). It behaves like one as far as the runtime can tell: it checks that its argv
  * names a kernel that exists (and, for firecracker, reads the JSON config file it was given),
  * prints what it would boot on stdout (the "console"), then "runs" the guest: it exits with
  * the number given as `exit=N` in the guest command line, or sleeps until a signal when the
  * command line contains `wait`. SIGTERM ends it with status 0, as firecracker's does; as solo5-hvt
  * or solo5-spt it installs no handler, as the real tenders do (pid 1 of its pid namespace then
- * never sees SIGTERM).
+ * never sees SIGTERM). As hyperlight-unikraft it takes the kernel as its one positional argument,
+ * checks that the --initrd file is readable, and prints the --memory bytes; it is given no command
+ * line (the real one passes none to the guest), so it exits 0 once the guest "ran".
  */
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +22,8 @@ static void on_term(int sig) { (void)sig; _exit(0); }
 
 static char cmdline[8192];
 static char kernel[4096];
+static char initrd[4096];
+static char memory[64];
 
 static void copy(char *dst, size_t n, const char *src) { snprintf(dst, n, "%s", src); }
 
@@ -58,6 +62,12 @@ int main(int argc, char **argv) {
 			copy(kernel, sizeof kernel, argv[++i]);
 		} else if ((!strcmp(a, "--cmdline") || !strcmp(a, "-append")) && i + 1 < argc) {
 			copy(cmdline, sizeof cmdline, argv[++i]);
+		} else if (strstr(name, "hyperlight") && !strcmp(a, "--initrd") && i + 1 < argc) {
+			copy(initrd, sizeof initrd, argv[++i]);
+		} else if (strstr(name, "hyperlight") && !strcmp(a, "--memory") && i + 1 < argc) {
+			copy(memory, sizeof memory, argv[++i]);
+		} else if (a[0] != '-' && !kernel[0] && strstr(name, "hyperlight")) {
+			copy(kernel, sizeof kernel, a);
 		} else if (a[0] != '-' && !kernel[0] && strstr(name, "solo5")) {
 			copy(kernel, sizeof kernel, a);
 			if (i + 1 < argc) copy(cmdline, sizeof cmdline, argv[++i]);
@@ -67,7 +77,9 @@ int main(int argc, char **argv) {
 	}
 	if (!kernel[0]) { fprintf(stderr, "%s: no kernel given\n", name); return 1; }
 	if (access(kernel, R_OK) != 0) { fprintf(stderr, "%s: kernel %s not readable\n", name, kernel); return 1; }
+	if (initrd[0] && access(initrd, R_OK) != 0) { fprintf(stderr, "%s: initrd %s not readable\n", name, initrd); return 1; }
 	printf("%s: booting %s\n", name, kernel);
+	if (memory[0]) printf("%s: memory %s\n", name, memory);
 	printf("%s: cmdline %s\n", name, cmdline);
 	fflush(stdout);
 	/* A syscall no tender makes (mkdir): refused under solo5-hvt's seccomp allowlist (SIGSYS). */
