@@ -4,7 +4,7 @@
 // ever mounting it. Mounts are unmounted by path alone (Delete, rollback, and the `delete` command).
 import fs from 'node:fs';
 import path from 'node:path';
-import { invalidArgument } from '../errors.js';
+import { invalidArgument, messageOf } from '../errors.js';
 import { runChecked } from '../sys/spawn.js';
 import { EBUSY, EINVAL, ENOENT, Errno, MNT_DETACH, mount, umount } from '../sys/libc.js';
 import { resolveInRoot } from './resolve-in-root.js';
@@ -213,6 +213,20 @@ export function parseMountInfo(text: string): MountInfo[] {
  */
 export async function readMountInfo(file = '/proc/self/mountinfo'): Promise<MountInfo[]> {
   return parseMountInfo(await bounded(`read ${file}`, fs.promises.readFile(file, 'utf8')));
+}
+
+/**
+ * Unmounts everything stacked on `dir` (unmountAll), then looks for what is still mounted at or
+ * below it: undefined when nothing is, else what is left or why it could not be done (a call past
+ * its bound included), for a release that reports every step.
+ */
+export async function unmountLeftover(dir: string): Promise<string | undefined> {
+  try {
+    await unmountAll(dir);
+    return (await hasMountsUnder(dir)) ? `${dir} is still mounted` : undefined;
+  } catch (err: unknown) {
+    return messageOf(err);
+  }
 }
 
 /** True when some mount sits at or below `dir`. */

@@ -52,17 +52,17 @@ export function chooseRootfs(inp: PlanInput): Choice {
   const gb = inp.guestBlock;
   const imageBlock = k.block !== undefined && (k.blkMntPoint ?? '/') === '/' && gb.root;
   const container = inp.containerBlock;
-  // Why the container's block rootfs cannot be the guest's root, or undefined when it can.
-  const containerBlockRefusal = (): string | undefined => {
+  // tryContainerBlockRootfs: the container's block rootfs as the guest's root, or why it cannot be.
+  const containerBlock = (): Choice | string => {
     if (!container) return 'the container rootfs is not a block device (com.urunc.unikernel.mountRootfs needs a block snapshotter such as blockfile or devmapper)';
     if (!gb.root) return 'this guest type does not boot from a disk';
     if (!gb.fs.includes(container.fstype)) return `this guest type reads ${gb.fs.length > 0 ? gb.fs.join(', ') : 'no filesystem'} from a disk, and the container rootfs is ${container.fstype}`;
-    return undefined;
+    return { type: 'block', blockSource: 'container', blockPath: container.path, blockKind: container.kind, fstype: container.fstype };
   };
   const fromContainer = (): Choice => {
-    const refused = containerBlockRefusal();
-    if (refused || !container) throw invalidArgument(refused ?? 'no container block rootfs');
-    return { type: 'block', blockSource: 'container', blockPath: container.path, blockKind: container.kind, fstype: container.fstype };
+    const c = containerBlock();
+    if (typeof c === 'string') throw invalidArgument(c);
+    return c;
   };
   const shared = (): Choice | undefined => (inp.sharedFs.virtiofs ? { type: 'virtiofs' } : inp.sharedFs.ninep ? { type: '9pfs' } : undefined);
   switch (k.rootfsType) {
@@ -90,11 +90,11 @@ export function chooseRootfs(inp: PlanInput): Choice {
   if (imageBlock) return { type: 'block', blockSource: 'image' };
   if (!k.mountRootfs) return { type: 'none' };
   // tryContainerBlockRootfs, then the shared filesystems (tryVirtiofs, try9pfs), each falling through.
-  const blockRefused = containerBlockRefusal();
-  if (!blockRefused) return fromContainer();
+  const block = containerBlock();
+  if (typeof block !== 'string') return block;
   const s = shared();
   if (!s) {
-    throw invalidArgument(`com.urunc.unikernel.mountRootfs: the container rootfs can reach this guest neither as a disk (${blockRefused}) nor as a shared filesystem (9p: linux or unikraft on qemu; virtio-fs: linux on qemu or cloud-hypervisor with virtiofsd)`);
+    throw invalidArgument(`com.urunc.unikernel.mountRootfs: the container rootfs can reach this guest neither as a disk (${block}) nor as a shared filesystem (9p: linux or unikraft on qemu; virtio-fs: linux on qemu or cloud-hypervisor with virtiofsd)`);
   }
   return s;
 }

@@ -6,7 +6,7 @@
 // step is retried by the next caller.
 import fs from 'node:fs';
 import { messageOf } from '../errors.js';
-import { hasMountsUnder, parseMountOptions, readMountInfo, unmountAll } from './mounts.js';
+import { parseMountOptions, readMountInfo, unmountLeftover } from './mounts.js';
 import { mount } from '../sys/libc.js';
 import { bounded } from '../sys/off-loop.js';
 import { readState, statePath, writeAtomic } from './state.js';
@@ -61,12 +61,8 @@ export async function releaseRootfs(bundle: string, apiFor: (address: string) =>
     }
   }
   for (const m of [...st.mounts].reverse()) {
-    try {
-      await unmountAll(m);
-      if (await hasMountsUnder(m)) errors.push(`${m} is still mounted`);
-    } catch (err: unknown) {
-      errors.push(messageOf(err));
-    }
+    const left = await unmountLeftover(m);
+    if (left) errors.push(left);
   }
   if (errors.length === 0) {
     for (const d of st.dirs) fs.rmSync(d, { recursive: true, force: true });

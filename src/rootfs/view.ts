@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Code, ShimError, messageOf } from '../errors.js';
 import { failpoint } from '../sys/failpoints.js';
-import { hasMountsUnder, mountAll, unmountAll, type Mount } from './mounts.js';
+import { mountAll, unmountLeftover, type Mount } from './mounts.js';
 import type { StateFile, ViewRecord } from './state.js';
 
 export type SnapshotKind = 'unknown' | 'view' | 'active' | 'committed';
@@ -80,13 +80,9 @@ export async function createView(api: SnapshotApi, state: StateFile, bundle: str
 /** Unmounts and removes the view, then its lease; idempotent. Throws (after trying every step) if any step failed. */
 export async function releaseView(api: SnapshotApi | undefined, ns: string, v: ViewRecord): Promise<void> {
   const errors: string[] = [];
-  try {
-    await unmountAll(v.mountpoint);
-    if (await hasMountsUnder(v.mountpoint)) errors.push(`${v.mountpoint} is still mounted`);
-    else fs.rmSync(v.mountpoint, { recursive: true, force: true });
-  } catch (err: unknown) {
-    errors.push(messageOf(err));
-  }
+  const left = await unmountLeftover(v.mountpoint);
+  if (left) errors.push(left);
+  else fs.rmSync(v.mountpoint, { recursive: true, force: true });
   if (!api) errors.push('no containerd address to release the view and lease');
   else {
     await api.removeSnapshot(ns, v.snapshotter, v.key).catch((err: unknown) => errors.push(`remove view ${v.key}: ${messageOf(err)}`));

@@ -2,9 +2,8 @@
 // positional argument, the initrd and the guest's memory in bytes; no command line, environment,
 // network, disks or shared directories reach the guest, as in urunc. Paired with unikraft only.
 // Not packaged here: argv is unit-tested and the lifecycle runs against a fake binary.
+import { MiB } from '../../sys/read-capped.js';
 import type { Hypervisor, MonitorCommand, VmSpec } from './types.js';
-
-const MiB = 2 ** 20;
 
 export const hyperlight: Hypervisor = {
   name: 'hyperlight-unikraft',
