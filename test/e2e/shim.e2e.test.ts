@@ -689,7 +689,7 @@ describe.each(TRANSPORTS)('containerd %s, %s', (version, protocol) => {
   // hung lazy-pulling snapshotter or a dead NFS server would be): the look for its urunc.json waits in
   // the kernel on a pool thread; its Create fails at the bound with the reason, and meanwhile the
   // same daemon (not one routed around it) runs a new container.
-  it.runIf(fs.existsSync('/dev/fuse'))('a container whose root is on a filesystem that never answers: only its Create waits and fails at the bound; one created meanwhile runs in the same daemon', async () => {
+  it.runIf(fs.existsSync('/dev/fuse'))(`a container whose root is on a filesystem that never answers: only its Create waits and fails at the bound; one created meanwhile runs in the same daemon${fs.existsSync('/dev/fuse') ? '' : ' [skipped: no /dev/fuse on this machine]'}`, async () => {
     const stuck = id('hungfs');
     const bystander = id('hungfs-bystander');
     const hungDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hung-fs-'));

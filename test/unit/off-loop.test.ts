@@ -15,7 +15,7 @@ import { copyVolumeFiles } from '../../src/rootfs/volumes.js';
 const BOUND_MS = 400;
 const canFuse = process.getuid?.() === 0 && fs.existsSync('/dev/fuse');
 
-describe.runIf(canFuse)('a filesystem that never answers (a FUSE mount nobody serves)', () => {
+describe.runIf(canFuse)(`a filesystem that never answers (a FUSE mount nobody serves)${canFuse ? '' : ' [skipped: needs root and /dev/fuse]'}`, () => {
   let dir: string;
   let hung: string;
   let fuseFd = -1;
