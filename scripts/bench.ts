@@ -24,10 +24,14 @@
 //      cost per container and the crossover.
 //   8. The hypervisor's own memory beside its guest's RAM (what vmm_overhead_mb covers): qemu under
 //      tcg with its default translation cache against the shim's tb-size=32, and under kvm where it works.
+//   9. Docker as the client (Debian's Docker 28 on a private containerd 2.x, its own dockerd and
+//      bridge): `docker run --rm` of a busybox echo through runc (Docker's default runtime) and
+//      through this shim, and of the hello unikernel (described by its /urunc.json, launched at
+//      Start) against the same bare qemu boot as part 3, interleaved.
 // BENCH_N (default 20) and BENCH_CONTAINERD (default "1.6", comma list allowed) tune it;
 // BENCH_ROOTFS=0 skips part 4; BENCH_TRANSPORT=0 skips ttrpc against gRPC on 1.7; BENCH_PODS=0 skips
 // part 5; BENCH_CHECKPOINT=0 skips part 6; BENCH_MEMORY=0 skips part 7 (BENCH_MEMORY_COUNTS="1,10"
-// measures other counts); BENCH_VMM=0 skips part 8.
+// measures other counts); BENCH_VMM=0 skips part 8; BENCH_DOCKER=0 skips part 9.
 import fs from 'node:fs';
 import path from 'node:path';
 import { Containerd, REPO, RUNTIME, pidsMatching, sleep, type Version } from '../test/e2e/containerd.js';
@@ -41,6 +45,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { kvmUsable } from '../src/sys/libc.js';
 import { TCG_TB_MB } from '../src/monitors/hypervisors/qemu.js';
+import { Dockerd } from '../test/e2e/docker.js';
 
 const HELLO = 'docker.io/library/hello-uk:bench';
 // kvm where /dev/kvm works, else tcg, for the shim (auto) and the bare qemu alike.
@@ -746,6 +751,64 @@ async function benchVmmOverhead(): Promise<Row[]> {
   return rows;
 }
 
+/**
+ * 9. Docker 28 on containerd 2.x: `docker run --rm` of a busybox echo, Docker's default runtime (runc
+ * through containerd's runc shim) against this shim; then the hello unikernel through this shim
+ * against the bare qemu boot of part 3. Each pair interleaved, alternating which goes first.
+ */
+async function benchDocker(): Promise<Row[]> {
+  const dir = Dockerd.makeDir();
+  const cfg = path.join(dir, 'urunc.toml');
+  fs.writeFileSync(cfg, BENCH_CONFIG);
+  const c = await Containerd.start('2.x', { URUNC_CONFIG_PATH: cfg, URUNC_SHIM_LINGER_MS: undefined, DOCKER_HOST: `unix://${path.join(dir, 'd.sock')}` }, { privateShim: true });
+  let d: Dockerd | undefined;
+  try {
+    d = await Dockerd.start('28', c, { dir, subnet: '172.30.70' });
+    const dk = d;
+    buildGuests();
+    const hello = 'localhost/hello-uk:bench-docker';
+    const tars = [buildBusyboxImage(path.join(REPO, '.cache', 'images')),
+      unikernelImage({ name: hello, type: 'mewz', hypervisor: 'qemu', kernel: path.join(GUESTS, 'hello.elf'), describe: 'urunc.json', cmd: ['exit=0'] })];
+    for (const tar of tars) {
+      const r = await dk.docker(['load', '-i', tar]);
+      if (r.code !== 0) throw new Error(`docker load: ${r.stderr}`);
+    }
+    const timed = async (args: string[], code: number, out: string): Promise<number> => {
+      const t0 = performance.now();
+      const r = await dk.docker(['run', '--rm', ...args]);
+      const ms = performance.now() - t0;
+      if (r.code !== code || !r.stdout.includes(out)) throw new Error(`docker run ${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
+      return ms;
+    };
+    const echo = (runtime: string) => timed(['--runtime', runtime, BUSYBOX_IMAGE, 'echo', 'hi'], 0, 'hi');
+    const uk = () => timed(['--runtime', RUNTIME, hello], 7, 'Hello from');
+    const pair = async (a: () => Promise<number>, b: () => Promise<number>): Promise<[number[], number[]]> => {
+      await a();
+      await b();
+      const xs: number[] = [];
+      const ys: number[] = [];
+      for (let i = 0; i < N; i++) {
+        if (i % 2 === 0) { xs.push(await a()); ys.push(await b()); } else { ys.push(await b()); xs.push(await a()); }
+      }
+      return [xs, ys];
+    };
+    const [base, ours] = await pair(() => echo('runc'), () => echo(RUNTIME));
+    const [bare, hellos] = await pair(async () => runBareQemu(), uk);
+    fs.mkdirSync(path.join(REPO, 'bench-results'), { recursive: true });
+    fs.writeFileSync(path.join(REPO, 'bench-results', 'docker.json'), JSON.stringify({ docker: '28', containerd: '2.x', base, ours, bare, hellos }, null, 1));
+    return [
+      { metric: `docker run --rm busybox echo: runc vs urunc-ts, median (Docker 28, containerd 2.x, n=${N})`, baseline: median(base), ours: median(ours), unit: 'ms' },
+      { metric: 'same, p90', baseline: pct(base, 90), ours: pct(ours, 90), unit: 'ms' },
+      { metric: `hello unikernel: bare qemu vs docker run --rm, median (n=${N})`, baseline: median(bare), ours: median(hellos), unit: 'ms' },
+      { metric: 'added by Docker and the shim (uk - bare) vs the runc echo through Docker', baseline: median(base), ours: median(hellos) - median(bare), unit: 'ms' },
+    ];
+  } finally {
+    await d?.stop();
+    await c.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const rows: Row[] = [];
 for (const v of VERSIONS) rows.push(...(await benchVersion(v)));
 if (rows.length > 0) {
@@ -761,6 +824,7 @@ const parts: Array<[string, () => Promise<Row[]>, string, string]> = [
   ['BENCH_CHECKPOINT', benchCheckpoint, 'cold boot', 'urunc-ts'],
   ['BENCH_MEMORY', benchMemory, 'runc shim', 'urunc-ts'],
   ['BENCH_VMM', benchVmmOverhead, 'baseline', 'urunc-ts'],
+  ['BENCH_DOCKER', benchDocker, 'baseline', 'urunc-ts'],
 ];
 for (const [env, part, base, ours] of parts) {
   if (process.env[env] === '0') continue;
