@@ -30,11 +30,13 @@ import { cpioArchive, parentDirs, type CpioEntry } from '../rootfs/cpio.js';
 import { guestVolumes, initrdVolumeFiles, type GuestVolume, type SpecMount } from '../rootfs/volumes.js';
 import { loaderDirs } from './elf.js';
 import { MiB } from '../sys/read-capped.js';
+import { rdevNumbers } from '../sys/dev.js';
 import { bounded } from '../sys/off-loop.js';
 import { virtiofsdArgv, virtiofsdSandbox, type Capabilities } from './virtiofsd.js';
 import { INCOMING_SOCKET } from './vm-state.js';
 import { gracefulShutdownMs } from './graceful-shutdown.js';
 import { withVmmOverhead, type VmMemory } from './vmm-overhead.js';
+import { VACCEL_DIR, checkAgentSocket, resolveVAccel, vsockDevices, withVAccelEnv, type VAccel } from './vaccel.js';
 
 /** Inside the monitor root. */
 const GUEST_DIR = '/guest';
@@ -137,11 +139,12 @@ export async function prepareLaunch(inp: LaunchInput): Promise<LaunchPlan> {
   const params = readParams(inp.bundle);
   const a = await resolveArtifacts(inp, params);
   const v = planVm(inp, params, a);
+  await checkAgentSocket(v.vaccel);
   const { dir, root, scratch, user } = await makeMonitorBundleDirs(inp);
   // The hypervisor's own config files hold the network: written at Start with the command line.
   if (v.guest.urunit && v.guest.urunit.placement !== 'append') writeScratchFile(scratch, URUNIT_CONF, v.guest.urunit.config, user);
   const m = await monitorMounts(inp, params, a, v, { dir, root, scratch, user });
-  const derived = derivedSpec(inp, v, m.binds, monitorDevices(inp, a, v.accel), root);
+  const derived = derivedSpec(inp, v, m.binds, monitorDevices(inp, a, v), root);
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(derived));
   const powerdownMs = gracefulShutdownMs(inp.spec.annotations, v.mcfg, v.guest.acpiPowerdown && v.cmd.qmp !== undefined);
   return {
@@ -186,7 +189,9 @@ function planVm(inp: LaunchInput, params: RootfsParams, a: Artifacts) {
   const arch = process.arch === 'arm64' ? 'aarch64' : 'x86_64';
   const rootfsType = params.type;
   const { initrd, block, dataDisk, volumeDisks, disks } = a;
-  const guestFor = (net: LaunchNet | undefined) => buildGuest(uk.unikernelType, guestInput(inp, uk, rootfsType, arch, disks, net));
+  // vAccel (spec annotations, gated by [runtime] vAccel): a vsock device and the guest's VACCEL_RPC_ADDRESS.
+  const vaccel = resolveVAccel(inp.spec.annotations, uk.hypervisor, inp.id, inp.config.runtime.vAccel);
+  const guestFor = (net: LaunchNet | undefined) => buildGuest(uk.unikernelType, guestInput(inp, uk, rootfsType, arch, disks, net, vaccel));
   const guest = guestFor(undefined);
 
   // urunit reads its config from the start of the only initrd (/sys/firmware/initrd): an image initrd
@@ -214,6 +219,7 @@ function planVm(inp: LaunchInput, params: RootfsParams, a: Artifacts) {
     sharedFs: rootfsType === '9pfs' ? { kind: '9p', path: SHARED_ROOT, readonly: inp.config.shared_fs.readonly }
       : rootfsType === 'virtiofs' ? { kind: 'virtiofs', socket: `${SCRATCH}/${VIRTIOFS_SOCKET}` } : undefined,
     net: net ? { tap: net.tap, mac: net.guest.mac, mtu: net.mtu } : undefined,
+    vsock: vaccel && { cid: vaccel.cid, udsPath: `${VACCEL_DIR}/vaccel.sock` },
     urunitInitrd: g.urunit?.placement === 'extra' ? `${SCRATCH}/${URUNIT_CONF}` : undefined,
     seccomp: inp.spec.linux?.seccomp !== undefined,
     scratch: SCRATCH,
@@ -228,7 +234,7 @@ function planVm(inp: LaunchInput, params: RootfsParams, a: Artifacts) {
   const commandFor = (net: LaunchNet | undefined) => commandOf(vmFor(net));
   const vm = vmFor(undefined, guest);
   const cmd = commandOf(vm);
-  return { hv, mcfg, guest, vm, cmd, commandFor, binary, accel, memory };
+  return { hv, mcfg, guest, vm, cmd, commandFor, binary, accel, memory, vaccel };
 }
 
 /** <bundle>/monitor (the derived bundle and its scratch dir, owned by the container's user) and the empty monitor root. */
@@ -299,28 +305,32 @@ async function monitorMounts(inp: LaunchInput, params: RootfsParams, a: Artifact
     }
   }
   binds.push([scratch, SCRATCH, false]);
+  // firecracker's hybrid vsock: the agent's socket beside the one firecracker makes (a tmpfs at /vaccel, derivedSpec).
+  if (v.vaccel?.agentSocket) binds.push([v.vaccel.agentSocket.host, v.vaccel.agentSocket.inMonitor, true]);
 
   return { binds, initrdCopy, virtiofsd };
 }
 
 /** The device nodes of the monitor's /dev (and the cgroup rules that allow them). */
-function monitorDevices(inp: LaunchInput, a: Artifacts, accel: VmSpec['accel']) {
+function monitorDevices(inp: LaunchInput, a: Artifacts, v: VmPlan) {
   const { block, volumeDisks } = a;
+  const accel = v.accel;
   const devices: Array<{ path: string; type: string; major: number; minor: number }> = [];
   if (accel === 'kvm') devices.push({ path: '/dev/kvm', type: 'c', major: 10, minor: 232 });
   // Whether the guest gets a network is known at Start: the tap device is there for any container
   // with a network namespace of its own (none on the host's network).
   if ((inp.spec.linux?.namespaces ?? []).some((n) => n.type === 'network')) devices.push({ path: '/dev/net/tun', type: 'c', major: 10, minor: 200 });
   if (block?.device) devices.push({ path: BLOCK_DEVICE, type: 'b', ...block.device });
-  for (const v of volumeDisks) devices.push({ path: v.node, type: 'b', ...v.dev });
-
+  for (const d of volumeDisks) devices.push({ path: d.node, type: 'b', ...d.dev });
+  if (v.vaccel) devices.push(...vsockDevices(inp.unikernel.hypervisor));
   return devices;
 }
 
 /** The monitor container's OCI spec: the container's namespaces, cgroup, user and limits around the monitor root. */
 function derivedSpec(inp: LaunchInput, v: VmPlan, binds: Array<[string, string, boolean]>, devices: ReturnType<typeof monitorDevices>, root: string) {
-  const { memory, cmd } = v;
+  const { memory, cmd, vaccel } = v;
   const spec = inp.spec;
+  const user = spec.process?.user ?? { uid: 0, gid: 0 };
   const linux = spec.linux ?? {};
   const namespaces = [...(linux.namespaces ?? [])];
   if (!namespaces.some((n) => n.type === 'mount')) namespaces.push({ type: 'mount' });
@@ -344,6 +354,8 @@ function derivedSpec(inp: LaunchInput, v: VmPlan, binds: Array<[string, string, 
       { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
+      // vAccel: where firecracker makes its vsock socket, beside the agent's (bound below).
+      ...(vaccel ? [{ destination: VACCEL_DIR, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'noexec', 'mode=0700', `uid=${user.uid}`, `gid=${user.gid}`, 'size=64k'] }] : []),
       ...binds.map(([src, dst, ro]) => ({ destination: dst, type: 'bind', source: src, options: ['rbind', 'nosuid', 'nodev', ro ? 'ro' : 'rw'] })),
     ],
     // No hooks: the shim runs the container's hooks with its own bundle in the state (src/task/hooks.ts).
@@ -459,15 +471,14 @@ async function blockDisk(params: RootfsParams, uk: UnikernelConfig): Promise<{ p
 function deviceNumbers(node: string): { major: number; minor: number } {
   const st = fs.statSync(node);
   if (!st.isBlockDevice()) throw invalidArgument(`${node} is not a block device`);
-  const rdev = st.rdev;
-  return { major: Math.floor(rdev / 256) & 0xfff, minor: (rdev & 0xff) | ((Math.floor(rdev / 4096) & 0xfff00)) };
+  return rdevNumbers(st.rdev);
 }
 
-function guestInput(inp: LaunchInput, uk: UnikernelConfig, rootfs: GuestRootfs, arch: VmSpec['arch'], disks: GuestInput['disks'], net: LaunchNet | undefined): GuestInput {
+function guestInput(inp: LaunchInput, uk: UnikernelConfig, rootfs: GuestRootfs, arch: VmSpec['arch'], disks: GuestInput['disks'], net: LaunchNet | undefined, vaccel: VAccel | undefined): GuestInput {
   const proc = inp.spec.process;
   const args = proc?.args?.length ? proc.args : (uk.cmdline ?? '').split(/\s+/).filter(Boolean);
   return {
-    monitor: uk.hypervisor, arch, version: uk.unikernelVersion, args, env: proc?.env ?? [],
+    monitor: uk.hypervisor, arch, version: uk.unikernelVersion, args, env: withVAccelEnv(proc?.env ?? [], vaccel),
     user: { uid: proc?.user?.uid ?? 0, gid: proc?.user?.gid ?? 0 }, cwd: typeof proc?.cwd === 'string' ? proc.cwd : '/',
     net: net?.guest, nic: net && { tap: net.tap, mtu: net.mtu }, rootfs, disks,
     solo5NetDev: uk.solo5NetDev, solo5BlkDev: uk.solo5BlkDev, extraKernelArgs: inp.config.guests.linux.extra_cmdline,

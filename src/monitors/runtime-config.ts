@@ -59,6 +59,8 @@ const ConfigSchema = z.object({
   extra_binaries: z._default(z.object({
     virtiofsd: z._default(z.object({ path: z._default(z.string(), '/usr/libexec/virtiofsd'), options: z._default(z.string(), '--cache always --sandbox none') }), { path: '/usr/libexec/virtiofsd', options: '--cache always --sandbox none' }),
   }), { virtiofsd: { path: '/usr/libexec/virtiofsd', options: '--cache always --sandbox none' } }),
+  /** urunc's [runtime]: vAccel = true lets containers ask for vAccel (com.urunc.unikernel.vAccel); off, such a container is refused. */
+  runtime: z._default(z.object({ vAccel: z._default(z.boolean(), false) }), { vAccel: false }),
   rootfs_view: z._default(z.object({ enabled: z._default(z.boolean(), false) }), { enabled: false }),
   /** Ours, for Linux guests: kernel parameters added to every command line (e.g. clock settings under tcg). */
   guests: z._default(z.object({ linux: z._default(z.object({

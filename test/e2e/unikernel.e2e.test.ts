@@ -4,6 +4,7 @@
 // packaged here. After every test: no shim, no qemu, no task mount, no monitor bundle.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +15,7 @@ import { TtrpcClient } from '../../src/shim/ttrpc/client.js';
 import { NAMESPACE_KEY } from '../../src/shim/ttrpc/server.js';
 import { Containerd, KVM, RUNTIME, memoryLimitOf, sleep, versionsUnderTest, waitFor, qemuPids } from './containerd.js';
 import { checkpointTask, extractedCheckpoints, restoreTask } from './checkpoint.js';
+import { guestCid } from '../../src/monitors/vaccel.js';
 
 const HELLO = 'docker.io/library/hello-uk:annotations';
 const HELLO_JSON = 'docker.io/library/hello-uk:urunc-json';
@@ -51,6 +53,7 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
   let cfgDir: string;
   let tcgConfig: string;
   let fakeConfig: string;
+  let vaccelConfig: string;
   let watchdogConfig: string;
   let qmpConfig: string;
   const used: string[] = [];
@@ -91,6 +94,7 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     fs.chmodSync(hl, 0o755);
     fake += `[monitors.hyperlight-unikraft]\npath = "${hl}"\n`;
     fakeConfig = writeConfig(cfgDir, 'fake.toml', fake);
+    vaccelConfig = writeConfig(cfgDir, 'vaccel.toml', `${fake}${QEMU_KVM}[runtime]\nvAccel = true\n`);
     c = await Containerd.start(version, { URUNC_CONFIG_PATH: kvmConfig });
     const hello = path.join(GUESTS, 'hello.elf');
     const root = linuxRootLayer();
@@ -817,6 +821,61 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     expect(r.stdout).toContain(`${shown}: booting /guest/kernel`);
     expect(r.stdout).toMatch(/cmdline .*exit=5/);
     expect(r.code, r.stderr).toBe(5);
+  });
+
+  // vAccel as urunc sets it up (unikontainers/vaccel.go resolveVAccelConfig, prepareVSockEnvironment;
+  // firecracker.go BuildExecCmd's FirecrackerVSockDev): the agent's socket bound into the monitor root
+  // beside firecracker's own, VACCEL_RPC_ADDRESS replaced for the guest. The fake firecracker does what
+  // the real one's hybrid vsock does for the guest's connection to port 2048: it connects to
+  // <uds_path>_2048, here the agent this test runs on the host.
+  it('vAccel on firecracker (fake binary): the guest\'s vsock connection reaches the host agent; VACCEL_RPC_ADDRESS is replaced', async () => {
+    const agentDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaccel-'));
+    const sock = path.join(agentDir, 'vaccel.sock_2048');
+    const heard: string[] = [];
+    const agent = net.createServer((s) => s.once('data', (d) => { heard.push(d.toString()); s.end(`agent got ${d.toString()}`); })).listen(sock);
+    try {
+      await new Promise((r) => agent.once('listening', r));
+      const t = id('vaccel-fc');
+      const r = await c.ctr(['run', '--rm', '--annotation', 'com.urunc.unikernel.vAccel=vsock', '--annotation', `com.urunc.unikernel.RPCAddress=unix://${sock}`,
+        '--env', 'VACCEL_RPC_ADDRESS=tcp://10.0.0.1:65500', '--runtime', RUNTIME, '--runtime-config-path', vaccelConfig, fakeImage('firecracker'), t]);
+      expect(r.stdout).toContain(`firecracker: vsock guest_cid ${guestCid(t)} uds_path /vaccel/vaccel.sock`);
+      expect(r.stdout).toMatch(/cmdline .*VACCEL_RPC_ADDRESS=vsock:\/\/2:2048/);
+      expect(r.stdout).not.toContain('tcp://10.0.0.1');
+      expect(r.stdout).toContain(`vaccel-reply agent got hello from cid ${guestCid(t)}`);
+      expect(heard).toEqual([`hello from cid ${guestCid(t)}\n`]);
+      expect(r.code, r.stderr).toBe(5);
+      // Without [runtime] vAccel = true the same container is refused at Create, with the reason.
+      const off = await c.ctr(['run', '--rm', '--annotation', 'com.urunc.unikernel.vAccel=vsock', '--annotation', `com.urunc.unikernel.RPCAddress=unix://${sock}`,
+        '--runtime', RUNTIME, '--runtime-config-path', fakeConfig, fakeImage('firecracker'), id('vaccel-off')]);
+      expect(off.code).not.toBe(0);
+      expect(off.stderr).toContain('com.urunc.unikernel.vAccel is set, but vAccel is disabled in the urunc configuration ([runtime] vAccel)');
+      // No agent listening: refused at Create (urunc's checkVAccelSocket), not a guest that cannot reach it.
+      agent.close();
+      const gone = await c.ctr(['run', '--rm', '--annotation', 'com.urunc.unikernel.vAccel=vsock', '--annotation', `com.urunc.unikernel.RPCAddress=unix://${sock}`,
+        '--runtime', RUNTIME, '--runtime-config-path', vaccelConfig, fakeImage('firecracker'), id('vaccel-noagent')]);
+      expect(gone.code).not.toBe(0);
+      expect(gone.stderr).toContain(`no vAccel agent socket at ${sock}`);
+    } finally {
+      agent.close();
+      fs.rmSync(agentDir, { recursive: true, force: true });
+    }
+  });
+
+  // urunc qemu.go BuildExecCmd: `-device vhost-vsock-pci,id=vhost-vsock-pci0,guest-cid=N`, which needs the
+  // host's /dev/vhost-vsock (prepareVSockEnvironment); monitors outside vaccel.go's vAccelAddressRe are refused.
+  it('vAccel on qemu: the vsock device where the host has /dev/vhost-vsock, else refused with the reason; cloud-hypervisor refused', async () => {
+    const args = (t: string, image: string) => ['run', '--rm', '--annotation', 'com.urunc.unikernel.vAccel=vsock', '--annotation', 'com.urunc.unikernel.RPCAddress=vsock://2:2048',
+      '--runtime', RUNTIME, '--runtime-config-path', vaccelConfig, image, t];
+    const r = await c.ctr(args(id('vaccel-qemu'), HELLO));
+    if (fs.existsSync('/dev/vhost-vsock')) {
+      expect(r.code, r.stderr).toBe(3);
+    } else {
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain("qemu's vsock device needs /dev/vhost-vsock on the host");
+    }
+    const ch = await c.ctr(args(id('vaccel-ch'), fakeImage('cloud-hypervisor')));
+    expect(ch.code).not.toBe(0);
+    expect(ch.stderr).toContain('cloud-hypervisor does not support vAccel');
   });
 
   // urunc v0.8.0 hyperlight.go BuildExecCmd: the kernel, its memory in bytes, and no guest command line

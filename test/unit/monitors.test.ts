@@ -1,6 +1,7 @@
 // Unikernel config, runtime config, guest command lines, hypervisor argv/config files and the
 // in-root path resolver, each against its documented format.
 import fs from 'node:fs';
+import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -13,6 +14,7 @@ import { guestVolumes } from '../../src/rootfs/volumes.js';
 import { guestMemory } from '../../src/monitors/launcher.js';
 import { HYPERVISOR_PLUGINS } from '../../src/monitors/hypervisors/index.js';
 import type { VmSpec } from '../../src/monitors/hypervisors/types.js';
+import { checkAgentSocket, guestCid, resolveVAccel, withVAccelEnv } from '../../src/monitors/vaccel.js';
 import type { HypervisorName, UnikernelType } from '../../src/monitors/unikernel-config.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -323,7 +325,7 @@ describe('guest command lines (urunc formats)', () => {
 const vm = (over: Partial<VmSpec> = {}): VmSpec => ({
   id: 'c1', arch: 'x86_64', kernel: '/guest/kernel', initrd: undefined,
   guest: buildGuest('linux', g({ rootfs: 'block', args: ['/init'], env: [] })), memoryMb: 268, vcpus: 2,
-  blocks: [], sharedFs: undefined, net: undefined, urunitInitrd: undefined, seccomp: false, scratch: '/run/urunc', accel: 'kvm',
+  blocks: [], sharedFs: undefined, net: undefined, vsock: undefined, urunitInitrd: undefined, seccomp: false, scratch: '/run/urunc', accel: 'kvm',
   config: parseRuntimeConfig('', 't').monitor('qemu'), ...over,
 });
 
@@ -507,5 +509,85 @@ describe('hypervisors', () => {
     expect(HYPERVISOR_PLUGINS.hvt.command('solo5-hvt', vm({ guest, seccomp: false })).seccomp).toBeUndefined();
     expect(HYPERVISOR_PLUGINS.spt.command('solo5-spt', vm({ guest, seccomp: true })).seccomp).toBeUndefined();
     expect(HYPERVISOR_PLUGINS.hvt.accel(vm().config, false)).toBe('kvm');
+  });
+});
+
+// vAccel as urunc sets it up: unikontainers/vaccel.go resolveVAccelConfig, isValidVSockAddress,
+// idToGuestCID, checkVAccelSocket; the VACCEL_RPC_ADDRESS env in unikontainers.go Exec; qemu.go and
+// firecracker.go BuildExecCmd for the device; New's refusal while [runtime] vAccel is off.
+describe('vAccel', () => {
+  const on = (a: Record<string, string>, hv: HypervisorName = 'qemu') => resolveVAccel(a, hv, 'c1', true);
+  const ask = (address: string) => ({ 'com.urunc.unikernel.vAccel': 'vsock', 'com.urunc.unikernel.RPCAddress': address });
+
+  it('the keys: absent means none; refused while [runtime] vAccel is off; only vsock; the address required', () => {
+    expect(resolveVAccel({ other: 'x' }, 'qemu', 'c1', false)).toBeUndefined();
+    expect(parseRuntimeConfig('', 't').runtime.vAccel).toBe(false);
+    expect(parseRuntimeConfig('[runtime]\nvAccel = true\n', 't').runtime.vAccel).toBe(true);
+    expect(() => resolveVAccel(ask('vsock://2:2048'), 'qemu', 'c1', false)).toThrow('com.urunc.unikernel.vAccel is set, but vAccel is disabled in the urunc configuration ([runtime] vAccel)');
+    expect(() => on({ 'com.urunc.unikernel.vAccel': 'tcp', 'com.urunc.unikernel.RPCAddress': 'vsock://2:2048' })).toThrow(/only "vsock" is supported, got "tcp"/);
+    expect(() => on({ 'com.urunc.unikernel.vAccel': 'vsock' })).toThrow(/com.urunc.unikernel.RPCAddress is not/);
+  });
+
+  it('qemu takes vsock://2:<port>; firecracker unix://<dir>/vaccel.sock_<port>, told to the guest as vsock://2:<port>; other monitors have none', () => {
+    expect(on(ask('vsock://2:2048'))).toEqual({ cid: guestCid('c1'), guestAddress: 'vsock://2:2048', agentSocket: undefined });
+    for (const bad of ['vsock://3:2048', 'vsock://2:0', 'vsock://2:65536', 'vsock://2:02048', 'unix:///run/vaccel/vaccel.sock_2048']) {
+      expect(() => on(ask(bad)), bad).toThrow(/is not vsock:\/\/2:<port>, the form qemu takes/);
+    }
+    expect(on(ask('unix:///run/vaccel/vaccel.sock_2048'), 'firecracker')).toEqual({
+      cid: guestCid('c1'), guestAddress: 'vsock://2:2048', agentSocket: { host: '/run/vaccel/vaccel.sock_2048', inMonitor: '/vaccel/vaccel.sock_2048' },
+    });
+    // Only plain absolute directories (urunc's vAccelSockDirRe): no dots, blanks or relative paths.
+    for (const bad of ['unix:///run/../etc/vaccel.sock_2048', 'unix:///run/a b/vaccel.sock_2048', 'unix://run/vaccel.sock_2048', 'vsock://2:2048', 'unix:///run/vaccel.sock_70000']) {
+      expect(() => on(ask(bad), 'firecracker'), bad).toThrow(/the form firecracker takes/);
+    }
+    for (const hv of ['cloud-hypervisor', 'hvt', 'spt', 'hyperlight-unikraft'] as HypervisorName[]) {
+      expect(() => on(ask('vsock://2:2048'), hv)).toThrow(`${hv} does not support vAccel`);
+    }
+  });
+
+  it('the guest CID: FNV-1a of the id onto 3..2^32-2, the same for every process (urunc\'s current idToGuestCID)', () => {
+    // FNV-1a 32 of "a" is 0xe40c292c, of "foobar" 0xbf9cf968 (the published test vectors).
+    expect(guestCid('a')).toBe(0xe40c292c + 3);
+    expect(guestCid('foobar')).toBe(0xbf9cf968 + 3);
+    expect(guestCid('')).toBe(0x811c9dc5 + 3);
+    for (const id of ['x', 'c1', 'a'.repeat(64), 'ü']) expect(guestCid(id)).toBeGreaterThanOrEqual(3);
+  });
+
+  it('VACCEL_RPC_ADDRESS replaces the image\'s first one and goes last', () => {
+    const v = on(ask('vsock://2:2048'));
+    expect(withVAccelEnv(['A=1', 'VACCEL_RPC_ADDRESS=tcp://x', 'B=2'], v)).toEqual(['A=1', 'B=2', 'VACCEL_RPC_ADDRESS=vsock://2:2048']);
+    expect(withVAccelEnv(['A=1'], undefined)).toEqual(['A=1']);
+    // The guest types carry it like any env entry: Unikraft's env.vars.
+    const uk = buildGuest('unikraft', g({ args: ['app'], env: withVAccelEnv(['PATH=/bin'], v) }));
+    expect(uk.cmdline).toContain('env.vars=[ PATH=/bin VACCEL_RPC_ADDRESS=vsock://2:2048 ]');
+  });
+
+  it('qemu gets the vhost-vsock device before the kernel (virtio-mmio on microvm); firecracker its vsock with the socket in /vaccel', () => {
+    const vsock = { cid: 1234567, udsPath: '/vaccel/vaccel.sock' };
+    const pc = HYPERVISOR_PLUGINS.qemu.command('q', vm({ vsock })).argv.join(' ');
+    expect(pc).toMatch(/-device vhost-vsock-pci,id=vhost-vsock-pci0,guest-cid=1234567 -kernel /);
+    const micro = HYPERVISOR_PLUGINS.qemu.command('q', vm({ vsock, config: parseRuntimeConfig('[monitors.qemu]\nmachine = "microvm"\n', 't').monitor('qemu') })).argv.join(' ');
+    expect(micro).toContain('-device vhost-vsock-device,id=vhost-vsock-pci0,guest-cid=1234567');
+    expect(HYPERVISOR_PLUGINS.qemu.command('q', vm()).argv.join(' ')).not.toContain('vsock');
+    const fc = JSON.parse(HYPERVISOR_PLUGINS.firecracker.command('fc', vm({ vsock })).files['fc.json'] as string);
+    expect(fc.vsock).toEqual({ guest_cid: 1234567, uds_path: '/vaccel/vaccel.sock', vsock_id: 'root' });
+    expect(JSON.parse(HYPERVISOR_PLUGINS.firecracker.command('fc', vm()).files['fc.json'] as string).vsock).toBeUndefined();
+  });
+
+  it('firecracker\'s agent socket must be a listening unix socket (urunc\'s checkVAccelSocket)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaccel-'));
+    try {
+      const sock = path.join(dir, 'vaccel.sock_2048');
+      const server = createServer().listen(sock);
+      await new Promise((r) => server.once('listening', r));
+      await expect(checkAgentSocket(on(ask(`unix://${sock}`), 'firecracker'))).resolves.toBeUndefined();
+      server.close();
+      fs.writeFileSync(sock, '');
+      await expect(checkAgentSocket(on(ask(`unix://${sock}`), 'firecracker'))).rejects.toThrow(`${sock} is not a unix socket`);
+      fs.rmSync(sock);
+      await expect(checkAgentSocket(on(ask(`unix://${sock}`), 'firecracker'))).rejects.toThrow(`no vAccel agent socket at ${sock}`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -42,7 +42,7 @@ describe('memory limit of a VM\'s container', () => {
 
   it('qemu under tcg bounds its translation cache', () => {
     const a = HYPERVISOR_PLUGINS.qemu.command('q', {
-      id: 'c', arch: 'x86_64', kernel: '/k', initrd: undefined, memoryMb: 268, vcpus: 1, blocks: [], sharedFs: undefined, net: undefined,
+      id: 'c', arch: 'x86_64', kernel: '/k', initrd: undefined, memoryMb: 268, vcpus: 1, blocks: [], sharedFs: undefined, net: undefined, vsock: undefined,
       urunitInitrd: undefined, seccomp: false, scratch: '/run/urunc', accel: 'tcg', config: parseRuntimeConfig('', 't').monitor('qemu'),
       guest: { cmdline: '', monitorArgs: [], netArgs: undefined, blockArgs: undefined, solo5Net: 'service', solo5Block: 'storage', urunit: undefined, acpiPowerdown: false },
     }).argv.join(' ');

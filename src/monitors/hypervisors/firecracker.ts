@@ -20,6 +20,8 @@ export const firecracker: Hypervisor = {
       'machine-config': { vcpu_count: vm.vcpus, mem_size_mib: vm.memoryMb, smt: false },
       drives: vm.blocks.map((b) => ({ drive_id: b.id, path_on_host: b.path, is_root_device: b.id === 'rootfs', is_read_only: false })),
       'network-interfaces': vm.net ? [{ iface_id: 'net1', guest_mac: vm.net.mac, host_dev_name: vm.net.tap }] : [],
+      // vAccel over firecracker's hybrid vsock (urunc's FirecrackerVSockDev): a guest connection to port P reaches <uds_path>_P.
+      ...(vm.vsock ? { vsock: { guest_cid: vm.vsock.cid, uds_path: vm.vsock.udsPath, vsock_id: 'root' } } : {}),
     };
     const file = `${vm.scratch}/fc.json`;
     const argv = [binary, '--no-api', '--config-file', file];

@@ -21,7 +21,7 @@ export const qemu: Hypervisor = {
   command(binary: string, vm: VmSpec): MonitorCommand {
     const microvm = vm.arch === 'x86_64' && vm.config.machine === 'microvm';
     // microvm has no PCI bus: its virtio devices are the -device (virtio-mmio, modern only) variants.
-    const dev = (pci: string) => (microvm ? pci.replace(/^(virtio-[a-z0-9-]+|vhost-user-fs)-pci\b/, '$1-device').replace(/,disable-(legacy|modern)=(on|off)/g, '') : pci);
+    const dev = (pci: string) => (microvm ? pci.replace(/^(virtio-[a-z0-9-]+|vhost-user-fs|vhost-vsock)-pci\b/, '$1-device').replace(/,disable-(legacy|modern)=(on|off)/g, '') : pci);
     const a: string[] = [binary, '-name', `urunc-${vm.id}`, '-m', `${vm.memoryMb}M`, '-smp', String(vm.vcpus)];
     if (vm.arch === 'aarch64') a.push('-M', 'virt');
     else if (microvm) a.push('-M', 'microvm,pit=on,pic=on,rtc=on');
@@ -63,6 +63,8 @@ export const qemu: Hypervisor = {
       a.push('-chardev', `socket,id=char0,path=${vm.sharedFs.socket}`);
       a.push('-device', `${dev('vhost-user-fs-pci')},queue-size=1024,chardev=char0,tag=fs0`);
     }
+    // vAccel (urunc's BuildExecCmd: after the guest's own arguments, before the command line).
+    if (vm.vsock) a.push('-device', `${dev('vhost-vsock-pci')},id=vhost-vsock-pci0,guest-cid=${vm.vsock.cid}`);
     a.push('-kernel', vm.kernel);
     const initrd = vm.initrd ?? vm.urunitInitrd;
     if (initrd) a.push('-initrd', initrd);

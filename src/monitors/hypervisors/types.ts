@@ -17,6 +17,8 @@ export interface VmSpec {
   /** 9p export of this directory as fs0, or virtio-fs through virtiofsd's socket. */
   sharedFs: { kind: '9p'; path: string; readonly: boolean } | { kind: 'virtiofs'; socket: string } | undefined;
   net: { tap: string; mac: string; mtu: number } | undefined;
+  /** vAccel's vsock device: the guest's CID, and firecracker's unix socket for it (src/monitors/vaccel.ts). */
+  vsock: { cid: number; udsPath: string } | undefined;
   /** urunit's config as a raw initrd of its own (path inside the monitor root), when the guest has no root initrd. */
   urunitInitrd: string | undefined;
   seccomp: boolean;

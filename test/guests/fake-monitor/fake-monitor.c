@@ -9,12 +9,19 @@
  * never sees SIGTERM). As hyperlight-unikraft it takes the kernel as its one positional argument,
  * checks that the --initrd file is readable, and prints the --memory bytes; it is given no command
  * line (the real one passes none to the guest), so it exits 0 once the guest "ran".
+ * As firecracker with a "vsock" in its config it does what firecracker's hybrid vsock does for a
+ * guest that connects to the host (vAccel): it binds its own socket at uds_path (which must be
+ * writable), and the guest's connection to port P (from VACCEL_RPC_ADDRESS=vsock://2:P on the
+ * command line) becomes a connection to the unix socket <uds_path>_P; it sends one line and prints
+ * the agent's answer.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +31,8 @@ static char cmdline[8192];
 static char kernel[4096];
 static char initrd[4096];
 static char memory[64];
+static char uds[4096];
+static long cid = -1;
 
 static void copy(char *dst, size_t n, const char *src) { snprintf(dst, n, "%s", src); }
 
@@ -44,6 +53,54 @@ static void json_string(const char *json, const char *key, char *dst, size_t n) 
 	dst[i] = 0;
 }
 
+/* Pulls "key": number out of a JSON text. */
+static long json_number(const char *json, const char *key) {
+	char pat[128];
+	snprintf(pat, sizeof pat, "\"%s\"", key);
+	const char *p = strstr(json, pat);
+	if (!p) return -1;
+	p = strchr(p + strlen(pat), ':');
+	return p ? strtol(p + 1, NULL, 10) : -1;
+}
+
+static int unix_socket(const char *path, struct sockaddr_un *sa) {
+	memset(sa, 0, sizeof *sa);
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof sa->sun_path) return -1;
+	strcpy(sa->sun_path, path);
+	return socket(AF_UNIX, SOCK_STREAM, 0);
+}
+
+/* firecracker's hybrid vsock, host side: its own socket at uds_path, the guest's connection to port P forwarded to <uds_path>_P. */
+static int vsock_guest_connects(const char *name) {
+	struct sockaddr_un sa;
+	int l = unix_socket(uds, &sa);
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(l, 1) != 0) {
+		fprintf(stderr, "%s: cannot listen on vsock uds_path %s\n", name, uds);
+		return 1;
+	}
+	printf("%s: vsock guest_cid %ld uds_path %s\n", name, cid, uds);
+	const char *a = strstr(cmdline, "VACCEL_RPC_ADDRESS=vsock://2:");
+	if (!a) { fflush(stdout); return 0; }
+	char target[4200];
+	snprintf(target, sizeof target, "%s_%ld", uds, strtol(a + strlen("VACCEL_RPC_ADDRESS=vsock://2:"), NULL, 10));
+	int c = unix_socket(target, &sa);
+	if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		fprintf(stderr, "%s: the guest's vsock connection: cannot reach %s\n", name, target);
+		return 1;
+	}
+	char msg[128];
+	int n = snprintf(msg, sizeof msg, "hello from cid %ld\n", cid);
+	if (write(c, msg, n) != n) return 1;
+	char reply[256];
+	ssize_t r = read(c, reply, sizeof reply - 1);
+	reply[r > 0 ? r : 0] = 0;
+	printf("%s: vaccel-reply %s", name, reply);
+	fflush(stdout);
+	close(c);
+	return 0;
+}
+
 int main(int argc, char **argv) {
 	const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 	if (!strstr(name, "solo5")) signal(SIGTERM, on_term);
@@ -58,6 +115,10 @@ int main(int argc, char **argv) {
 			fclose(f);
 			json_string(json, "kernel_image_path", kernel, sizeof kernel);
 			json_string(json, "boot_args", cmdline, sizeof cmdline);
+			if (strstr(json, "\"vsock\"")) {
+				json_string(json, "uds_path", uds, sizeof uds);
+				cid = json_number(json, "guest_cid");
+			}
 		} else if ((!strcmp(a, "--kernel") || !strcmp(a, "-kernel")) && i + 1 < argc) {
 			copy(kernel, sizeof kernel, argv[++i]);
 		} else if ((!strcmp(a, "--cmdline") || !strcmp(a, "-append")) && i + 1 < argc) {
@@ -82,6 +143,7 @@ int main(int argc, char **argv) {
 	if (memory[0]) printf("%s: memory %s\n", name, memory);
 	printf("%s: cmdline %s\n", name, cmdline);
 	fflush(stdout);
+	if (uds[0] && vsock_guest_connects(name) != 0) return 1;
 	/* A syscall no tender makes (mkdir): refused under solo5-hvt's seccomp allowlist (SIGSYS). */
 	if (strstr(cmdline, "forbidden")) {
 		printf("%s: trying a forbidden syscall\n", name);
