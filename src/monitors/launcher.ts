@@ -18,6 +18,7 @@ import { installedBinary } from '../sys/bin-path.js';
 import { invalidArgument, messageOf } from '../errors.js';
 import { resolveFileInRoot } from '../rootfs/resolve-in-root.js';
 import { buildGuest, type GuestInput, type GuestNet, type GuestRootfs } from './guests/index.js';
+import { URUNIT_DISK } from './guests/types.js';
 import { HYPERVISOR_PLUGINS } from './hypervisors/index.js';
 import type { VmSpec } from './hypervisors/types.js';
 import type { RuntimeConfig } from './runtime-config.js';
@@ -213,7 +214,7 @@ function planVm(inp: LaunchInput, params: RootfsParams, a: Artifacts) {
       ...(block ? [{ id: 'rootfs', path: block.device ? BLOCK_DEVICE : `${GUEST_DIR}/block` }] : []),
       ...(dataDisk ? [{ id: 'annot_vol', path: `${GUEST_DIR}/annot_vol` }] : []),
       ...volumeDisks.map((v) => ({ id: v.id, path: v.node })),
-      ...(guest.urunit?.placement === 'disk' ? [{ id: 'FC_URUNIT_CONFIG', path: `${SCRATCH}/${URUNIT_CONF}` }] : []),
+      ...(guest.urunit?.placement === 'disk' ? [{ id: URUNIT_DISK, path: `${SCRATCH}/${URUNIT_CONF}` }] : []),
     ],
     // Read-write as urunc (writes land in the container's snapshot), or read-only by configuration.
     sharedFs: rootfsType === '9pfs' ? { kind: '9p', path: SHARED_ROOT, readonly: inp.config.shared_fs.readonly }
@@ -231,7 +232,14 @@ function planVm(inp: LaunchInput, params: RootfsParams, a: Artifacts) {
     if (inp.incoming) c.argv.push('-incoming', `unix:${SCRATCH}/${INCOMING_SOCKET}`);
     return c;
   };
-  const commandFor = (net: LaunchNet | undefined) => commandOf(vmFor(net));
+  // At Start: the command line and files for the network found then, urunit's config among them
+  // when it is a file of its own (FreeBSD's holds the network).
+  const commandFor = (net: LaunchNet | undefined) => {
+    const g = guestFor(net);
+    const c = commandOf(vmFor(net, g));
+    if (g.urunit && g.urunit.placement !== 'append') c.files[URUNIT_CONF] = g.urunit.config;
+    return c;
+  };
   const vm = vmFor(undefined, guest);
   const cmd = commandOf(vm);
   return { hv, mcfg, guest, vm, cmd, commandFor, binary, accel, memory, vaccel };

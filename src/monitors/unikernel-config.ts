@@ -76,7 +76,7 @@ export const SCHEMA_KEYS = Object.keys(ConfigSchema.def.shape) as Array<keyof Un
  * includeos and freebsd on the monitors their urunc sources build command lines for.
  */
 const PAIRS: Record<HypervisorName, readonly UnikernelType[]> = {
-  qemu: ['mewz', 'mirage', 'unikraft', 'linux', 'hermit', 'includeos'],
+  qemu: ['mewz', 'mirage', 'unikraft', 'linux', 'hermit', 'includeos', 'freebsd'],
   firecracker: ['linux', 'unikraft', 'freebsd'],
   'cloud-hypervisor': ['linux'],
   hvt: ['rumprun', 'mirage', 'includeos'],

@@ -59,11 +59,16 @@ export function guestCid(id: string): number {
  */
 export function resolveVAccel(annotations: Record<string, string> | undefined, hypervisor: HypervisorName, id: string, enabled: boolean): VAccel | undefined {
   const kind = annotations?.[VACCEL_ANNOTATION];
-  if (kind === undefined) return undefined;
+  const address = annotations?.[RPC_ADDRESS_ANNOTATION] ?? '';
+  // urunc's validateValues: an address without the switch is a mistake, not a default.
+  if (kind === undefined) {
+    if (address !== '') throw invalidArgument(`${RPC_ADDRESS_ANNOTATION} is set, but ${VACCEL_ANNOTATION} is not`);
+    return undefined;
+  }
   if (!enabled) throw invalidArgument(`${VACCEL_ANNOTATION} is set, but vAccel is disabled in the urunc configuration ([runtime] vAccel)`);
   if (kind !== 'vsock') throw invalidArgument(`${VACCEL_ANNOTATION}: only "vsock" is supported, got ${JSON.stringify(kind)}`);
-  const address = annotations?.[RPC_ADDRESS_ANNOTATION] ?? '';
   if (address === '') throw invalidArgument(`${VACCEL_ANNOTATION} is set, but ${RPC_ADDRESS_ANNOTATION} is not`);
+  if (address.length > 4096) throw invalidArgument(`${RPC_ADDRESS_ANNOTATION} is longer than 4096 bytes`);
   const rule = ADDRESS[hypervisor];
   if (!rule) throw invalidArgument(`${VACCEL_ANNOTATION}: ${hypervisor} does not support vAccel (qemu and firecracker do)`);
   const m = rule.re.exec(address);

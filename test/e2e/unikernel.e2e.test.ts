@@ -36,6 +36,8 @@ const ESCAPE_LINK = 'docker.io/library/evil-uk:symlink';
 const FAKES = ['firecracker', 'cloud-hypervisor', 'hvt', 'spt'] as const;
 const fakeImage = (m: string) => `docker.io/library/fake-uk:${m}`;
 const HYPERLIGHT_IMAGE = 'docker.io/library/fake-uk:hyperlight-unikraft';
+const FREEBSD_FC = 'docker.io/library/fake-uk:freebsd-ufs';
+const FREEBSD_9P = 'docker.io/library/hello-uk:freebsd-9p';
 
 // kvm where /dev/kvm works (the hello kernel's quick path), else tcg (see KVM in containerd.ts).
 const QEMU_KVM = '[monitors.qemu]\naccelerator = "auto"\nmachine = "microvm"\ncpu = "host,-arch-capabilities"\n';
@@ -105,6 +107,10 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     fs.writeFileSync(path.join(cfgDir, 'disk-content', 'hello.txt'), 'from-the-data-disk\n');
     const mkfs = spawnSync('mkfs.ext4', ['-q', '-F', '-d', path.join(cfgDir, 'disk-content'), path.join(diskLayer, 'disk', 'data.img'), '4M'], { encoding: 'utf8' });
     expect(mkfs.status, mkfs.stderr).toBe(0);
+    // A FreeBSD image's own root disk (contents never read by the fake firecracker: only its size).
+    const ufsLayer = path.join(cfgDir, 'ufs-layer');
+    fs.mkdirSync(path.join(ufsLayer, 'disk'), { recursive: true });
+    fs.writeFileSync(path.join(ufsLayer, 'disk', 'root.ufs'), Buffer.alloc(1024 * 1024));
     const fillers = fillerLayers(69, path.join(GUESTS, '..', 'filler-layers'));
     const images = [
       unikernelImage({ name: HELLO, type: 'unikraft', hypervisor: 'qemu', kernel: hello, describe: 'annotations', cmd: ['exit=3'] }),
@@ -121,6 +127,12 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
         cmd: ['/urunit', '/bin/app', 'disk'], env: ['PATH=/bin', 'READ_FILES=/mnt/data/hello.txt'],
       }),
       unikernelImage({ name: MEWZ_HELLO, type: 'mewz', hypervisor: 'qemu', kernel: hello, describe: 'annotations' }),
+      // FreeBSD as urunc's freebsd.go runs it: urunit as init, its config (arguments, network) on a disk of its own.
+      unikernelImage({
+        name: FREEBSD_FC, type: 'freebsd', hypervisor: 'firecracker', kernel: hello, describe: 'annotations', extra: { block: '/disk/root.ufs', blkMntPoint: '/' },
+        layers: [ufsLayer], cmd: ['/urunit', '/bin/app', 'two words'], env: ['PATH=/bin', 'GREETING=hi there'], user: '1000:1000', workingDir: '/srv',
+      }),
+      unikernelImage({ name: FREEBSD_9P, type: 'freebsd', hypervisor: 'qemu', kernel: hello, describe: 'annotations', extra: { mountRootfs: 'true' }, layers: [root], cmd: ['/urunit', '/bin/app'] }),
       // As urunc's urunit images: init is /urunit, the app and its args follow; 40 env vars (more than
       // the kernel passes to init from its command line), one with spaces; a user and a working directory.
       unikernelImage({
@@ -876,6 +888,50 @@ describe.each(versionsUnderTest())('unikernels on containerd %s', (version) => {
     const ch = await c.ctr(args(id('vaccel-ch'), fakeImage('cloud-hypervisor')));
     expect(ch.code).not.toBe(0);
     expect(ch.stderr).toContain('cloud-hypervisor does not support vAccel');
+  });
+
+  // urunc freebsd.go (current) CommandString, MonitorBlockCli, buildUrunitConfig: the image's UFS disk as
+  // vtbd0, urunit's config disk after it (FC_URUNIT_CONFIG, whole sectors) with the arguments and the
+  // network as found at Start in the container's namespace. The fake firecracker opens every drive and
+  // reads the config disk as FreeBSD's urunit does.
+  it('FreeBSD on firecracker (fake binary): the UFS root, init_path, urunit\'s config disk with the arguments and the network', async () => {
+    const ns = `ukbsd${process.pid}`;
+    const sh = (...a: string[]) => {
+      const res = spawnSync(a[0] as string, a.slice(1), { encoding: 'utf8' });
+      if (res.status !== 0) throw new Error(`${a.join(' ')}: ${res.stderr}`);
+    };
+    try {
+      sh('ip', 'netns', 'add', ns);
+      sh('ip', '-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'p0');
+      sh('ip', '-n', ns, 'addr', 'add', '10.99.2.5/24', 'dev', 'eth0');
+      for (const l of ['eth0', 'p0']) sh('ip', '-n', ns, 'link', 'set', l, 'up');
+      sh('ip', '-n', ns, 'route', 'add', 'default', 'via', '10.99.2.1');
+      const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, '--runtime-config-path', fakeConfig, '--with-ns', `network:/var/run/netns/${ns}`, FREEBSD_FC, id('freebsd-fc')]);
+      expect(r.stdout).toContain('firecracker: cmdline vfs.root.mountfrom=ufs:/dev/vtbd0 init_path=/urunit URUNIT_CONFIG=/dev/vtbd1\n');
+      expect(r.stdout).toMatch(/firecracker: drive FCrootfs 1048576 bytes/);
+      // A whole number of sectors: firecracker would hide a partial last one from the guest.
+      expect(r.stdout).toMatch(/firecracker: drive FC_URUNIT_CONFIG 512 bytes/);
+      const conf = r.stdout.split('\n').filter((l) => l.startsWith('firecracker: urunit-conf ')).map((l) => l.slice('firecracker: urunit-conf '.length).trim());
+      expect(conf).toEqual(['UES', 'PATH=/bin', 'GREETING=hi there', 'UEE', 'UCS', 'UID:1000', 'GID:1000', 'WD:/srv', 'ARC:2', 'ARV:/bin/app', 'ARV:two words', 'UCE',
+        'UBS', 'UBE', 'UNS', 'IP:10.99.2.5', 'GW:10.99.2.1', 'MSK:255.255.255.0', 'UNE']);
+      expect(r.code, r.stderr).toBe(0);
+    } finally {
+      spawnSync('ip', ['netns', 'del', ns]);
+    }
+  });
+
+  // urunc freebsd.go (current) MonitorCli, MonitorSharedfsCli, MonitorBlockCli on qemu: microvm with ACPI,
+  // the container's rootfs over virtio-9p-device (p9fs:fs0), urunit's config as a virtio-blk-device; real
+  // qemu takes the devices, and the test kernel powers the VM off through microvm's ACPI as FreeBSD does.
+  it('FreeBSD on qemu: a 9p root and urunit\'s config disk on microvm with ACPI', async () => {
+    const r = await c.ctr(['run', '--rm', '--runtime', RUNTIME, FREEBSD_9P, id('freebsd-9p')], { timeoutMs: 60_000 });
+    // (qemu's multiboot loader puts the kernel's path first.)
+    expect(r.stdout).toMatch(/cmdline: \S+ vfs\.root\.mountfrom=p9fs:fs0 init_path=\/urunit URUNIT_CONFIG=\/dev\/vtbd0\r?\n/);
+    expect(r.code, r.stderr).toBe(0);
+    // Arguments a plain init never gets are refused at Create, with the reason.
+    const plain = await c.ctr(['run', '--rm', '--runtime', RUNTIME, FREEBSD_9P, id('freebsd-plain'), '/sbin/init', '-s']);
+    expect(plain.code).not.toBe(0);
+    expect(plain.stderr).toContain('cannot reach an init that is not urunit');
   });
 
   // urunc v0.8.0 hyperlight.go BuildExecCmd: the kernel, its memory in bytes, and no guest command line

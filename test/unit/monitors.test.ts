@@ -280,13 +280,48 @@ describe('guest command lines (urunc formats)', () => {
     expect(buildGuest('hermit', g({ args: ['exit=9'] })).cmdline).toBe('exit=9');
   });
 
-  // urunc includeos.go CommandString (PR branch) and freebsd.go CommandString / buildUrunitConfig.
-  it('includeos and freebsd', () => {
+  // urunc includeos.go CommandString (PR branch).
+  it('includeos', () => {
     expect(buildGuest('includeos', g({ net, args: ['app', '-v'], env: ['A=1'] })).cmdline).toBe('A=1 --net=10.4.0.5/255.255.255.0 --gateway=10.4.0.1 app -v');
-    const f = buildGuest('freebsd', g({ monitor: 'firecracker', rootfs: 'block', user: { uid: 1, gid: 2 }, cwd: '/w', env: ['A=1'], disks: [{ id: 'rootfs', mountPoint: '/data' }] }));
-    expect(f.cmdline).toBe('vfs.root.mountfrom=ext2fs:/dev/vtbd0');
-    expect(f.urunit).toEqual({ placement: 'disk', config: 'UES\nA=1\nUEE\nUCS\nUID:1\nGID:2\nWD:/w\nUCE\nUBS\nUBE\n' });
-    expect(buildGuest('freebsd', g({ monitor: 'firecracker' })).cmdline).toBe('vfs.root.mountfrom=/dev/vtbd0');
+  });
+
+  // urunc freebsd.go (current): FreeBSD.CommandString, Init, buildUrunitConfig, as its TestFreeBSDCommandString,
+  // TestFreeBSDBuildUrunitConfig, TestFreeBSDPlainInit and TestFreeBSDInitRootfsType expect them.
+  describe('freebsd', () => {
+    const bsd = (over: Partial<GuestInput>) => buildGuest('freebsd', g({ monitor: 'firecracker', rootfs: 'block', args: ['/urunit', '/rescue/sh', '-c', 'echo hello world'], ...over }));
+    it('the root, init_path, and urunit\'s config disk after the others', () => {
+      // The image's block file (mounted at "/") is UFS; the container's block snapshot ext2fs.
+      expect(bsd({ disks: [{ id: 'rootfs', mountPoint: '/' }] }).cmdline).toBe('vfs.root.mountfrom=ufs:/dev/vtbd0 init_path=/urunit URUNIT_CONFIG=/dev/vtbd1');
+      expect(bsd({ disks: [{ id: 'rootfs', mountPoint: '/data' }, { id: 'vol0', mountPoint: '/v' }] }).cmdline).toBe('vfs.root.mountfrom=ext2fs:/dev/vtbd0 init_path=/urunit URUNIT_CONFIG=/dev/vtbd2');
+      expect(bsd({ monitor: 'qemu', rootfs: '9pfs' }).cmdline).toBe('vfs.root.mountfrom=p9fs:fs0 init_path=/urunit URUNIT_CONFIG=/dev/vtbd0');
+      expect(bsd({ monitor: 'qemu', rootfs: '9pfs', disks: [{ id: 'vol0', mountPoint: '/v' }] }).cmdline).toBe('vfs.root.mountfrom=p9fs:fs0 init_path=/urunit URUNIT_CONFIG=/dev/vtbd1');
+      // A gateway outside the guest's subnet asks urunit for a default route; inside, not.
+      const rooted = { disks: [{ id: 'rootfs', mountPoint: '/' }] };
+      expect(bsd({ ...rooted, net: { ip: '10.244.1.5', gateway: '169.254.1.1', mask: '255.255.255.0', mac: net.mac } }).cmdline).toMatch(/URUNIT_CONFIG=\/dev\/vtbd1 URUNIT_DEFROUTE=1$/);
+      expect(bsd({ ...rooted, net: { ip: '172.17.0.2', gateway: '172.17.0.1', mask: '255.255.0.0', mac: net.mac } }).cmdline).toMatch(/URUNIT_CONFIG=\/dev\/vtbd1$/);
+      // The container's command as init: no config disk, no URUNIT_* (TestFreeBSDPlainInit).
+      const plain = bsd({ ...rooted, args: ['/sbin/init'], net });
+      expect([plain.cmdline, plain.urunit]).toEqual(['vfs.root.mountfrom=ufs:/dev/vtbd0 init_path=/sbin/init', undefined]);
+    });
+    it('the config: env, user, working directory, arguments, data disks, network, padded to whole sectors', () => {
+      const f = bsd({ env: ['PATH=/bin:/sbin', 'FOO=bar'], user: { uid: 1001, gid: 1001 }, cwd: '/tmp', net: { ip: '172.17.0.2', gateway: '172.17.0.1', mask: '255.255.0.0', mac: net.mac },
+        disks: [{ id: 'rootfs', mountPoint: '/' }, { id: 'vol0', mountPoint: '/data' }] });
+      const head = 'UES\nPATH=/bin:/sbin\nFOO=bar\nUEE\nUCS\nUID:1001\nGID:1001\nWD:/tmp\nARC:3\nARV:/rescue/sh\nARV:-c\nARV:echo hello world\nUCE\n'
+        + 'UBS\nID:FCvol0\nMP:/data\nUBE\nUNS\nIP:172.17.0.2\nGW:172.17.0.1\nMSK:255.255.0.0\nUNE\nPAD\n';
+      const conf = f.urunit?.config ?? '';
+      expect(f.urunit?.placement).toBe('disk');
+      expect(conf.startsWith(head)).toBe(true);
+      expect(conf.length % 512).toBe(0);
+      expect(conf.slice(head.length)).toMatch(/^\n+$/);
+      // On qemu the data disk is found by its own serial; without a network the lines are empty.
+      expect(bsd({ monitor: 'qemu', disks: [{ id: 'vol0', mountPoint: '/data' }], rootfs: '9pfs' }).urunit?.config).toContain('UBS\nID:vol0\nMP:/data\nUBE\nUNS\nIP:\nGW:\nMSK:\nUNE\nPAD\n');
+    });
+    it('refused with the reason: a root it cannot boot, arguments a plain init never gets, an init path the boot arguments cannot carry', () => {
+      for (const rootfs of ['initrd', 'virtiofs', 'none'] as const) expect(() => bsd({ rootfs }), rootfs).toThrow(/freebsd boots from a disk or a 9p root only/);
+      expect(() => bsd({ args: ['/sbin/init', '-s'] })).toThrow(/cannot reach an init that is not urunit/);
+      for (const init of ['/my init', '/a,b', '/a:b', "/it's"]) expect(() => bsd({ args: [init] }), init).toThrow(/init_path boot argument cannot carry/);
+      expect(() => bsd({ args: ['/urunit', 'two\nlines'] })).toThrow(/cannot pass an argument with a line break/);
+    });
   });
 
   // urunc initrd.AddFileToInitrd: a newc record appended after the initrd, which the kernel unpacks too.
@@ -397,11 +432,35 @@ describe('guest type x monitor: exact argv', () => {
   it.each<[UnikernelType, string]>([
     ['linux', LINUX],
     ['unikraft', 'Unikraft env.vars=[ A=1 B=2 ] netdev.ip=10.4.0.5/24:10.4.0.1:8.8.8.8 -- /app -v'],
-    ['freebsd', 'vfs.root.mountfrom=ext2fs:/dev/vtbd0'],
   ])('firecracker + %s: --no-api, and its config file', (t, bootArgs) => {
     const cmd = argvOf('firecracker', t);
     expect(cmd.argv).toEqual(['/bin/firecracker', '--no-api', '--config-file', '/run/urunc/fc.json', '--no-seccomp']);
     expect(JSON.parse(cmd.files['fc.json'] as string)).toEqual(fc(bootArgs));
+  });
+  // urunc freebsd.go MonitorBlockCli (TestFreeBSDMonitorBlockCli), MonitorNetCli, MonitorCli, MonitorSharedfsCli:
+  // firecracker drives FC<id> and FC_URUNIT_CONFIG, none the root device; qemu microvm with ACPI and virtio-mmio devices.
+  it('freebsd on firecracker and on qemu', () => {
+    const guestOn = (m: HypervisorName, rootfs: GuestInput['rootfs'], disks: GuestInput['disks']) =>
+      buildGuest('freebsd', g({ monitor: m, args: ['/urunit', '/app'], env: ['A=1'], net, nic, rootfs, disks }));
+    const blocks = [{ id: 'rootfs', path: '/dev/urunc-rootfs' }, { id: 'vol9', path: '/dev/urunc-vol9' }, { id: 'urunit', path: '/run/urunc/urunit.conf' }];
+    const fcCmd = HYPERVISOR_PLUGINS.firecracker.command('/bin/firecracker', vm({ guest: guestOn('firecracker', 'block', [{ id: 'rootfs', mountPoint: '/data' }, { id: 'vol9', mountPoint: '/v' }]), vcpus: 1,
+      net: { tap: 'tap0', mac: net.mac, mtu: 1450 }, blocks }));
+    const cfg = JSON.parse(fcCmd.files['fc.json'] as string);
+    expect(cfg['boot-source'].boot_args).toBe('vfs.root.mountfrom=ext2fs:/dev/vtbd0 init_path=/urunit URUNIT_CONFIG=/dev/vtbd2');
+    expect(cfg.drives).toEqual([
+      { drive_id: 'FCrootfs', path_on_host: '/dev/urunc-rootfs', is_root_device: false, is_read_only: false },
+      { drive_id: 'FCvol9', path_on_host: '/dev/urunc-vol9', is_root_device: false, is_read_only: false },
+      { drive_id: 'FC_URUNIT_CONFIG', path_on_host: '/run/urunc/urunit.conf', is_root_device: false, is_read_only: false },
+    ]);
+    const q = HYPERVISOR_PLUGINS.qemu.command('/bin/qemu', vm({ guest: guestOn('qemu', '9pfs', [{ id: 'vol9', mountPoint: '/v' }]), vcpus: 1, net: { tap: 'tap0', mac: net.mac, mtu: 1450 },
+      blocks: blocks.slice(1), sharedFs: { kind: '9p', path: '/cntrRootfs', readonly: false } })).argv;
+    expect(q).toEqual(['/bin/qemu', '-name', 'urunc-c1', '-m', '268M', '-smp', '1', '-M', 'microvm,acpi=on,pic=on,pit=on,rtc=on', '-accel', 'kvm', '-cpu', 'host', '-L', '/usr/share/qemu',
+      '-nodefaults', '-no-user-config', '-display', 'none', '-vga', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot', '-qmp', 'unix:/run/urunc/qmp.sock,server=on,wait=off',
+      '-netdev', 'tap,id=net0,script=no,downscript=no,ifname=tap0', '-device', 'virtio-net-device,netdev=net0,mac=02:00:00:00:00:01',
+      '-device', 'virtio-blk-device,serial=vol9,drive=vol9', '-drive', 'format=raw,if=none,id=vol9,file=/dev/urunc-vol9',
+      '-device', 'virtio-blk-device,serial=urunit,drive=urunit', '-drive', 'format=raw,if=none,id=urunit,file=/run/urunc/urunit.conf',
+      '-fsdev', 'local,id=rootfs9p,security_model=none,path=/cntrRootfs,multidevs=remap', '-device', 'virtio-9p-device,fsdev=rootfs9p,mount_tag=fs0',
+      '-kernel', '/guest/kernel', '-append', 'vfs.root.mountfrom=p9fs:fs0 init_path=/urunit URUNIT_CONFIG=/dev/vtbd1']);
   });
 });
 
@@ -526,6 +585,8 @@ describe('vAccel', () => {
     expect(() => resolveVAccel(ask('vsock://2:2048'), 'qemu', 'c1', false)).toThrow('com.urunc.unikernel.vAccel is set, but vAccel is disabled in the urunc configuration ([runtime] vAccel)');
     expect(() => on({ 'com.urunc.unikernel.vAccel': 'tcp', 'com.urunc.unikernel.RPCAddress': 'vsock://2:2048' })).toThrow(/only "vsock" is supported, got "tcp"/);
     expect(() => on({ 'com.urunc.unikernel.vAccel': 'vsock' })).toThrow(/com.urunc.unikernel.RPCAddress is not/);
+    expect(() => on({ 'com.urunc.unikernel.RPCAddress': 'vsock://2:2048' })).toThrow('com.urunc.unikernel.RPCAddress is set, but com.urunc.unikernel.vAccel is not');
+    expect(() => on(ask(`vsock://2:${'1'.repeat(5000)}`))).toThrow(/longer than 4096 bytes/);
   });
 
   it('qemu takes vsock://2:<port>; firecracker unix://<dir>/vaccel.sock_<port>, told to the guest as vsock://2:<port>; other monitors have none', () => {

@@ -64,7 +64,14 @@ export interface GuestOutput {
   acpiPowerdown: boolean;
   /** The monitor's exit status by which the guest says it halted normally (an exit device's code): the task's status is then 0. */
   haltStatus?: number;
+  /** qemu's machine for this guest whatever the config says (FreeBSD: microvm with ACPI, its only working shape). */
+  qemuMachine?: string;
+  /** firecracker's drive id for a disk (FreeBSD: FC<id>, its urunit config disk FC_URUNIT_CONFIG); default the disk's id. */
+  driveId?: (id: string) => string;
 }
+
+/** The id of urunit's raw config disk among the VM's disks (qemu's serial; firecracker's drive id through driveId). */
+export const URUNIT_DISK = 'urunit';
 
 export interface GuestType {
   /** The shared-filesystem roots the guest can mount (urunc's SupportsFS for 9pfs/virtiofs). */

@@ -18,7 +18,11 @@ export const firecracker: Hypervisor = {
         ...(vm.initrd ?? vm.urunitInitrd ? { initrd_path: vm.initrd ?? vm.urunitInitrd } : {}),
       },
       'machine-config': { vcpu_count: vm.vcpus, mem_size_mib: vm.memoryMb, smt: false },
-      drives: vm.blocks.map((b) => ({ drive_id: b.id, path_on_host: b.path, is_root_device: b.id === 'rootfs', is_read_only: false })),
+      // The guest may name its drives (FreeBSD: FC<id>, never the root device, which is Linux's root=).
+      drives: vm.blocks.map((b) => {
+        const id = vm.guest.driveId?.(b.id) ?? b.id;
+        return { drive_id: id, path_on_host: b.path, is_root_device: id === 'rootfs', is_read_only: false };
+      }),
       'network-interfaces': vm.net ? [{ iface_id: 'net1', guest_mac: vm.net.mac, host_dev_name: vm.net.tap }] : [],
       // vAccel over firecracker's hybrid vsock (urunc's FirecrackerVSockDev): a guest connection to port P reaches <uds_path>_P.
       ...(vm.vsock ? { vsock: { guest_cid: vm.vsock.cid, uds_path: vm.vsock.udsPath, vsock_id: 'root' } } : {}),

@@ -19,13 +19,13 @@ export const qemu: Hypervisor = {
     ? [{ host: `${config.data_path}/qemu`, at: '/usr/share/qemu' }, { host: `${config.data_path}/seabios`, at: '/usr/share/seabios' }]
     : ['/usr/share/qemu', '/usr/share/seabios', '/usr/lib/ipxe/qemu'].map((d) => ({ host: d, at: d }))),
   command(binary: string, vm: VmSpec): MonitorCommand {
-    const microvm = vm.arch === 'x86_64' && vm.config.machine === 'microvm';
+    // The guest type may need its own machine (FreeBSD: microvm with ACPI), else the config's.
+    const machine = vm.arch === 'aarch64' ? 'virt' : vm.guest.qemuMachine ?? (vm.config.machine === 'microvm' ? 'microvm,pit=on,pic=on,rtc=on' : 'pc');
+    const microvm = machine.startsWith('microvm');
     // microvm has no PCI bus: its virtio devices are the -device (virtio-mmio, modern only) variants.
     const dev = (pci: string) => (microvm ? pci.replace(/^(virtio-[a-z0-9-]+|vhost-user-fs|vhost-vsock)-pci\b/, '$1-device').replace(/,disable-(legacy|modern)=(on|off)/g, '') : pci);
     const a: string[] = [binary, '-name', `urunc-${vm.id}`, '-m', `${vm.memoryMb}M`, '-smp', String(vm.vcpus)];
-    if (vm.arch === 'aarch64') a.push('-M', 'virt');
-    else if (microvm) a.push('-M', 'microvm,pit=on,pic=on,rtc=on');
-    else a.push('-M', 'pc');
+    a.push('-M', machine);
     if (vm.accel === 'kvm') a.push('-accel', 'kvm', '-cpu', vm.config.cpu);
     // tcg's translation cache defaults to 1 GiB (an eighth of host RAM at most), filled as code runs:
     // 32 MiB keeps the monitor's own memory within vmm_overhead_mb and boots as fast (measured).

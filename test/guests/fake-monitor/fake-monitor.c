@@ -13,13 +13,17 @@
  * guest that connects to the host (vAccel): it binds its own socket at uds_path (which must be
  * writable), and the guest's connection to port P (from VACCEL_RPC_ADDRESS=vsock://2:P on the
  * command line) becomes a connection to the unix socket <uds_path>_P; it sends one line and prints
- * the agent's answer.
+ * the agent's answer. Its drives must be readable files or devices (it prints each with its size);
+ * a drive named FC_URUNIT_CONFIG is read as FreeBSD's urunit reads its config disk: whole 512-byte
+ * sectors only (firecracker hides a trailing partial one), lines up to PAD, each printed.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
@@ -61,6 +65,29 @@ static long json_number(const char *json, const char *key) {
 	if (!p) return -1;
 	p = strchr(p + strlen(pat), ':');
 	return p ? strtol(p + 1, NULL, 10) : -1;
+}
+
+/* Each "drive_id"/"path_on_host" pair of a firecracker config: opened as firecracker opens them. */
+static int drives(const char *name, const char *json) {
+	for (const char *p = strstr(json, "\"drive_id\""); p; p = strstr(p + 1, "\"drive_id\"")) {
+		char id[256] = "", host[4096] = "";
+		json_string(p, "drive_id", id, sizeof id);
+		json_string(p, "path_on_host", host, sizeof host);
+		int fd = open(host, O_RDONLY);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) != 0) { fprintf(stderr, "%s: drive %s: cannot open %s\n", name, id, host); return 1; }
+		long long size = S_ISBLK(st.st_mode) ? (long long)lseek(fd, 0, SEEK_END) : (long long)st.st_size;
+		printf("%s: drive %s %lld bytes\n", name, id, size);
+		if (!strcmp(id, "FC_URUNIT_CONFIG")) {
+			static char conf[65536];
+			long long whole = size - size % 512;
+			ssize_t n = pread(fd, conf, whole < (long long)sizeof conf - 1 ? whole : (long long)sizeof conf - 1, 0);
+			conf[n > 0 ? n : 0] = 0;
+			for (char *line = strtok(conf, "\n"); line && strcmp(line, "PAD"); line = strtok(NULL, "\n")) printf("%s: urunit-conf %s\n", name, line);
+		}
+		close(fd);
+	}
+	return 0;
 }
 
 static int unix_socket(const char *path, struct sockaddr_un *sa) {
@@ -115,6 +142,7 @@ int main(int argc, char **argv) {
 			fclose(f);
 			json_string(json, "kernel_image_path", kernel, sizeof kernel);
 			json_string(json, "boot_args", cmdline, sizeof cmdline);
+			if (drives(name, json) != 0) return 1;
 			if (strstr(json, "\"vsock\"")) {
 				json_string(json, "uds_path", uds, sizeof uds);
 				cid = json_number(json, "guest_cid");
