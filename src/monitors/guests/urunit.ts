@@ -23,7 +23,7 @@ export interface UrunitConfig {
 }
 
 /** The sector a raw config disk is read in. */
-export const SECTOR = 512;
+const SECTOR = 512;
 
 /** urunit's block section for a VM's disks: every disk but the root, named FC<id> on firecracker (drives found by order). */
 export function urunitVolumes(disks: ReadonlyArray<{ id: string; mountPoint: string }>, firecracker: boolean): UrunitConfig['volumes'] {
