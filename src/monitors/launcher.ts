@@ -142,8 +142,8 @@ export async function prepareLaunch(inp: LaunchInput): Promise<LaunchPlan> {
   const v = planVm(inp, params, a);
   await checkAgentSocket(v.vaccel);
   const { dir, root, scratch, user } = await makeMonitorBundleDirs(inp);
-  // The hypervisor's own config files hold the network: written at Start with the command line.
-  if (v.guest.urunit && v.guest.urunit.placement !== 'append') writeScratchFile(scratch, URUNIT_CONF, v.guest.urunit.config, user);
+  // The hypervisor's own config files and urunit's config file hold the network: written at Start
+  // with the command line (writeLaunchCommand); built here too, so what cannot be written fails now.
   const m = await monitorMounts(inp, params, a, v, { dir, root, scratch, user });
   const derived = derivedSpec(inp, v, m.binds, monitorDevices(inp, a, v), root);
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(derived));

@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { Code, ShimError, failedPrecondition, invalidArgument, messageOf } from '../errors.js';
 import { ARTIFACT_COPY_MAX, prepareLaunch, removeMonitorBundle, writeLaunchFiles, type LaunchPlan, type OciSpec } from '../monitors/launcher.js';
-import { blockFsOf, guestBlockOf, sharedFsOf } from '../monitors/guests/index.js';
+import { guestBlockOf, sharedFsOf } from '../monitors/guests/index.js';
 import { configPathFor, loadRuntimeConfig, type RuntimeConfig } from '../monitors/runtime-config.js';
 import { resolveUnikernelConfig, type UnikernelConfig } from '../monitors/unikernel-config.js';
 import { virtiofsdAvailable, waitForVirtiofsd } from '../monitors/virtiofsd.js';
@@ -143,7 +143,7 @@ export async function setupUnikernel(o: SetupInput, pre: { specKeys: Record<stri
   const volumes = guestVolumes(o.spec.mounts);
   let disks: BlockVolume[] = [];
   if (choice.type === 'block' && choice.blockSource === 'container' && volumes.length > 0) {
-    disks = await blockVolumes(volumes, await readMountInfo(), blockFsOf(config.unikernelType));
+    disks = await blockVolumes(volumes, await readMountInfo(), guestBlockOf(config.unikernelType).fs);
     if (o.mounts.length > 0) {
       if (mounted) await unmountAll(mounted);
       await mountRootfs(o.mounts);

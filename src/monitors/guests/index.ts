@@ -20,12 +20,7 @@ export function buildGuest(type: UnikernelType, input: GuestInput): GuestOutput 
   return GUEST_TYPES[type].build(input);
 }
 
-/** The filesystems a guest type mounts from a volume disk. */
-export function blockFsOf(type: UnikernelType): readonly string[] {
-  return GUEST_TYPES[type].blockFs;
-}
-
-/** A guest type's disk support for the rootfs planner (urunc's SupportsBlock and SupportsFS). */
+/** A guest type's disk support (urunc's SupportsBlock and SupportsFS): its root, and the filesystems it mounts from a disk (a root or a volume). */
 export function guestBlockOf(type: UnikernelType): { root: boolean; fs: readonly string[] } {
   return { root: GUEST_TYPES[type].blockRoot, fs: GUEST_TYPES[type].blockFs };
 }
